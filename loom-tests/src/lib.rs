@@ -1,0 +1,1 @@
+//! loom model checks of shmq; see tests/.

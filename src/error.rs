@@ -1,0 +1,149 @@
+//! Error types: one for sending, one for receiving, one for creating or
+//! attaching a segment. Each variant says what the caller can do about it.
+
+use std::fmt;
+
+/// Why a message was not sent. Nothing was written to the queue in any case.
+///
+/// `send` returns `Closed` or `TooLarge`; `try_send` adds `Full`;
+/// `send_timeout` adds `Timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No room right now (byte capacity or `maxsize` reached). Retry later, or
+    /// use `send`/`send_timeout` to wait for room.
+    #[error("queue is full")]
+    Full,
+    /// The deadline passed while the queue stayed full.
+    #[error("timed out waiting for room in the queue")]
+    Timeout,
+    /// The queue was closed: it will never accept a message again.
+    #[error("queue is closed")]
+    Closed,
+    /// The message can never fit: split it, or create the queue with a larger
+    /// `capacity_bytes` (the largest message is half the capacity).
+    #[error("message of {len} bytes exceeds the largest this queue holds ({max} bytes)")]
+    TooLarge {
+        /// Length of the rejected message.
+        len: usize,
+        /// The largest message this queue accepts.
+        max: usize,
+    },
+}
+
+/// Why no message was received.
+///
+/// `recv` returns `Closed` or `Corrupted`; `try_recv` adds `Empty`;
+/// `recv_timeout` adds `Timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// Nothing to receive right now. Retry later, or use `recv` to wait.
+    #[error("queue is empty")]
+    Empty,
+    /// The deadline passed while the queue stayed empty.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// The queue is closed and every message sent before `close` has been
+    /// received: the end of the stream. This replaces a sentinel value.
+    #[error("queue is closed and drained")]
+    Closed,
+    /// The next record in shared memory is impossible (a length past the
+    /// ring, say): a peer wrote garbage. Nothing was read; the queue cannot
+    /// be trusted any more.
+    #[error("queue segment is corrupted: {0}")]
+    Corrupted(&'static str),
+}
+
+/// Why a queue could not be created or attached.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A builder setting is out of range; the message says which and why.
+    #[error("invalid queue configuration: {0}")]
+    InvalidConfig(String),
+    /// The name is not a valid queue name (see [`crate::Builder::create_named`]).
+    #[error("invalid queue name {name:?}: {why}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// `create_named`: a segment of that name exists already. Open it, or
+    /// remove it with [`crate::Queue::unlink`] if it is stale.
+    #[error("a shared-memory segment named {0:?} already exists")]
+    AlreadyExists(String),
+    /// `open`: no segment of that name exists.
+    #[error("no shared-memory segment named {0:?}")]
+    NotFound(String),
+    /// The segment does not start with shmq's magic number: it is not a
+    /// queue (or it has been overwritten).
+    #[error("not a shmq segment (magic {found:#018x})")]
+    NotAQueue {
+        /// The first eight bytes found.
+        found: u64,
+    },
+    /// A shmq segment of another layout version: attach with the shmq
+    /// version that created it.
+    #[error("shmq layout version {found}, this library reads version {expected}")]
+    VersionMismatch {
+        /// Version in the segment.
+        found: u32,
+        /// Version this library implements.
+        expected: u32,
+    },
+    /// The creator has not finished initialising the segment (or died
+    /// before it did). Retry shortly; if it persists the segment is stale.
+    #[error("segment is not initialised yet")]
+    NotInitialized,
+    /// The segment is smaller than its header says it must be.
+    #[error("segment is truncated: {size} bytes, expected {expected}")]
+    Truncated {
+        /// Actual size of the file.
+        size: u64,
+        /// Size the header (or the minimum header) requires.
+        expected: u64,
+    },
+    /// Header fields contradict each other; the text names the field.
+    #[error("segment header is inconsistent: {0}")]
+    Corrupted(String),
+    /// A file descriptor passed as an anonymous queue is not a sealed memfd:
+    /// a peer could shrink it and crash every process that maps it.
+    #[error("file descriptor is not a sealed memfd (seals {seals:#x})")]
+    NotSealed {
+        /// The seals found (`F_GET_SEALS`), or -1 if the fd cannot be sealed.
+        seals: i32,
+    },
+    /// An operating-system call failed; `op` names it.
+    #[error("{op}: {source}")]
+    Os {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl OpenError {
+    pub(crate) fn os(op: &'static str, e: impl Into<std::io::Error>) -> Self {
+        OpenError::Os {
+            op,
+            source: e.into(),
+        }
+    }
+}
+
+/// Helper so `OpenError::os` accepts nix errors.
+pub(crate) struct Errno(pub nix::errno::Errno);
+impl From<Errno> for std::io::Error {
+    fn from(e: Errno) -> Self {
+        std::io::Error::from_raw_os_error(e.0 as i32)
+    }
+}
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

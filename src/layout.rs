@@ -1,0 +1,326 @@
+//! Every offset, size and bit encoding of the shared segment, in one place.
+//!
+//! ```text
+//! offset 0                                                     (one page)
+//! +--------------------------------------------------------------------+
+//! | Header: magic u64 | version u32 | header_len u32 | capacity u64    |
+//! |         maxsize u64 | granule u32 | ready u32 | desc_off u64        |
+//! |         data_off u64 | total_len u64 | creator_pid u32 | reserved   |
+//! +--------------------------------------------------------------------+  128
+//! | tail      u64 cursor  (producers CAS)             own 128-byte block |
+//! +--------------------------------------------------------------------+  256
+//! | read      u64 cursor  (consumers CAS)             own 128-byte block |
+//! +--------------------------------------------------------------------+  384
+//! | head      u64 position (reclaimer stores)         own 128-byte block |
+//! +--------------------------------------------------------------------+  512
+//! | recv_wait: futex seq u32 | waiters u32            own 128-byte block |
+//! +--------------------------------------------------------------------+  640
+//! | send_wait: futex seq u32 | waiters u32            own 128-byte block |
+//! +--------------------------------------------------------------------+  768
+//! | zero                                                               |
+//! +--------------------------------------------------------------------+  4096 = desc_off
+//! | descriptors: one u64 per granule of data (capacity / 64 of them)   |
+//! +--------------------------------------------------------------------+  data_off (page aligned)
+//! | data: capacity bytes, 64-byte granules; a record's payload starts  |
+//! | on a granule and is contiguous (never wraps)                       |
+//! +--------------------------------------------------------------------+  total_len
+//! ```
+//!
+//! ## Cursors (`tail`, `read`)
+//!
+//! ```text
+//!  63            39 38                                          1   0
+//! +----------------+---------------------------------------------+---+
+//! |  seq (25 bits) |        pos (38 bits, in granules)           | C |
+//! +----------------+---------------------------------------------+---+
+//! ```
+//! `seq` counts messages and `pos` counts granules, both wrapping; `C` is the
+//! closed bit (only ever set in `tail`). One CAS on `tail` claims the bytes
+//! and a `maxsize` slot together; one CAS on `read` takes a message. `head` is
+//! a bare `pos` (same 38-bit wrapping space). Invariant, in wrapping
+//! distances: `head <= read <= tail` and `tail - head <= granules`.
+//!
+//! ## Descriptors
+//!
+//! ```text
+//!  63            40 39      32 31                                   0
+//! +----------------+----------+--------------------------------------+
+//! |  tag (24 bits) |  state   |            len (bytes)               |
+//! +----------------+----------+--------------------------------------+
+//! ```
+//! The descriptor of granule `i` describes the record that *starts* at
+//! granule `i`, if one does; `tag` is the low 24 bits of the lap
+//! (`pos / granules`) of that record, so a descriptor left from another lap
+//! never passes for the current one. A descriptor is non-zero exactly while a
+//! record that starts there lies in `[head, tail)`; the reclaimer zeroes it
+//! before it moves `head` past the record. Payload bytes never overlap
+//! descriptors, so user data can never be mistaken for a header.
+
+use crate::sync::{AtomicU32, AtomicU64, FutexWord};
+use crossbeam_utils::CachePadded;
+
+/// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
+/// Bumped on any incompatible change of this file.
+pub(crate) const VERSION: u32 = 1;
+/// `ready` once every header field is written (stored last, Release).
+/// (`ready` is 0 while the creator is still initialising.)
+pub(crate) const READY_YES: u32 = 1;
+
+/// Record alignment and allocation unit: one cache line. Payloads start on a
+/// granule, so they are aligned to 64 bytes (enough for any rkyv archive),
+/// and two small records never share a cache line.
+pub(crate) const GRANULE: usize = 64;
+pub(crate) const GRANULE_SHIFT: u32 = 6;
+/// The descriptors start here; everything before is header and control.
+pub(crate) const HEADER_LEN: usize = 4096;
+const PAGE: usize = 4096;
+
+/// Smallest ring: 4 granules (256 bytes); largest: 1 GiB, so the number of
+/// granules (and so of messages in flight) fits the 25-bit `seq` with room to
+/// tell "full" from "empty".
+pub(crate) const MIN_CAPACITY: usize = 4 * GRANULE;
+pub(crate) const MAX_CAPACITY: usize = 1 << 30;
+/// Capacity used when the builder is not told.
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 20;
+
+pub(crate) const POS_BITS: u32 = 38;
+pub(crate) const POS_MASK: u64 = (1 << POS_BITS) - 1;
+pub(crate) const SEQ_BITS: u32 = 25;
+pub(crate) const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+const POS_SHIFT: u32 = 1;
+const SEQ_SHIFT: u32 = POS_SHIFT + POS_BITS;
+pub(crate) const CLOSED: u64 = 1;
+/// The largest `maxsize` (messages) that can be represented.
+pub(crate) const MAX_MAXSIZE: u64 = (MAX_CAPACITY / GRANULE) as u64;
+
+const _: () = assert!(SEQ_SHIFT + SEQ_BITS == 64);
+const _: () = assert!(MAX_MAXSIZE < SEQ_MASK);
+const _: () = assert!((MAX_CAPACITY / GRANULE) as u64 * 2 < POS_MASK);
+const _: () = assert!(1 << GRANULE_SHIFT == GRANULE);
+
+/// A decoded `tail` or `read` word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub seq: u64,
+    pub pos: u64,
+    pub closed: bool,
+}
+
+impl Cursor {
+    #[inline]
+    pub(crate) fn unpack(w: u64) -> Self {
+        Cursor {
+            seq: (w >> SEQ_SHIFT) & SEQ_MASK,
+            pos: (w >> POS_SHIFT) & POS_MASK,
+            closed: w & CLOSED != 0,
+        }
+    }
+    #[inline]
+    pub(crate) fn pack(self) -> u64 {
+        debug_assert!(self.seq <= SEQ_MASK && self.pos <= POS_MASK);
+        (self.seq << SEQ_SHIFT) | (self.pos << POS_SHIFT) | self.closed as u64
+    }
+}
+
+/// `a + n` in the wrapping position space.
+#[inline]
+pub(crate) fn pos_add(a: u64, n: u64) -> u64 {
+    a.wrapping_add(n) & POS_MASK
+}
+/// `a - b` in the wrapping position space (`a` is logically at or after `b`).
+#[inline]
+pub(crate) fn pos_sub(a: u64, b: u64) -> u64 {
+    a.wrapping_sub(b) & POS_MASK
+}
+/// `a - b` in the wrapping message-sequence space.
+#[inline]
+pub(crate) fn seq_sub(a: u64, b: u64) -> u64 {
+    a.wrapping_sub(b) & SEQ_MASK
+}
+
+/// Descriptor states (bits 32..40).
+pub(crate) const ST_EMPTY: u64 = 0;
+/// A message, written and published by its producer.
+pub(crate) const ST_COMMITTED: u64 = 1;
+/// Filler from the claim position to the end of the ring, so that the next
+/// record starts at granule 0; `len` is its size in bytes.
+pub(crate) const ST_PADDING: u64 = 2;
+/// Taken by a consumer and released: the reclaimer may move `head` past it.
+pub(crate) const ST_DONE: u64 = 3;
+const TAG_BITS: u32 = 24;
+const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+
+/// A decoded descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Desc {
+    pub tag: u64,
+    pub state: u64,
+    pub len: u32,
+}
+
+impl Desc {
+    #[inline]
+    pub(crate) fn unpack(w: u64) -> Self {
+        Desc {
+            tag: w >> 40,
+            state: (w >> 32) & 0xff,
+            len: w as u32,
+        }
+    }
+    #[inline]
+    pub(crate) fn pack(self) -> u64 {
+        debug_assert!(self.state != ST_EMPTY && self.state <= 0xff);
+        ((self.tag & TAG_MASK) << 40) | (self.state << 32) | self.len as u64
+    }
+}
+
+/// The descriptor tag of position `pos` in a ring of `1 << shift` granules.
+#[inline]
+pub(crate) fn tag_of(pos: u64, shift: u32) -> u64 {
+    (pos >> shift) & TAG_MASK
+}
+
+/// Granules a record of `len` bytes occupies (at least one: an empty message
+/// still needs a descriptor of its own).
+#[inline]
+pub(crate) fn footprint(len: usize) -> u64 {
+    (len.max(1) as u64).div_ceil(GRANULE as u64)
+}
+
+/// One side's futex word and the number of its sleepers.
+#[repr(C)]
+pub(crate) struct WaitCell {
+    /// Bumped by every waker before `FUTEX_WAKE`; sleepers wait on it.
+    pub seq: FutexWord,
+    /// How many threads are between registering and leaving their sleep;
+    /// a waker makes the syscall only when this is non-zero.
+    pub waiters: AtomicU32,
+}
+
+/// The hot words, each on its own cache-line pair (`CachePadded` is 128
+/// bytes on x86_64, covering the adjacent-line prefetcher).
+#[repr(C)]
+pub(crate) struct Control {
+    pub tail: CachePadded<AtomicU64>,
+    pub read: CachePadded<AtomicU64>,
+    pub head: CachePadded<AtomicU64>,
+    pub recv_wait: CachePadded<WaitCell>,
+    pub send_wait: CachePadded<WaitCell>,
+}
+
+/// The fixed part of the header. Fields other than `ready` are written once by
+/// the creator before it publishes `ready`, and copied (then validated) by
+/// every attacher, which never reads them again.
+#[repr(C)]
+pub(crate) struct Header {
+    pub magic: u64,
+    pub version: u32,
+    pub header_len: u32,
+    pub capacity: u64,
+    pub maxsize: u64,
+    pub granule: u32,
+    pub ready: AtomicU32,
+    pub desc_off: u64,
+    pub data_off: u64,
+    pub total_len: u64,
+    pub creator_pid: u32,
+    pub _reserved: u32,
+}
+
+pub(crate) const CONTROL_OFF: usize = 128;
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(std::mem::size_of::<Header>() <= CONTROL_OFF);
+    assert!(std::mem::offset_of!(Header, ready) == 36);
+    assert!(std::mem::align_of::<Control>() <= CONTROL_OFF);
+    assert!(CONTROL_OFF + std::mem::size_of::<Control>() <= HEADER_LEN);
+    assert!(std::mem::offset_of!(Control, read) == 128);
+    assert!(std::mem::offset_of!(Control, head) == 256);
+    assert!(std::mem::offset_of!(Control, recv_wait) == 384);
+    assert!(std::mem::offset_of!(Control, send_wait) == 512);
+};
+
+/// Where everything lies for a ring of `capacity` data bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub capacity: usize,
+    pub granules: u64,
+    pub shift: u32,
+    pub desc_off: usize,
+    pub data_off: usize,
+    pub total_len: usize,
+}
+
+impl Geometry {
+    /// `None` unless `capacity` is a power of two in
+    /// `MIN_CAPACITY..=MAX_CAPACITY`.
+    pub(crate) fn new(capacity: usize) -> Option<Self> {
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity) || !capacity.is_power_of_two() {
+            return None;
+        }
+        let granules = (capacity / GRANULE) as u64;
+        let desc_off = HEADER_LEN;
+        let data_off = (desc_off + granules as usize * 8).next_multiple_of(PAGE);
+        Some(Geometry {
+            capacity,
+            granules,
+            shift: granules.trailing_zeros(),
+            desc_off,
+            data_off,
+            total_len: data_off + capacity,
+        })
+    }
+
+    /// The largest message: half the ring, the most that always fits in an
+    /// empty ring wherever its cursor stands (a record may need padding up to
+    /// the end of the ring before it).
+    pub(crate) fn max_message(&self) -> usize {
+        self.capacity / 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip() {
+        for c in [
+            Cursor { seq: 0, pos: 0, closed: false },
+            Cursor { seq: SEQ_MASK, pos: POS_MASK, closed: true },
+            Cursor { seq: 12345, pos: 1 << 37, closed: false },
+        ] {
+            assert_eq!(Cursor::unpack(c.pack()), c);
+        }
+    }
+
+    #[test]
+    fn desc_round_trip_and_nonzero() {
+        let d = Desc { tag: TAG_MASK, state: ST_DONE, len: u32::MAX };
+        assert_eq!(Desc::unpack(d.pack()), d);
+        let d = Desc { tag: 0, state: ST_COMMITTED, len: 0 };
+        assert_ne!(d.pack(), 0, "a committed empty message must not read as EMPTY");
+    }
+
+    #[test]
+    fn wrapping_arithmetic() {
+        assert_eq!(pos_sub(pos_add(POS_MASK, 3), POS_MASK), 3);
+        assert_eq!(seq_sub(1, SEQ_MASK), 2);
+    }
+
+    #[test]
+    fn geometry() {
+        assert!(Geometry::new(100).is_none());
+        assert!(Geometry::new(MIN_CAPACITY / 2).is_none());
+        assert!(Geometry::new(MAX_CAPACITY * 2).is_none());
+        let g = Geometry::new(1 << 20).unwrap();
+        assert_eq!(g.granules, 16384);
+        assert_eq!(g.data_off % PAGE, 0);
+        assert_eq!(g.total_len, g.data_off + (1 << 20));
+        assert_eq!(footprint(0), 1);
+        assert_eq!(footprint(64), 1);
+        assert_eq!(footprint(65), 2);
+    }
+}

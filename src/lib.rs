@@ -1,0 +1,57 @@
+//! # shmq: a message queue between processes, in shared memory
+//!
+//! A fixed-capacity, lock-free, multi-producer multi-consumer ring of
+//! variable-length messages in a shared-memory segment, with the semantics of
+//! Python's `multiprocessing.Queue`: `maxsize`, blocking `send`/`recv` with
+//! timeouts, non-blocking variants that fail with `Full`/`Empty`, and `close`
+//! that lets receivers drain and then stop.
+//!
+//! * Producers write each message once, straight into the ring; consumers
+//!   read it in place ([`RecvGuard`] derefs to `&[u8]` in shared memory).
+//! * No syscall on the hot path: a sleeping side is woken by a futex in the
+//!   segment only when it really sleeps.
+//! * Segments are anonymous sealed memfds ([`Builder::create`]), handed to
+//!   children by inheritance ([`Queue::inherit_into`], [`Queue::from_env`]) or
+//!   fork, or named POSIX shm ([`Builder::create_named`], [`Queue::open`]).
+//!
+//! ```
+//! use shmq::{Queue, RecvError};
+//!
+//! let q = Queue::builder().capacity_bytes(64 * 1024).maxsize(100).create()?;
+//! let (tx, rx) = (q.sender(), q.receiver());
+//! tx.send(b"hello")?;
+//! tx.send(b"world")?;
+//! q.close(); // no more sends; receivers drain, then get Closed
+//! assert_eq!(&*rx.recv()?, b"hello");
+//! assert_eq!(&*rx.recv()?, b"world");
+//! assert_eq!(rx.recv().unwrap_err(), RecvError::Closed);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! See `docs/DESIGN.md` for the memory layout and the protocol, and
+//! `docs/MULTIPROCESSING.md` for the map from Python's names to ours.
+
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+mod layout;
+mod ring;
+mod sync;
+
+#[cfg(not(loom))]
+mod futex;
+#[cfg(not(loom))]
+mod queue;
+#[cfg(not(loom))]
+mod segment;
+
+pub use error::{OpenError, RecvError, SendError};
+#[cfg(not(loom))]
+pub use queue::{Builder, Queue, RecvGuard, Receiver, Sender};
+
+/// Hooks for the loom models in `loom-tests/`: the real ring protocol over
+/// loom's atomics, cells and futex model. Not part of the public API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_api;

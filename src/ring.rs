@@ -1,0 +1,731 @@
+//! The ring protocol: claim, commit, take, release, and the wait/wake
+//! protocol around them. No syscalls here: atomics, payload memory and
+//! futexes all come through [`crate::sync`], so loom checks this very code.
+//!
+//! # Protocol (see `layout` for the encodings and docs/DESIGN.md for proofs)
+//!
+//! * **Claim** (producer): CAS `tail` from `{seq, pos}` to
+//!   `{seq + 1, pos + pad + n}` after checking room against `head` (bytes)
+//!   and `read.seq` (`maxsize`). `pad` is the rest of the ring when the
+//!   record would not fit before its end. The CAS fails if `tail` carries the
+//!   closed bit, which makes `close` a single linearisation point.
+//! * **Commit** (producer): write the payload, then store the descriptor
+//!   `{tag, COMMITTED, len}` with Release. A padding descriptor is stored
+//!   right after the claim.
+//! * **Take** (consumer): load the descriptor at `read` with Acquire; if it is
+//!   committed (or padding) for this lap, CAS `read` past it. The record is
+//!   now this consumer's alone; it reads the payload in place.
+//! * **Release** (consumer, when the guard drops): records may be released in
+//!   any order, but space is reclaimed in order. The releaser of the record at
+//!   `head` zeroes its descriptor and moves `head`; any other releaser marks
+//!   its descriptor DONE. Whoever moves `head` keeps going while the next
+//!   descriptor is DONE, winning each one with a DONE→EMPTY CAS so that
+//!   exactly one thread moves `head` past each record.
+//! * **Wait/wake**: a sleeper reads the side's futex `seq`, increments
+//!   `waiters`, issues a SeqCst fence, re-checks its condition, then sleeps
+//!   on `seq` (in bounded slices). A waker changes the condition, issues a
+//!   SeqCst fence, and only if `waiters != 0` bumps `seq` and calls
+//!   `FUTEX_WAKE`. The two fences make it impossible for both the sleeper to
+//!   miss the change and the waker to miss the sleeper.
+
+use crate::error::{RecvError, SendError};
+use crate::layout::*;
+use crate::sync::{fence, futex_wait, futex_wake_all, spin_hint, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+/// Longest single futex sleep: a sleeper wakes at least this often to
+/// re-check, so a wake-up that a dead peer never sent costs at most this.
+const SLEEP_SLICE: Duration = Duration::from_millis(100);
+/// Failed attempts (with a spin hint between them) before a blocking call
+/// registers as a waiter and sleeps. Zero under loom: spinning there only
+/// multiplies the interleavings to explore.
+#[cfg(not(loom))]
+const SPIN_TRIES: u32 = 128;
+#[cfg(loom)]
+const SPIN_TRIES: u32 = 0;
+
+/// `maxsize` meaning "bounded by bytes only".
+pub(crate) const UNBOUNDED: u64 = u64::MAX;
+
+/// The payload area. Normal builds: raw shared memory.
+#[cfg(not(loom))]
+struct Data {
+    base: NonNull<u8>,
+}
+
+#[cfg(not(loom))]
+impl Data {
+    /// # Safety
+    /// `[gran * GRANULE, gran * GRANULE + bytes.len())` lies inside the data
+    /// area and is owned by the caller (claimed, not yet committed).
+    #[inline]
+    unsafe fn write(&self, gran: u64, bytes: &[u8]) {
+        // SAFETY: the caller guarantees the range is in bounds and claimed,
+        // so no other thread reads or writes it until our commit.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.base.as_ptr().add(gran as usize * GRANULE),
+                bytes.len(),
+            )
+        }
+    }
+
+    /// # Safety
+    /// The range is in bounds and holds a record the caller has taken and
+    /// not yet released; the slice must not outlive the release.
+    #[inline]
+    unsafe fn slice(&self, gran: u64, len: usize) -> &[u8] {
+        // SAFETY: as above; a taken record is written by nobody until released.
+        unsafe {
+            std::slice::from_raw_parts(self.base.as_ptr().add(gran as usize * GRANULE), len)
+        }
+    }
+}
+
+/// The payload area under loom: one tracked cell per granule, so loom flags
+/// a payload read that is not ordered after its write (or a write that is not
+/// ordered after the previous lap's read).
+#[cfg(loom)]
+struct Data {
+    cells: NonNull<loom::cell::UnsafeCell<[u8; GRANULE]>>,
+}
+
+#[cfg(loom)]
+impl Data {
+    unsafe fn write(&self, gran: u64, bytes: &[u8]) {
+        for (i, chunk) in bytes.chunks(GRANULE).enumerate() {
+            // SAFETY: in bounds per the caller's contract.
+            let cell = unsafe { &*self.cells.as_ptr().add(gran as usize + i) };
+            // SAFETY: loom checks that this access is exclusive.
+            cell.with_mut(|p| unsafe { (&mut *p)[..chunk.len()].copy_from_slice(chunk) });
+        }
+    }
+
+    unsafe fn copy_out(&self, gran: u64, len: usize, out: &mut Vec<u8>) {
+        let mut left = len;
+        let mut g = gran as usize;
+        while left > 0 {
+            let n = left.min(GRANULE);
+            // SAFETY: in bounds per the caller's contract.
+            let cell = unsafe { &*self.cells.as_ptr().add(g) };
+            // SAFETY: loom checks that no write races with this read.
+            cell.with(|p| out.extend_from_slice(unsafe { &(&*p)[..n] }));
+            left -= n;
+            g += 1;
+        }
+    }
+}
+
+/// Process-local memory a ring may own (heap rings for unit tests and loom).
+#[cfg(any(test, loom))]
+struct HeapParts {
+    _ctrl: Box<Control>,
+    _descs: Box<[AtomicU64]>,
+    #[cfg(not(loom))]
+    _data: Box<[AlignedGranule]>,
+    #[cfg(loom)]
+    _data: Box<[loom::cell::UnsafeCell<[u8; GRANULE]>]>,
+}
+
+#[cfg(all(test, not(loom)))]
+#[repr(C, align(64))]
+struct AlignedGranule([u8; GRANULE]);
+
+/// A producer handle's private view: the last `head` and `read.seq` it saw.
+/// Both only ever grow, so a stale copy errs towards "full" and is refreshed
+/// only then (rigtorp's cached-index trick: no cache-line traffic with the
+/// consumers while the copy says there is room).
+#[derive(Default)]
+pub(crate) struct SendCache {
+    head: Cell<u64>,
+    read_seq: Cell<u64>,
+}
+
+/// A record a consumer has taken; hand it back to [`Ring::release`].
+#[derive(Debug)]
+pub(crate) struct Claim {
+    /// Ring position (granules, wrapping) of the record.
+    pub pos: u64,
+    /// Payload length in bytes.
+    pub len: usize,
+    /// The descriptor word as committed.
+    desc: u64,
+}
+
+/// A ring over some memory: shared memory mapped by `segment`, or the heap.
+pub(crate) struct Ring {
+    ctrl: NonNull<Control>,
+    descs: NonNull<AtomicU64>,
+    data: Data,
+    granules: u64,
+    mask: u64,
+    shift: u32,
+    maxsize: u64,
+    max_len: usize,
+    #[cfg(any(test, loom))]
+    _heap: Option<HeapParts>,
+}
+
+// SAFETY: a Ring is a set of pointers into memory that is either owned by the
+// ring (`_heap`) or kept mapped by the owner of the ring; every access to it is
+// atomic or governed by the claim protocol, which is made for many threads.
+unsafe impl Send for Ring {}
+// SAFETY: as above.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// A ring over memory laid out as in `layout`.
+    ///
+    /// # Safety
+    /// `base` points to `geo.total_len` bytes that stay mapped, readable and
+    /// writable, and suitably aligned (page aligned) for as long as the ring
+    /// lives; the header and control block were zeroed or are in a state a
+    /// shmq ring left them in (any value is memory-safe: every index is
+    /// masked and every length checked).
+    #[cfg(not(loom))]
+    pub(crate) unsafe fn from_raw(base: NonNull<u8>, geo: &Geometry, maxsize: u64) -> Self {
+        // SAFETY: offsets lie inside the mapping per the caller's contract and
+        // are aligned for their types (page-aligned base, const-asserted
+        // offsets).
+        unsafe {
+            let p = base.as_ptr();
+            Ring::from_parts(
+                NonNull::new_unchecked(p.add(CONTROL_OFF).cast()),
+                NonNull::new_unchecked(p.add(geo.desc_off).cast()),
+                Data {
+                    base: NonNull::new_unchecked(p.add(geo.data_off)),
+                },
+                geo,
+                maxsize,
+                #[cfg(test)]
+                None,
+            )
+        }
+    }
+
+    /// A ring in process-local memory (for tests and loom models).
+    /// `maxsize` 0 means unbounded.
+    #[cfg(any(test, loom))]
+    pub(crate) fn new_heap(capacity: usize, maxsize: u64) -> Self {
+        let geo = Geometry::new(capacity).expect("heap ring: capacity out of range");
+        let ctrl = Box::new(Control::new());
+        let descs: Box<[AtomicU64]> = (0..geo.granules).map(|_| AtomicU64::new(0)).collect();
+        #[cfg(not(loom))]
+        let data: Box<[AlignedGranule]> = (0..geo.granules)
+            .map(|_| AlignedGranule([0; GRANULE]))
+            .collect();
+        #[cfg(loom)]
+        let data: Box<[loom::cell::UnsafeCell<[u8; GRANULE]>]> = (0..geo.granules)
+            .map(|_| loom::cell::UnsafeCell::new([0; GRANULE]))
+            .collect();
+        let ctrl_ptr = NonNull::from(&*ctrl);
+        let desc_ptr = NonNull::new(descs.as_ptr() as *mut AtomicU64).unwrap();
+        #[cfg(not(loom))]
+        let d = Data {
+            base: NonNull::new(data.as_ptr() as *mut u8).unwrap(),
+        };
+        #[cfg(loom)]
+        let d = Data {
+            cells: NonNull::new(data.as_ptr() as *mut _).unwrap(),
+        };
+        let heap = HeapParts {
+            _ctrl: ctrl,
+            _descs: descs,
+            _data: data,
+        };
+        Ring::from_parts(ctrl_ptr, desc_ptr, d, &geo, maxsize, Some(heap))
+    }
+
+    fn from_parts(
+        ctrl: NonNull<Control>,
+        descs: NonNull<AtomicU64>,
+        data: Data,
+        geo: &Geometry,
+        maxsize: u64,
+        #[cfg(any(test, loom))] heap: Option<HeapParts>,
+    ) -> Self {
+        Ring {
+            ctrl,
+            descs,
+            data,
+            granules: geo.granules,
+            mask: geo.granules - 1,
+            shift: geo.shift,
+            maxsize: if maxsize == 0 { UNBOUNDED } else { maxsize },
+            max_len: geo.max_message(),
+            #[cfg(any(test, loom))]
+            _heap: heap,
+        }
+    }
+
+    #[inline]
+    fn ctrl(&self) -> &Control {
+        // SAFETY: valid for the ring's lifetime (constructor contract).
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    /// The descriptor of the granule where position `pos` falls.
+    #[inline]
+    fn desc(&self, pos: u64) -> &AtomicU64 {
+        // SAFETY: the index is masked to `0..granules`, the array's length.
+        unsafe { &*self.descs.as_ptr().add((pos & self.mask) as usize) }
+    }
+
+    /// Largest message in bytes.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Capacity of the data area in bytes.
+    pub(crate) fn capacity(&self) -> usize {
+        self.granules as usize * GRANULE
+    }
+
+    /// `maxsize` in messages, `None` when bounded only by bytes.
+    pub(crate) fn maxsize(&self) -> Option<u64> {
+        (self.maxsize != UNBOUNDED).then_some(self.maxsize)
+    }
+
+    // ---------------------------------------------------------------- send
+
+    /// Claims room for `bytes`, writes and commits them, or fails at once.
+    pub(crate) fn try_send(&self, cache: &SendCache, bytes: &[u8]) -> Result<(), SendError> {
+        let len = bytes.len();
+        if len > self.max_len {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.max_len,
+            });
+        }
+        let fp = footprint(len);
+        let ctrl = self.ctrl();
+        // Relaxed: `tail` is only a ticket dispenser. Exclusive ownership of
+        // the claimed bytes comes from the atomicity of the CAS below; that
+        // they are free comes from the Acquire load of `head`.
+        let mut t = ctrl.tail.load(Ordering::Relaxed);
+        let (pos, pad) = loop {
+            let c = Cursor::unpack(t);
+            if c.closed {
+                return Err(SendError::Closed);
+            }
+            let to_end = self.granules - (c.pos & self.mask);
+            let pad = if fp <= to_end { 0 } else { to_end };
+            let need = pad + fp;
+            // Possibly full by bytes -> refresh head -> really full?
+            if pos_sub(c.pos, cache.head.get()) + need > self.granules {
+                // SYNC: pairs with the Release store of `head` in `release`/
+                // `advance`: the consumers' reads of the space we are about to
+                // reuse, and the zeroing of its descriptors, happen-before our
+                // writes.
+                cache.head.set(ctrl.head.load(Ordering::Acquire));
+                if pos_sub(c.pos, cache.head.get()) + need > self.granules {
+                    match self.recheck_tail(t) {
+                        Some(t2) => {
+                            t = t2;
+                            continue;
+                        }
+                        None => return Err(SendError::Full),
+                    }
+                }
+            }
+            // Possibly full by count -> refresh read.seq -> really full?
+            if self.maxsize != UNBOUNDED && seq_sub(c.seq, cache.read_seq.get()) >= self.maxsize {
+                // Relaxed: only a count is read; no memory is reused because
+                // of it (bytes are governed by `head` above).
+                let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
+                cache.read_seq.set(r.seq);
+                if seq_sub(c.seq, r.seq) >= self.maxsize {
+                    match self.recheck_tail(t) {
+                        Some(t2) => {
+                            t = t2;
+                            continue;
+                        }
+                        None => return Err(SendError::Full),
+                    }
+                }
+            }
+            let next = Cursor {
+                seq: (c.seq + 1) & SEQ_MASK,
+                pos: pos_add(c.pos, need),
+                closed: false,
+            };
+            // Relaxed: see the load of `tail` above.
+            match ctrl.tail.compare_exchange_weak(
+                t,
+                next.pack(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break (c.pos, pad),
+                Err(actual) => t = actual,
+            }
+        };
+        // `[pos, pos + pad + fp)` is ours.
+        if pad > 0 {
+            let d = Desc {
+                tag: tag_of(pos, self.shift),
+                state: ST_PADDING,
+                len: (pad as usize * GRANULE) as u32,
+            };
+            // SYNC: pairs with the consumer's Acquire load of the descriptor
+            // (no payload to publish; Release keeps it uniform with commits).
+            self.desc(pos).store(d.pack(), Ordering::Release);
+        }
+        let rec = pos_add(pos, pad);
+        // SAFETY: `rec & mask` + footprint <= granules (the record fits
+        // before the end by the choice of `pad`), and the range is ours.
+        unsafe { self.data.write(rec & self.mask, bytes) };
+        let d = Desc {
+            tag: tag_of(rec, self.shift),
+            state: ST_COMMITTED,
+            len: len as u32,
+        };
+        // SYNC (commit): pairs with the Acquire load of the descriptor in
+        // `try_recv`; the payload written above is visible to whoever sees it.
+        self.desc(rec).store(d.pack(), Ordering::Release);
+        // Dekker with a receiver's `register` + re-check: either it sees the
+        // commit, or we see it counted in `waiters`.
+        fence(Ordering::SeqCst);
+        self.wake_if_waiting(&ctrl.recv_wait);
+        Ok(())
+    }
+
+    /// A "full" verdict is only trusted if `tail` did not move meanwhile:
+    /// `head`/`read` may have been loaded after a newer `tail`, which would
+    /// make the distance computed from our stale `tail` meaningless.
+    #[inline]
+    fn recheck_tail(&self, t: u64) -> Option<u64> {
+        let t2 = self.ctrl().tail.load(Ordering::Relaxed);
+        (t2 != t).then_some(t2)
+    }
+
+    /// Blocking send: spin, then sleep until room, `close`, or `deadline`.
+    pub(crate) fn send(
+        &self,
+        cache: &SendCache,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        match self.try_send(cache, bytes) {
+            Err(SendError::Full) => self.block(&self.ctrl().send_wait, deadline, || {
+                match self.try_send(cache, bytes) {
+                    Err(SendError::Full) => None,
+                    r => Some(r),
+                }
+            })
+            .unwrap_or(Err(SendError::Timeout)),
+            r => r,
+        }
+    }
+
+    // ---------------------------------------------------------------- recv
+
+    /// Takes the next committed record, or fails at once.
+    pub(crate) fn try_recv(&self) -> Result<Claim, RecvError> {
+        let ctrl = self.ctrl();
+        // Relaxed: `read` is a ticket; the payload is published by the
+        // descriptor, loaded with Acquire below.
+        let mut r = ctrl.read.load(Ordering::Relaxed);
+        loop {
+            let c = Cursor::unpack(r);
+            // SYNC: pairs with the producer's Release store of the descriptor
+            // (commit): its payload is visible to us if we see COMMITTED.
+            let w = self.desc(c.pos).load(Ordering::Acquire);
+            let d = Desc::unpack(w);
+            let ready = w != 0
+                && d.tag == tag_of(c.pos, self.shift)
+                && (d.state == ST_COMMITTED || d.state == ST_PADDING);
+            if ready {
+                let is_msg = d.state == ST_COMMITTED;
+                let fp = footprint(d.len as usize);
+                // Untrusted: a peer may have written anything here.
+                if (is_msg && d.len as usize > self.max_len)
+                    || (c.pos & self.mask) + fp > self.granules
+                {
+                    return Err(RecvError::Corrupted("record length runs past the ring"));
+                }
+                let next = Cursor {
+                    seq: if is_msg { (c.seq + 1) & SEQ_MASK } else { c.seq },
+                    pos: pos_add(c.pos, fp),
+                    closed: false,
+                };
+                // Relaxed: uniqueness of the take comes from the CAS itself;
+                // the data was acquired through the descriptor.
+                match ctrl.read.compare_exchange_weak(
+                    r,
+                    next.pack(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) if is_msg => {
+                        if self.maxsize != UNBOUNDED {
+                            // Dekker with a sender waiting for `maxsize`.
+                            fence(Ordering::SeqCst);
+                            self.wake_if_waiting(&ctrl.send_wait);
+                        }
+                        return Ok(Claim {
+                            pos: c.pos,
+                            len: d.len as usize,
+                            desc: w,
+                        });
+                    }
+                    Ok(_) => {
+                        // Padding: nothing to hand out, release it at once.
+                        self.release_at(c.pos, w);
+                        r = next.pack();
+                    }
+                    Err(actual) => r = actual,
+                }
+                continue;
+            }
+            // Nothing ready at `read` -- unless another consumer moved it and
+            // what we loaded belongs to a later lap.
+            let again = ctrl.read.load(Ordering::Relaxed);
+            if again != r {
+                r = again;
+                continue;
+            }
+            // Relaxed: we only read the closed bit and the position; if no
+            // record was claimed at or after `read` when `tail` was closed,
+            // none ever will be.
+            let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
+            return Err(if t.closed && t.pos == c.pos {
+                RecvError::Closed
+            } else {
+                RecvError::Empty
+            });
+        }
+    }
+
+    /// Blocking receive: spin, then sleep until a commit, `close`, or
+    /// `deadline`.
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Claim, RecvError> {
+        match self.try_recv() {
+            Err(RecvError::Empty) => self
+                .block(&self.ctrl().recv_wait, deadline, || match self.try_recv() {
+                    Err(RecvError::Empty) => None,
+                    r => Some(r),
+                })
+                .unwrap_or(Err(RecvError::Timeout)),
+            r => r,
+        }
+    }
+
+    /// The payload of a taken record, in place.
+    ///
+    /// # Safety
+    /// `claim` came from this ring's `try_recv`/`recv` and has not been
+    /// released; the slice must be dropped before it is.
+    #[cfg(not(loom))]
+    #[inline]
+    pub(crate) unsafe fn payload(&self, claim: &Claim) -> &[u8] {
+        // SAFETY: a taken record is in bounds (checked in `try_recv`) and
+        // nobody writes it until it is released (caller's contract).
+        unsafe { self.data.slice(claim.pos & self.mask, claim.len) }
+    }
+
+    /// Copies a taken record's payload out (loom builds: the tracked read).
+    #[cfg(loom)]
+    pub(crate) fn copy_payload(&self, claim: &Claim, out: &mut Vec<u8>) {
+        // SAFETY: in bounds, checked in `try_recv`.
+        unsafe { self.data.copy_out(claim.pos & self.mask, claim.len, out) }
+    }
+
+    /// Gives a taken record's space back.
+    pub(crate) fn release(&self, claim: Claim) {
+        self.release_at(claim.pos, claim.desc);
+    }
+
+    fn release_at(&self, pos: u64, w: u64) {
+        let ctrl = self.ctrl();
+        let d = Desc::unpack(w);
+        // Relaxed: only compared with `pos`. If it equals `pos` it is current:
+        // nobody but us can move `head` past our record, which is not DONE.
+        let moved = if ctrl.head.load(Ordering::Relaxed) == pos {
+            // We hold the oldest record: reclaim it ourselves, no DONE step.
+            // Relaxed: ordered before the Release store of `head` below.
+            self.desc(pos).store(0, Ordering::Relaxed);
+            let next = pos_add(pos, footprint(d.len as usize));
+            // SYNC: pairs with the producers' Acquire load of `head`: our
+            // payload reads and the zeroed descriptor happen-before reuse.
+            ctrl.head.store(next, Ordering::Release);
+            self.advance(next);
+            true
+        } else {
+            let done = Desc {
+                state: ST_DONE,
+                ..d
+            };
+            // SYNC: pairs with the Acquire load in `advance`; our payload
+            // reads happen-before the reclaimer's Release store of `head`.
+            self.desc(pos).store(done.pack(), Ordering::Release);
+            // Dekker with `advance`: either we see `head == pos` below, or the
+            // thread that stored it sees our DONE.
+            fence(Ordering::SeqCst);
+            let h = ctrl.head.load(Ordering::Relaxed);
+            self.advance(h)
+        };
+        if moved {
+            // `advance` ended with a SeqCst fence after the last `head`
+            // store: Dekker with a sender's `register` + re-check.
+            self.wake_if_waiting(&ctrl.send_wait);
+        }
+    }
+
+    /// Moves `head` on from `cur` (a value of `head` we stored or saw) past
+    /// every DONE record. Returns whether `head` moved.
+    fn advance(&self, mut cur: u64) -> bool {
+        let mut moved = false;
+        loop {
+            fence(Ordering::SeqCst);
+            let slot = self.desc(cur);
+            // SYNC: pairs with the Release store of DONE in `release_at`.
+            let w = slot.load(Ordering::Acquire);
+            let d = Desc::unpack(w);
+            if d.state != ST_DONE || d.tag != tag_of(cur, self.shift) {
+                return moved;
+            }
+            // The CAS makes us the one thread that moves `head` past this
+            // record (the tag rules out a DONE from another lap). Relaxed: the
+            // load above acquired; the head store below releases.
+            if slot
+                .compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            {
+                return moved;
+            }
+            cur = pos_add(cur, footprint(d.len as usize));
+            // SYNC: pairs with the producers' Acquire load of `head`.
+            self.ctrl().head.store(cur, Ordering::Release);
+            moved = true;
+        }
+    }
+
+    // ------------------------------------------------------------ waiting
+
+    /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
+    /// when it is done (success or a final error), `None` to keep waiting.
+    /// Returns `None` when `deadline` passed.
+    #[cold]
+    fn block<T>(
+        &self,
+        cell: &WaitCell,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
+        for _ in 0..SPIN_TRIES {
+            spin_hint();
+            if let Some(r) = attempt() {
+                return Some(r);
+            }
+        }
+        loop {
+            // Read the sequence before registering and re-checking: a wake
+            // that comes after this load changes it, so the sleep below
+            // returns at once (the kernel compares under its lock).
+            let seen = cell.seq.load(Ordering::Acquire);
+            // Relaxed + fence: the SeqCst fence orders this increment before
+            // the re-check, against the waker's fence.
+            cell.waiters.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            if let Some(r) = attempt() {
+                cell.waiters.fetch_sub(1, Ordering::Relaxed);
+                return Some(r);
+            }
+            let slice_end = Instant::now() + SLEEP_SLICE;
+            let until = match deadline {
+                Some(d) if d < slice_end => d,
+                _ => slice_end,
+            };
+            futex_wait(&cell.seq, seen, Some(until));
+            cell.waiters.fetch_sub(1, Ordering::Relaxed);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return attempt();
+            }
+        }
+    }
+
+    /// Wakes `cell`'s sleepers if there are any. The caller has made its
+    /// change visible and issued a SeqCst fence.
+    #[inline]
+    fn wake_if_waiting(&self, cell: &WaitCell) {
+        // Relaxed: ordered after the caller's change by its SeqCst fence.
+        if cell.waiters.load(Ordering::Relaxed) != 0 {
+            self.wake(cell);
+        }
+    }
+
+    #[cold]
+    fn wake(&self, cell: &WaitCell) {
+        // Release: a sleeper that reads the new value (Acquire) sees the
+        // change that caused the wake.
+        cell.seq.fetch_add(1, Ordering::Release);
+        futex_wake_all(&cell.seq);
+    }
+
+    // --------------------------------------------------------------- misc
+
+    /// Stops all further sends and wakes every sleeper. Idempotent.
+    pub(crate) fn close(&self) {
+        let ctrl = self.ctrl();
+        // SeqCst: a single point after which every claim fails; the wakes
+        // below follow it.
+        ctrl.tail.fetch_or(CLOSED, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        self.wake(&ctrl.recv_wait);
+        self.wake(&ctrl.send_wait);
+    }
+
+    /// Whether `close` has been called.
+    pub(crate) fn is_closed(&self) -> bool {
+        // Relaxed: a snapshot; "closed" never becomes false again.
+        Cursor::unpack(self.ctrl().tail.load(Ordering::Relaxed)).closed
+    }
+
+    /// Messages sent (or being written) and not yet taken: a snapshot.
+    pub(crate) fn len(&self) -> usize {
+        let ctrl = self.ctrl();
+        // Relaxed snapshots; `read` first, so the difference is never negative.
+        let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
+        let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
+        let n = seq_sub(t.seq, r.seq).min(self.granules);
+        n.min(self.maxsize) as usize
+    }
+
+    /// Whether a sender would find no room: `maxsize` messages queued, or
+    /// not a single free granule.
+    pub(crate) fn is_full(&self) -> bool {
+        let ctrl = self.ctrl();
+        let h = ctrl.head.load(Ordering::Relaxed);
+        let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
+        self.len() as u64 >= self.maxsize || pos_sub(t.pos, h) >= self.granules
+    }
+}
+
+#[cfg(any(test, loom))]
+impl Control {
+    /// All-zero control block, as a fresh segment has.
+    pub(crate) fn new() -> Self {
+        use crate::sync::{AtomicU32, FutexWord};
+        use crossbeam_utils::CachePadded;
+        let cell = || {
+            CachePadded::new(WaitCell {
+                seq: FutexWord::new(0),
+                waiters: AtomicU32::new(0),
+            })
+        };
+        Control {
+            tail: CachePadded::new(AtomicU64::new(0)),
+            read: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(0)),
+            recv_wait: cell(),
+            send_wait: cell(),
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

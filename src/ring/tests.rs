@@ -1,0 +1,275 @@
+use super::*;
+
+fn ring(cap: usize, maxsize: u64) -> (Ring, SendCache) {
+    (Ring::new_heap(cap, maxsize), SendCache::default())
+}
+
+fn recv_vec(r: &Ring) -> Result<Vec<u8>, RecvError> {
+    let c = r.try_recv()?;
+    // SAFETY: `c` is taken and released right after the copy.
+    let v = unsafe { r.payload(&c) }.to_vec();
+    r.release(c);
+    Ok(v)
+}
+
+fn msg(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+}
+
+#[test]
+fn empty_then_one_message() {
+    let (r, c) = ring(1024, 0);
+    assert_eq!(recv_vec(&r), Err(RecvError::Empty));
+    r.try_send(&c, b"abc").unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(recv_vec(&r).unwrap(), b"abc");
+    assert_eq!(r.len(), 0);
+    assert_eq!(recv_vec(&r), Err(RecvError::Empty));
+}
+
+#[test]
+fn zero_length_message() {
+    let (r, c) = ring(1024, 0);
+    r.try_send(&c, b"").unwrap();
+    assert_eq!(recv_vec(&r).unwrap(), b"");
+}
+
+#[test]
+fn too_large_writes_nothing() {
+    let (r, c) = ring(1024, 0);
+    assert_eq!(r.max_len(), 512);
+    r.try_send(&c, &[1; 512]).unwrap();
+    assert_eq!(
+        r.try_send(&c, &[1; 513]),
+        Err(SendError::TooLarge { len: 513, max: 512 })
+    );
+    assert_eq!(r.len(), 1);
+}
+
+#[test]
+fn full_by_bytes_then_room_after_release() {
+    let (r, c) = ring(256, 0); // 4 granules
+    for i in 0..4 {
+        r.try_send(&c, &msg(i, 10)).unwrap();
+    }
+    assert_eq!(r.try_send(&c, b"x"), Err(SendError::Full));
+    assert!(r.is_full());
+    // A taken but unreleased record still holds its space.
+    let g = r.try_recv().unwrap();
+    assert_eq!(r.try_send(&c, b"x"), Err(SendError::Full));
+    r.release(g);
+    r.try_send(&c, b"x").unwrap();
+}
+
+#[test]
+fn maxsize_counts_messages() {
+    let (r, c) = ring(4096, 3);
+    for i in 0..3 {
+        r.try_send(&c, &msg(i, 1)).unwrap();
+    }
+    assert_eq!(r.try_send(&c, b"x"), Err(SendError::Full));
+    assert!(r.is_full());
+    // Taking a message frees a slot even before its guard is released.
+    let g = r.try_recv().unwrap();
+    r.try_send(&c, b"x").unwrap();
+    r.release(g);
+}
+
+#[test]
+fn out_of_order_release_reclaims_in_order() {
+    let (r, c) = ring(256, 0);
+    for i in 0..4 {
+        r.try_send(&c, &msg(i, 5)).unwrap();
+    }
+    let a = r.try_recv().unwrap();
+    let b = r.try_recv().unwrap();
+    let d = r.try_recv().unwrap();
+    r.release(d);
+    r.release(b);
+    assert_eq!(r.try_send(&c, b"y"), Err(SendError::Full), "a still holds head");
+    r.release(a); // head moves past a, b and d at once
+    for _ in 0..3 {
+        r.try_send(&c, b"y").unwrap();
+    }
+    assert_eq!(r.try_send(&c, b"y"), Err(SendError::Full));
+}
+
+/// Every message size at every starting offset in the ring: forces padding
+/// records at every place they can occur.
+#[test]
+fn wrap_around_at_every_offset_and_size() {
+    let cap = 1024; // 16 granules, max message 512
+    for shift in 0..16 {
+        for len in [0, 1, 63, 64, 65, 127, 128, 200, 320, 511, 512] {
+            let (r, c) = ring(cap, 0);
+            for _ in 0..shift {
+                r.try_send(&c, b"s").unwrap();
+                recv_vec(&r).unwrap();
+            }
+            for i in 0..40 {
+                let m = msg(i, len);
+                r.try_send(&c, &m).unwrap();
+                assert_eq!(recv_vec(&r).unwrap(), m, "shift {shift} len {len} i {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn mixed_sizes_fill_and_drain_many_laps() {
+    let (r, c) = ring(2048, 0);
+    let mut sent = std::collections::VecDeque::new();
+    let mut i = 0usize;
+    for round in 0..2000 {
+        let len = (round * 37) % 700;
+        loop {
+            let m = msg(i, len);
+            match r.try_send(&c, &m) {
+                Ok(()) => {
+                    sent.push_back(m);
+                    i += 1;
+                }
+                Err(SendError::Full) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        for _ in 0..(round % 3 + 1) {
+            match recv_vec(&r) {
+                Ok(v) => assert_eq!(v, sent.pop_front().unwrap()),
+                Err(RecvError::Empty) => assert!(sent.is_empty()),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+    while let Some(m) = sent.pop_front() {
+        assert_eq!(recv_vec(&r).unwrap(), m);
+    }
+}
+
+#[test]
+fn close_drains_then_closed() {
+    let (r, c) = ring(1024, 0);
+    r.try_send(&c, b"1").unwrap();
+    r.try_send(&c, b"2").unwrap();
+    r.close();
+    assert!(r.is_closed());
+    assert_eq!(r.try_send(&c, b"3"), Err(SendError::Closed));
+    assert_eq!(recv_vec(&r).unwrap(), b"1");
+    assert_eq!(recv_vec(&r).unwrap(), b"2");
+    assert_eq!(recv_vec(&r), Err(RecvError::Closed));
+    assert_eq!(r.recv(None).map(|_| ()).unwrap_err(), RecvError::Closed);
+}
+
+#[test]
+fn cursor_wraps_its_38_bit_space() {
+    // Start the ring just below the wrap of the position and sequence space.
+    let (r, c) = ring(256, 2);
+    let start = Cursor {
+        seq: SEQ_MASK - 1,
+        pos: POS_MASK - 1, // granule index 3 of lap 2^36 - 1
+        closed: false,
+    };
+    let ctrl = r.ctrl();
+    ctrl.tail.store(start.pack(), Ordering::Relaxed);
+    ctrl.read.store(start.pack(), Ordering::Relaxed);
+    ctrl.head.store(start.pos, Ordering::Relaxed);
+    c.head.set(start.pos);
+    c.read_seq.set(start.seq);
+    for i in 0..50 {
+        let m = msg(i, (i * 13) % 128);
+        r.try_send(&c, &m).unwrap();
+        r.try_send(&c, &m).unwrap();
+        assert_eq!(r.try_send(&c, b"z"), Err(SendError::Full));
+        assert_eq!(recv_vec(&r).unwrap(), m);
+        assert_eq!(recv_vec(&r).unwrap(), m);
+    }
+}
+
+#[test]
+fn corrupted_descriptor_is_an_error_not_a_crash() {
+    let (r, c) = ring(256, 0);
+    r.try_send(&c, b"ok").unwrap();
+    // A buggy peer rewrites the descriptor with a huge length.
+    let bad = Desc {
+        tag: 0,
+        state: ST_COMMITTED,
+        len: u32::MAX,
+    };
+    r.desc(0).store(bad.pack(), Ordering::Relaxed);
+    assert!(matches!(r.try_recv(), Err(RecvError::Corrupted(_))));
+}
+
+#[test]
+fn timeouts() {
+    let (r, c) = ring(256, 1);
+    let t0 = Instant::now();
+    let d = Duration::from_millis(30);
+    assert_eq!(r.recv(Some(t0 + d)).unwrap_err(), RecvError::Timeout);
+    assert!(t0.elapsed() >= d);
+    r.try_send(&c, b"a").unwrap();
+    let t0 = Instant::now();
+    assert_eq!(r.send(&c, b"b", Some(t0 + d)), Err(SendError::Timeout));
+    assert!(t0.elapsed() >= d);
+    assert_eq!(r.len(), 1, "a timed-out send wrote nothing");
+}
+
+#[test]
+fn threads_mpmc_exactly_once_and_fifo_per_producer() {
+    use std::sync::Arc;
+    const P: usize = 4;
+    const N: u32 = 20_000;
+    let r = Arc::new(Ring::new_heap(4096, 0));
+    let consumers: Vec<_> = (0..4)
+        .map(|_| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut last = [None::<u32>; P];
+                let mut got = Vec::new();
+                loop {
+                    match r.recv(None) {
+                        Ok(cl) => {
+                            // SAFETY: released right after.
+                            let p = unsafe { r.payload(&cl) };
+                            let prod = p[0] as usize;
+                            let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
+                            assert!(p[5..].iter().all(|&b| b == seq as u8), "payload");
+                            assert!(last[prod].is_none_or(|l| l < seq), "FIFO per producer");
+                            last[prod] = Some(seq);
+                            got.push((prod, seq));
+                            r.release(cl);
+                        }
+                        Err(RecvError::Closed) => return got,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..P)
+        .map(|p| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let c = SendCache::default();
+                for seq in 0..N {
+                    let len = 5 + (seq as usize * 7 + p) % 300;
+                    let mut m = vec![seq as u8; len];
+                    m[0] = p as u8;
+                    m[1..5].copy_from_slice(&seq.to_le_bytes());
+                    r.send(&c, &m, None).unwrap();
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    r.close();
+    let mut seen = vec![vec![false; N as usize]; P];
+    for c in consumers {
+        for (p, s) in c.join().unwrap() {
+            assert!(!seen[p][s as usize], "duplicate {p}/{s}");
+            seen[p][s as usize] = true;
+        }
+    }
+    assert!(seen.iter().flatten().all(|&b| b), "every message delivered");
+}

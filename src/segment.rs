@@ -1,0 +1,451 @@
+//! Shared-memory segments: creating, sealing, naming, validating, mapping.
+//!
+//! * Anonymous: `memfd_create(MFD_ALLOW_SEALING | MFD_CLOEXEC)`, sized, then
+//!   sealed with `F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL` so no holder of
+//!   the fd can change its size under the others' mappings (which would turn
+//!   their next access into SIGBUS). Whoever attaches a received fd checks the
+//!   seals first.
+//! * Named: POSIX shm, `shm_open(O_CREAT | O_EXCL | O_RDWR, 0600)`.
+//!
+//! Attaching never maps before it has checked, from a `pread` copy of the
+//! header, that the file is a complete shmq segment of this version; after
+//! mapping it re-reads the header through the mapping after an Acquire load of
+//! `ready` and checks it again.
+
+use crate::error::{Errno, OpenError};
+use crate::layout::*;
+use crate::sync::Ordering;
+use memmap2::{MmapOptions, MmapRaw};
+use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use nix::sys::mman::{shm_open, shm_unlink};
+use nix::sys::stat::Mode;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::ptr::NonNull;
+
+/// A mapped shmq segment.
+pub(crate) struct Segment {
+    map: MmapRaw,
+    file: File,
+    name: Option<String>,
+    geo: Geometry,
+    maxsize: u64,
+}
+
+/// What a validated header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Params {
+    geo: Geometry,
+    maxsize: u64,
+}
+
+impl Segment {
+    /// Creates an anonymous, sealed segment.
+    pub(crate) fn create_anon(capacity: usize, maxsize: u64) -> Result<Self, OpenError> {
+        let geo = check_config(capacity, maxsize)?;
+        let fd = memfd_create(c"shmq", MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| OpenError::os("memfd_create", Errno(e)))?;
+        let file = File::from(fd);
+        file.set_len(geo.total_len as u64)
+            .map_err(|e| OpenError::os("ftruncate", e))?;
+        let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
+        fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
+            .map_err(|e| OpenError::os("fcntl(F_ADD_SEALS)", Errno(e)))?;
+        Segment::init(file, None, geo, maxsize)
+    }
+
+    /// Creates a named segment; fails if the name exists.
+    pub(crate) fn create_named(
+        name: &str,
+        capacity: usize,
+        maxsize: u64,
+        mode: u32,
+    ) -> Result<Self, OpenError> {
+        let geo = check_config(capacity, maxsize)?;
+        let name = shm_name(name)?;
+        let flags = nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL | nix::fcntl::OFlag::O_RDWR;
+        let fd = shm_open(name.as_str(), flags, Mode::from_bits_truncate(mode)).map_err(|e| {
+            if e == nix::errno::Errno::EEXIST {
+                OpenError::AlreadyExists(name.clone())
+            } else {
+                OpenError::os("shm_open", Errno(e))
+            }
+        })?;
+        let file = File::from(fd);
+        let made = file
+            .set_len(geo.total_len as u64)
+            .map_err(|e| OpenError::os("ftruncate", e))
+            .and_then(|()| Segment::init(file, Some(name.clone()), geo, maxsize));
+        if made.is_err() {
+            // Do not leave a half-made segment behind under that name.
+            let _ = shm_unlink(name.as_str());
+        }
+        made
+    }
+
+    /// Opens a named segment created by any process.
+    pub(crate) fn open_named(name: &str) -> Result<Self, OpenError> {
+        let name = shm_name(name)?;
+        let fd = shm_open(name.as_str(), nix::fcntl::OFlag::O_RDWR, Mode::empty()).map_err(|e| {
+            if e == nix::errno::Errno::ENOENT {
+                OpenError::NotFound(name.clone())
+            } else {
+                OpenError::os("shm_open", Errno(e))
+            }
+        })?;
+        Segment::attach(File::from(fd), Some(name))
+    }
+
+    /// Attaches an anonymous segment from a file descriptor, which must be a
+    /// memfd sealed against shrinking and growing.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<Self, OpenError> {
+        let need = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW;
+        let seals = fcntl(&fd, FcntlArg::F_GET_SEALS).unwrap_or(-1);
+        if seals < 0 || !SealFlag::from_bits_truncate(seals).contains(need) {
+            return Err(OpenError::NotSealed { seals });
+        }
+        Segment::attach(File::from(fd), None)
+    }
+
+    /// Removes a name; the memory lives on while anything maps it.
+    pub(crate) fn unlink(name: &str) -> Result<(), OpenError> {
+        let name = shm_name(name)?;
+        shm_unlink(name.as_str()).map_err(|e| {
+            if e == nix::errno::Errno::ENOENT {
+                OpenError::NotFound(name.clone())
+            } else {
+                OpenError::os("shm_unlink", Errno(e))
+            }
+        })
+    }
+
+    fn init(file: File, name: Option<String>, geo: Geometry, maxsize: u64) -> Result<Self, OpenError> {
+        let map = map(&file, geo.total_len)?;
+        let hdr = map.as_mut_ptr().cast::<Header>();
+        // SAFETY: the mapping is at least HEADER_LEN bytes, page aligned, and
+        // nobody else can have attached yet (`ready` is still 0, and a named
+        // segment was created with O_EXCL), so plain writes are unraced.
+        unsafe {
+            (*hdr).magic = MAGIC;
+            (*hdr).version = VERSION;
+            (*hdr).header_len = HEADER_LEN as u32;
+            (*hdr).capacity = geo.capacity as u64;
+            (*hdr).maxsize = maxsize;
+            (*hdr).granule = GRANULE as u32;
+            (*hdr).desc_off = geo.desc_off as u64;
+            (*hdr).data_off = geo.data_off as u64;
+            (*hdr).total_len = geo.total_len as u64;
+            (*hdr).creator_pid = std::process::id();
+            // SYNC: pairs with the Acquire load of `ready` in `attach`: every
+            // field above is visible to whoever sees READY_YES.
+            (*hdr).ready.store(READY_YES, Ordering::Release);
+        }
+        Ok(Segment {
+            map,
+            file,
+            name,
+            geo,
+            maxsize,
+        })
+    }
+
+    fn attach(file: File, name: Option<String>) -> Result<Self, OpenError> {
+        let size = file
+            .metadata()
+            .map_err(|e| OpenError::os("fstat", e))?
+            .len();
+        // Validate a private copy before mapping anything.
+        let mut buf = [0u8; CONTROL_OFF];
+        let n = read_prefix(&file, &mut buf)?;
+        let p = parse_header(&buf[..n], size)?;
+        let map = map(&file, p.geo.total_len)?;
+        let hdr = map.as_ptr().cast::<Header>();
+        // SAFETY: the mapping covers the header; `ready` is an aligned
+        // AtomicU32 at offset 36.
+        let ready = unsafe { (*hdr).ready.load(Ordering::Acquire) };
+        // SAFETY: the mapping covers CONTROL_OFF bytes; a byte copy of memory
+        // another process may write concurrently is a plain snapshot.
+        let copy: [u8; CONTROL_OFF] = unsafe { std::ptr::read_volatile(map.as_ptr().cast()) };
+        let again = parse_header(&copy, size)?;
+        if ready != READY_YES || again != p {
+            return Err(OpenError::Corrupted("header changed while attaching".into()));
+        }
+        Ok(Segment {
+            map,
+            file,
+            name,
+            geo: p.geo,
+            maxsize: p.maxsize,
+        })
+    }
+
+    /// Start of the mapping.
+    pub(crate) fn base(&self) -> NonNull<u8> {
+        NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null")
+    }
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+    pub(crate) fn maxsize(&self) -> u64 {
+        self.maxsize
+    }
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+    /// Whether `ptr` lies inside this segment's mapping.
+    pub(crate) fn contains(&self, ptr: *const u8) -> bool {
+        let b = self.map.as_ptr() as usize;
+        (b..b + self.map.len()).contains(&(ptr as usize))
+    }
+}
+
+fn map(file: &File, len: usize) -> Result<MmapRaw, OpenError> {
+    MmapOptions::new()
+        .len(len)
+        .map_raw(file)
+        .map_err(|e| OpenError::os("mmap", e))
+}
+
+fn read_prefix(file: &File, buf: &mut [u8]) -> Result<usize, OpenError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(OpenError::os("pread", e)),
+        }
+    }
+    Ok(n)
+}
+
+fn field<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
+    b[off..off + N].try_into().expect("caller checked the length")
+}
+
+/// Validates a header copy against the file size. `b` holds the first bytes
+/// of the file (fewer than `CONTROL_OFF` if the file is that short).
+fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
+    if size == 0 {
+        return Err(OpenError::NotInitialized);
+    }
+    if b.len() < 8 {
+        let mut m = [0u8; 8];
+        m[..b.len()].copy_from_slice(b);
+        return Err(OpenError::NotAQueue {
+            found: u64::from_le_bytes(m),
+        });
+    }
+    let magic = u64::from_le_bytes(field(b, 0));
+    if magic == 0 && b.iter().all(|&x| x == 0) {
+        // A creator between ftruncate and its first header write.
+        return Err(OpenError::NotInitialized);
+    }
+    if magic != MAGIC {
+        return Err(OpenError::NotAQueue { found: magic });
+    }
+    if b.len() < CONTROL_OFF || size < HEADER_LEN as u64 {
+        return Err(OpenError::Truncated {
+            size,
+            expected: HEADER_LEN as u64,
+        });
+    }
+    let version = u32::from_le_bytes(field(b, 8));
+    if version != VERSION {
+        return Err(OpenError::VersionMismatch {
+            found: version,
+            expected: VERSION,
+        });
+    }
+    if u32::from_le_bytes(field(b, 36)) != READY_YES {
+        return Err(OpenError::NotInitialized);
+    }
+    let bad = |what: &str| Err(OpenError::Corrupted(what.into()));
+    if u32::from_le_bytes(field(b, 12)) != HEADER_LEN as u32 {
+        return bad("header_len");
+    }
+    if u32::from_le_bytes(field(b, 32)) != GRANULE as u32 {
+        return bad("granule (record alignment)");
+    }
+    let capacity = u64::from_le_bytes(field(b, 16));
+    let Some(geo) = usize::try_from(capacity).ok().and_then(Geometry::new) else {
+        return bad("capacity is not a power of two in the supported range");
+    };
+    let maxsize = u64::from_le_bytes(field(b, 24));
+    if maxsize > geo.granules {
+        return bad("maxsize exceeds the number of granules");
+    }
+    if u64::from_le_bytes(field(b, 40)) != geo.desc_off as u64
+        || u64::from_le_bytes(field(b, 48)) != geo.data_off as u64
+        || u64::from_le_bytes(field(b, 56)) != geo.total_len as u64
+    {
+        return bad("offsets do not match the capacity");
+    }
+    if size < geo.total_len as u64 {
+        return Err(OpenError::Truncated {
+            size,
+            expected: geo.total_len as u64,
+        });
+    }
+    if size > geo.total_len as u64 {
+        return bad("file is larger than the header says");
+    }
+    Ok(Params { geo, maxsize })
+}
+
+fn check_config(capacity: usize, maxsize: u64) -> Result<Geometry, OpenError> {
+    let geo = Geometry::new(capacity).ok_or_else(|| {
+        OpenError::InvalidConfig(format!(
+            "capacity_bytes must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}, got {capacity}"
+        ))
+    })?;
+    if maxsize > geo.granules {
+        return Err(OpenError::InvalidConfig(format!(
+            "maxsize {maxsize} exceeds what {capacity} bytes can hold ({} messages of up to {GRANULE} bytes)",
+            geo.granules
+        )));
+    }
+    Ok(geo)
+}
+
+/// Checks a queue name and returns it in POSIX shm form (`/name`).
+///
+/// Accepted: 1 to 200 characters from `[A-Za-z0-9._-]`, optionally after one
+/// leading `/`, not starting with `.`. Anything else (slashes inside, `..`,
+/// NUL, spaces) is refused, so a name can never reach outside `/dev/shm`.
+pub(crate) fn shm_name(name: &str) -> Result<String, OpenError> {
+    let bare = name.strip_prefix('/').unwrap_or(name);
+    let err = |why| OpenError::InvalidName {
+        name: name.to_owned(),
+        why,
+    };
+    if bare.is_empty() || bare.len() > 200 {
+        return Err(err("must be 1 to 200 characters long"));
+    }
+    if bare.starts_with('.') {
+        return Err(err("must not start with '.'"));
+    }
+    if !bare
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    {
+        return Err(err("may contain only ASCII letters, digits, '.', '_' and '-'"));
+    }
+    Ok(format!("/{bare}"))
+}
+
+/// Clears `FD_CLOEXEC` on `fd` in a child between fork and exec.
+///
+/// Only async-signal-safe calls: it runs in a forked child.
+pub(crate) fn clear_cloexec(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl with F_SETFD on an fd number has no memory effects.
+    if unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Takes our own duplicate of an inherited descriptor number (checking that it
+/// is open), and marks the original close-on-exec so it stops propagating.
+pub(crate) fn dup_inherited(fd: RawFd) -> Result<OwnedFd, OpenError> {
+    // SAFETY: F_GETFD only asks whether `fd` is open.
+    if fd < 0 || unsafe { nix::libc::fcntl(fd, nix::libc::F_GETFD) } < 0 {
+        return Err(OpenError::os(
+            "inherited fd",
+            std::io::Error::from_raw_os_error(nix::libc::EBADF),
+        ));
+    }
+    // SAFETY: `fd` is open (checked above); F_DUPFD_CLOEXEC returns a new
+    // descriptor that we own alone.
+    let new = unsafe { nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(OpenError::os("fcntl(F_DUPFD_CLOEXEC)", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above; failure only leaves the original inheritable.
+    unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
+    // SAFETY: `new` is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+impl AsRawFd for Segment {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(shm_name("jobs").unwrap(), "/jobs");
+        assert_eq!(shm_name("/jobs-1.a_b").unwrap(), "/jobs-1.a_b");
+        for bad in ["", "/", "a/b", "../etc", ".hidden", "x y", "a\0b", &"n".repeat(201)] {
+            assert!(
+                matches!(shm_name(bad), Err(OpenError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_round_trip_and_every_field_checked() {
+        let seg = Segment::create_anon(4096, 3).unwrap();
+        let size = seg.geo.total_len as u64;
+        let mut buf = [0u8; CONTROL_OFF];
+        read_prefix(&seg.file, &mut buf).unwrap();
+        let p = parse_header(&buf, size).unwrap();
+        assert_eq!((p.geo.capacity, p.maxsize), (4096, 3));
+        let corrupt = |off: usize, val: u64, width: usize| {
+            let mut b = buf;
+            b[off..off + width].copy_from_slice(&val.to_le_bytes()[..width]);
+            parse_header(&b, size)
+        };
+        assert!(matches!(corrupt(0, 7, 8), Err(OpenError::NotAQueue { found: 7 })));
+        assert!(matches!(corrupt(8, 99, 4), Err(OpenError::VersionMismatch { found: 99, .. })));
+        assert!(matches!(corrupt(36, 0, 4), Err(OpenError::NotInitialized)));
+        assert!(matches!(corrupt(12, 5, 4), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(16, 4000, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(16, 1 << 40, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(24, 1 << 20, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(32, 16, 4), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(40, 0, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(48, 1, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(56, 1 << 50, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(
+            parse_header(&buf, size - 1),
+            Err(OpenError::Truncated { .. })
+        ));
+        assert!(matches!(parse_header(&buf[..50], 50), Err(OpenError::Truncated { .. })));
+        assert!(matches!(parse_header(&buf[..3], 3), Err(OpenError::NotAQueue { .. })));
+        assert!(matches!(parse_header(&[], 0), Err(OpenError::NotInitialized)));
+        assert!(matches!(parse_header(&[0; 128], 1 << 20), Err(OpenError::NotInitialized)));
+    }
+
+    #[test]
+    fn unsealed_memfd_is_refused() {
+        // Without MFD_ALLOW_SEALING a memfd reports F_SEAL_SEAL alone.
+        let fd = memfd_create(c"plain", MFdFlags::MFD_CLOEXEC).unwrap();
+        assert!(matches!(Segment::from_fd(fd), Err(OpenError::NotSealed { seals: 1 })));
+        // A regular file cannot be sealed at all.
+        let f = File::open("/proc/self/exe").unwrap();
+        assert!(matches!(
+            Segment::from_fd(f.into()),
+            Err(OpenError::NotSealed { seals: -1 })
+        ));
+        let fd = memfd_create(c"sealable", MFdFlags::MFD_ALLOW_SEALING).unwrap();
+        assert!(matches!(Segment::from_fd(fd), Err(OpenError::NotSealed { .. })));
+    }
+
+    #[test]
+    fn bad_config() {
+        assert!(matches!(Segment::create_anon(1000, 0), Err(OpenError::InvalidConfig(_))));
+        assert!(matches!(Segment::create_anon(4096, 65), Err(OpenError::InvalidConfig(_))));
+    }
+}
