@@ -30,7 +30,7 @@
 
 use crate::error::{RecvError, SendError};
 use crate::layout::*;
-use crate::sync::{fence, futex_wait, futex_wake_all, spin_hint, AtomicU64, Ordering};
+use crate::sync::{fence, futex_wait, futex_wake_all, mutant, spin_hint, AtomicU64, Ordering};
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -385,7 +385,8 @@ impl Ring {
         };
         // SYNC (commit): pairs with the Acquire load of the descriptor in
         // `try_recv`; the payload written above is visible to whoever sees it.
-        self.desc(rec).store(d.pack(), Ordering::Release);
+        let order = mutant!("commit_relaxed", Ordering::Release, Ordering::Relaxed);
+        self.desc(rec).store(d.pack(), order);
         // Dekker with a receiver's `register` + re-check: either it sees the
         // commit, or we see it counted in `waiters`.
         fence(Ordering::SeqCst);
@@ -482,7 +483,10 @@ impl Ring {
                 continue;
             }
             // Nothing ready at `read` -- unless another consumer moved it and
-            // what we loaded belongs to a later lap.
+            // what we loaded was written after its take. Relaxed is enough:
+            // every store that replaces a taken record's descriptor is a
+            // Release that follows the CAS of `read` past it, and we loaded
+            // the descriptor with Acquire, so that CAS is visible here.
             let again = ctrl.read.load(Ordering::Relaxed);
             if again != r {
                 r = again;
@@ -546,8 +550,12 @@ impl Ring {
         // nobody but us can move `head` past our record, which is not DONE.
         let moved = if ctrl.head.load(Ordering::Relaxed) == pos {
             // We hold the oldest record: reclaim it ourselves, no DONE step.
-            // Relaxed: ordered before the Release store of `head` below.
-            self.desc(pos).store(0, Ordering::Relaxed);
+            // SYNC: Release pairs with the Acquire load of the descriptor in a
+            // `try_recv` that finds it empty: our CAS of `read` past this
+            // record then happens-before its re-load of `read`, so it cannot
+            // report Empty from a stale `read`.
+            let order = mutant!("clear_relaxed", Ordering::Release, Ordering::Relaxed);
+            self.desc(pos).store(0, order);
             let next = pos_add(pos, footprint(d.len as usize));
             // SYNC: pairs with the producers' Acquire load of `head`: our
             // payload reads and the zeroed descriptor happen-before reuse.
@@ -589,10 +597,11 @@ impl Ring {
                 return moved;
             }
             // The CAS makes us the one thread that moves `head` past this
-            // record (the tag rules out a DONE from another lap). Relaxed: the
-            // load above acquired; the head store below releases.
+            // record (the tag rules out a DONE from another lap). Release: as
+            // the zeroing store in `release_at`, for a `try_recv` that finds
+            // the slot empty (the load above already acquired).
             if slot
-                .compare_exchange(w, 0, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(w, 0, Ordering::Release, Ordering::Relaxed)
                 .is_err()
             {
                 return moved;
@@ -631,9 +640,11 @@ impl Ring {
             // the re-check, against the waker's fence.
             cell.waiters.fetch_add(1, Ordering::Relaxed);
             fence(Ordering::SeqCst);
-            if let Some(r) = attempt() {
-                cell.waiters.fetch_sub(1, Ordering::Relaxed);
-                return Some(r);
+            if mutant!("no_recheck", true, false) {
+                if let Some(r) = attempt() {
+                    cell.waiters.fetch_sub(1, Ordering::Relaxed);
+                    return Some(r);
+                }
             }
             let slice_end = Instant::now() + SLEEP_SLICE;
             let until = match deadline {

@@ -94,3 +94,17 @@ pub(crate) fn spin_hint() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
+
+/// Picks `$normal`, or `$broken` when built with `--cfg shmq_mutant="$name"`.
+/// Mutants are deliberate protocol breaks that the loom models must catch
+/// (docs/VERIFICATION.md lists them); they are off unless asked for.
+macro_rules! mutant {
+    ($name:literal, $normal:expr, $broken:expr) => {{
+        #[cfg(shmq_mutant = $name)]
+        let v = $broken;
+        #[cfg(not(shmq_mutant = $name))]
+        let v = $normal;
+        v
+    }};
+}
+pub(crate) use mutant;

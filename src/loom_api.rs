@@ -1,0 +1,82 @@
+//! The ring protocol, exposed to the loom models in `loom-tests/`.
+//!
+//! Same code as the shared-memory queue; only the memory differs (loom atomics
+//! and loom cells on the heap) and the futex, which is loom's mutex+condvar
+//! model (see `sync`).
+
+use crate::error::{RecvError, SendError};
+use crate::ring::{Claim, Ring, SendCache};
+
+/// A heap ring of `capacity` bytes (power of two, at least 256) holding at
+/// most `maxsize` messages (0: bytes only).
+pub struct LoomRing {
+    ring: Ring,
+}
+
+/// A producer's private cache; one per producing thread.
+#[derive(Default)]
+pub struct Producer(SendCache);
+
+/// A message taken but not yet released.
+pub struct Taken(Claim);
+
+impl LoomRing {
+    /// A new, empty ring.
+    pub fn new(capacity: usize, maxsize: u64) -> Self {
+        LoomRing {
+            ring: Ring::new_heap(capacity, maxsize),
+        }
+    }
+    /// Non-blocking send.
+    pub fn try_send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
+        self.ring.try_send(&p.0, msg)
+    }
+    /// Blocking send (sleeps on the modelled futex).
+    pub fn send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
+        self.ring.send(&p.0, msg, None)
+    }
+    /// Non-blocking take.
+    pub fn try_take(&self) -> Result<Taken, RecvError> {
+        self.ring.try_recv().map(Taken)
+    }
+    /// Blocking take.
+    pub fn take(&self) -> Result<Taken, RecvError> {
+        self.ring.recv(None).map(Taken)
+    }
+    /// Copies a taken message out (a loom-tracked read of its cells).
+    pub fn read(&self, t: &Taken) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.ring.copy_payload(&t.0, &mut v);
+        v
+    }
+    /// Gives a taken message's room back.
+    pub fn release(&self, t: Taken) {
+        self.ring.release(t.0)
+    }
+    /// Blocking receive: take, copy, release.
+    pub fn recv(&self) -> Result<Vec<u8>, RecvError> {
+        let t = self.take()?;
+        let v = self.read(&t);
+        self.release(t);
+        Ok(v)
+    }
+    /// Non-blocking receive: take, copy, release.
+    pub fn try_recv(&self) -> Result<Vec<u8>, RecvError> {
+        let t = self.try_take()?;
+        let v = self.read(&t);
+        self.release(t);
+        Ok(v)
+    }
+    /// Closes the ring.
+    pub fn close(&self) {
+        self.ring.close()
+    }
+    /// Messages queued.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+    /// Whether no message is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
