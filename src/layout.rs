@@ -288,9 +288,21 @@ mod tests {
     #[test]
     fn cursor_round_trip() {
         for c in [
-            Cursor { seq: 0, pos: 0, closed: false },
-            Cursor { seq: SEQ_MASK, pos: POS_MASK, closed: true },
-            Cursor { seq: 12345, pos: 1 << 37, closed: false },
+            Cursor {
+                seq: 0,
+                pos: 0,
+                closed: false,
+            },
+            Cursor {
+                seq: SEQ_MASK,
+                pos: POS_MASK,
+                closed: true,
+            },
+            Cursor {
+                seq: 12345,
+                pos: 1 << 37,
+                closed: false,
+            },
         ] {
             assert_eq!(Cursor::unpack(c.pack()), c);
         }
@@ -298,10 +310,22 @@ mod tests {
 
     #[test]
     fn desc_round_trip_and_nonzero() {
-        let d = Desc { tag: TAG_MASK, state: ST_DONE, len: u32::MAX };
+        let d = Desc {
+            tag: TAG_MASK,
+            state: ST_DONE,
+            len: u32::MAX,
+        };
         assert_eq!(Desc::unpack(d.pack()), d);
-        let d = Desc { tag: 0, state: ST_COMMITTED, len: 0 };
-        assert_ne!(d.pack(), 0, "a committed empty message must not read as EMPTY");
+        let d = Desc {
+            tag: 0,
+            state: ST_COMMITTED,
+            len: 0,
+        };
+        assert_ne!(
+            d.pack(),
+            0,
+            "a committed empty message must not read as EMPTY"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+// The loom build compiles only the protocol (no segments, no public queue).
+#![cfg_attr(loom, allow(dead_code))]
 
 mod error;
 mod layout;
@@ -48,7 +50,7 @@ mod segment;
 
 pub use error::{OpenError, RecvError, SendError};
 #[cfg(not(loom))]
-pub use queue::{Builder, Queue, RecvGuard, Receiver, Sender};
+pub use queue::{Builder, Queue, Receiver, RecvGuard, Sender};
 
 /// Hooks for the loom models in `loom-tests/`: the real ring protocol over
 /// loom's atomics, cells and futex model. Not part of the public API.

@@ -189,15 +189,18 @@ impl Queue {
     /// [`OpenError::InvalidConfig`] if `var` is unset or malformed; then as
     /// [`Queue::from_fd`] or [`Queue::open`].
     pub fn from_env(var: &str) -> Result<Queue, OpenError> {
-        let val = std::env::var(var)
-            .map_err(|_| OpenError::InvalidConfig(format!("environment variable {var} is not set")))?;
+        let val = std::env::var(var).map_err(|_| {
+            OpenError::InvalidConfig(format!("environment variable {var} is not set"))
+        })?;
         if let Some(name) = val.strip_prefix("name:") {
             return Queue::open(name);
         }
         let fd = val
             .strip_prefix("fd:")
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| OpenError::InvalidConfig(format!("{var}={val:?} is not fd:N or name:NAME")))?;
+            .ok_or_else(|| {
+                OpenError::InvalidConfig(format!("{var}={val:?} is not fd:N or name:NAME"))
+            })?;
         Queue::from_fd(segment::dup_inherited(fd)?)
     }
 
@@ -470,7 +473,9 @@ impl Drop for RecvGuard<'_> {
 
 impl fmt::Debug for RecvGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecvGuard").field("len", &self.len()).finish()
+        f.debug_struct("RecvGuard")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -500,7 +505,11 @@ mod tests {
 
     #[test]
     fn close_wakes_blocked_threads() {
-        let q = Queue::builder().capacity_bytes(256).maxsize(1).create().unwrap();
+        let q = Queue::builder()
+            .capacity_bytes(256)
+            .maxsize(1)
+            .create()
+            .unwrap();
         let tx = q.sender();
         tx.send(b"x").unwrap();
         let q2 = q.clone();

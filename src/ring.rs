@@ -79,9 +79,7 @@ impl Data {
     #[inline]
     unsafe fn slice(&self, gran: u64, len: usize) -> &[u8] {
         // SAFETY: as above; a taken record is written by nobody until released.
-        unsafe {
-            std::slice::from_raw_parts(self.base.as_ptr().add(gran as usize * GRANULE), len)
-        }
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(gran as usize * GRANULE), len) }
     }
 }
 
@@ -411,13 +409,14 @@ impl Ring {
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
         match self.try_send(cache, bytes) {
-            Err(SendError::Full) => self.block(&self.ctrl().send_wait, deadline, || {
-                match self.try_send(cache, bytes) {
-                    Err(SendError::Full) => None,
-                    r => Some(r),
-                }
-            })
-            .unwrap_or(Err(SendError::Timeout)),
+            Err(SendError::Full) => self
+                .block(&self.ctrl().send_wait, deadline, || {
+                    match self.try_send(cache, bytes) {
+                        Err(SendError::Full) => None,
+                        r => Some(r),
+                    }
+                })
+                .unwrap_or(Err(SendError::Timeout)),
             r => r,
         }
     }
@@ -449,7 +448,11 @@ impl Ring {
                     return Err(RecvError::Corrupted("record length runs past the ring"));
                 }
                 let next = Cursor {
-                    seq: if is_msg { (c.seq + 1) & SEQ_MASK } else { c.seq },
+                    seq: if is_msg {
+                        (c.seq + 1) & SEQ_MASK
+                    } else {
+                        c.seq
+                    },
                     pos: pos_add(c.pos, fp),
                     closed: false,
                 };
@@ -619,6 +622,7 @@ impl Ring {
     /// when it is done (success or a final error), `None` to keep waiting.
     /// Returns `None` when `deadline` passed.
     #[cold]
+    #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
     fn block<T>(
         &self,
         cell: &WaitCell,

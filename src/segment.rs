@@ -65,7 +65,8 @@ impl Segment {
     ) -> Result<Self, OpenError> {
         let geo = check_config(capacity, maxsize)?;
         let name = shm_name(name)?;
-        let flags = nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL | nix::fcntl::OFlag::O_RDWR;
+        let flags =
+            nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL | nix::fcntl::OFlag::O_RDWR;
         let fd = shm_open(name.as_str(), flags, Mode::from_bits_truncate(mode)).map_err(|e| {
             if e == nix::errno::Errno::EEXIST {
                 OpenError::AlreadyExists(name.clone())
@@ -88,13 +89,14 @@ impl Segment {
     /// Opens a named segment created by any process.
     pub(crate) fn open_named(name: &str) -> Result<Self, OpenError> {
         let name = shm_name(name)?;
-        let fd = shm_open(name.as_str(), nix::fcntl::OFlag::O_RDWR, Mode::empty()).map_err(|e| {
-            if e == nix::errno::Errno::ENOENT {
-                OpenError::NotFound(name.clone())
-            } else {
-                OpenError::os("shm_open", Errno(e))
-            }
-        })?;
+        let fd =
+            shm_open(name.as_str(), nix::fcntl::OFlag::O_RDWR, Mode::empty()).map_err(|e| {
+                if e == nix::errno::Errno::ENOENT {
+                    OpenError::NotFound(name.clone())
+                } else {
+                    OpenError::os("shm_open", Errno(e))
+                }
+            })?;
         Segment::attach(File::from(fd), Some(name))
     }
 
@@ -121,7 +123,12 @@ impl Segment {
         })
     }
 
-    fn init(file: File, name: Option<String>, geo: Geometry, maxsize: u64) -> Result<Self, OpenError> {
+    fn init(
+        file: File,
+        name: Option<String>,
+        geo: Geometry,
+        maxsize: u64,
+    ) -> Result<Self, OpenError> {
         let map = map(&file, geo.total_len)?;
         let hdr = map.as_mut_ptr().cast::<Header>();
         // SAFETY: the mapping is at least HEADER_LEN bytes, page aligned, and
@@ -170,7 +177,9 @@ impl Segment {
         let copy: [u8; CONTROL_OFF] = unsafe { std::ptr::read_volatile(map.as_ptr().cast()) };
         let again = parse_header(&copy, size)?;
         if ready != READY_YES || again != p {
-            return Err(OpenError::Corrupted("header changed while attaching".into()));
+            return Err(OpenError::Corrupted(
+                "header changed while attaching".into(),
+            ));
         }
         Ok(Segment {
             map,
@@ -225,7 +234,9 @@ fn read_prefix(file: &File, buf: &mut [u8]) -> Result<usize, OpenError> {
 }
 
 fn field<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
-    b[off..off + N].try_into().expect("caller checked the length")
+    b[off..off + N]
+        .try_into()
+        .expect("caller checked the length")
 }
 
 /// Validates a header copy against the file size. `b` holds the first bytes
@@ -334,7 +345,9 @@ pub(crate) fn shm_name(name: &str) -> Result<String, OpenError> {
         .bytes()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
     {
-        return Err(err("may contain only ASCII letters, digits, '.', '_' and '-'"));
+        return Err(err(
+            "may contain only ASCII letters, digits, '.', '_' and '-'",
+        ));
     }
     Ok(format!("/{bare}"))
 }
@@ -364,7 +377,10 @@ pub(crate) fn dup_inherited(fd: RawFd) -> Result<OwnedFd, OpenError> {
     // descriptor that we own alone.
     let new = unsafe { nix::libc::fcntl(fd, nix::libc::F_DUPFD_CLOEXEC, 0) };
     if new < 0 {
-        return Err(OpenError::os("fcntl(F_DUPFD_CLOEXEC)", std::io::Error::last_os_error()));
+        return Err(OpenError::os(
+            "fcntl(F_DUPFD_CLOEXEC)",
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: as above; failure only leaves the original inheritable.
     unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
@@ -386,7 +402,16 @@ mod tests {
     fn names() {
         assert_eq!(shm_name("jobs").unwrap(), "/jobs");
         assert_eq!(shm_name("/jobs-1.a_b").unwrap(), "/jobs-1.a_b");
-        for bad in ["", "/", "a/b", "../etc", ".hidden", "x y", "a\0b", &"n".repeat(201)] {
+        for bad in [
+            "",
+            "/",
+            "a/b",
+            "../etc",
+            ".hidden",
+            "x y",
+            "a\0b",
+            &"n".repeat(201),
+        ] {
             assert!(
                 matches!(shm_name(bad), Err(OpenError::InvalidName { .. })),
                 "{bad:?}"
@@ -407,32 +432,62 @@ mod tests {
             b[off..off + width].copy_from_slice(&val.to_le_bytes()[..width]);
             parse_header(&b, size)
         };
-        assert!(matches!(corrupt(0, 7, 8), Err(OpenError::NotAQueue { found: 7 })));
-        assert!(matches!(corrupt(8, 99, 4), Err(OpenError::VersionMismatch { found: 99, .. })));
+        assert!(matches!(
+            corrupt(0, 7, 8),
+            Err(OpenError::NotAQueue { found: 7 })
+        ));
+        assert!(matches!(
+            corrupt(8, 99, 4),
+            Err(OpenError::VersionMismatch { found: 99, .. })
+        ));
         assert!(matches!(corrupt(36, 0, 4), Err(OpenError::NotInitialized)));
         assert!(matches!(corrupt(12, 5, 4), Err(OpenError::Corrupted(_))));
         assert!(matches!(corrupt(16, 4000, 8), Err(OpenError::Corrupted(_))));
-        assert!(matches!(corrupt(16, 1 << 40, 8), Err(OpenError::Corrupted(_))));
-        assert!(matches!(corrupt(24, 1 << 20, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(
+            corrupt(16, 1 << 40, 8),
+            Err(OpenError::Corrupted(_))
+        ));
+        assert!(matches!(
+            corrupt(24, 1 << 20, 8),
+            Err(OpenError::Corrupted(_))
+        ));
         assert!(matches!(corrupt(32, 16, 4), Err(OpenError::Corrupted(_))));
         assert!(matches!(corrupt(40, 0, 8), Err(OpenError::Corrupted(_))));
         assert!(matches!(corrupt(48, 1, 8), Err(OpenError::Corrupted(_))));
-        assert!(matches!(corrupt(56, 1 << 50, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(
+            corrupt(56, 1 << 50, 8),
+            Err(OpenError::Corrupted(_))
+        ));
         assert!(matches!(
             parse_header(&buf, size - 1),
             Err(OpenError::Truncated { .. })
         ));
-        assert!(matches!(parse_header(&buf[..50], 50), Err(OpenError::Truncated { .. })));
-        assert!(matches!(parse_header(&buf[..3], 3), Err(OpenError::NotAQueue { .. })));
-        assert!(matches!(parse_header(&[], 0), Err(OpenError::NotInitialized)));
-        assert!(matches!(parse_header(&[0; 128], 1 << 20), Err(OpenError::NotInitialized)));
+        assert!(matches!(
+            parse_header(&buf[..50], 50),
+            Err(OpenError::Truncated { .. })
+        ));
+        assert!(matches!(
+            parse_header(&buf[..3], 3),
+            Err(OpenError::NotAQueue { .. })
+        ));
+        assert!(matches!(
+            parse_header(&[], 0),
+            Err(OpenError::NotInitialized)
+        ));
+        assert!(matches!(
+            parse_header(&[0; 128], 1 << 20),
+            Err(OpenError::NotInitialized)
+        ));
     }
 
     #[test]
     fn unsealed_memfd_is_refused() {
         // Without MFD_ALLOW_SEALING a memfd reports F_SEAL_SEAL alone.
         let fd = memfd_create(c"plain", MFdFlags::MFD_CLOEXEC).unwrap();
-        assert!(matches!(Segment::from_fd(fd), Err(OpenError::NotSealed { seals: 1 })));
+        assert!(matches!(
+            Segment::from_fd(fd),
+            Err(OpenError::NotSealed { seals: 1 })
+        ));
         // A regular file cannot be sealed at all.
         let f = File::open("/proc/self/exe").unwrap();
         assert!(matches!(
@@ -440,12 +495,21 @@ mod tests {
             Err(OpenError::NotSealed { seals: -1 })
         ));
         let fd = memfd_create(c"sealable", MFdFlags::MFD_ALLOW_SEALING).unwrap();
-        assert!(matches!(Segment::from_fd(fd), Err(OpenError::NotSealed { .. })));
+        assert!(matches!(
+            Segment::from_fd(fd),
+            Err(OpenError::NotSealed { .. })
+        ));
     }
 
     #[test]
     fn bad_config() {
-        assert!(matches!(Segment::create_anon(1000, 0), Err(OpenError::InvalidConfig(_))));
-        assert!(matches!(Segment::create_anon(4096, 65), Err(OpenError::InvalidConfig(_))));
+        assert!(matches!(
+            Segment::create_anon(1000, 0),
+            Err(OpenError::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            Segment::create_anon(4096, 65),
+            Err(OpenError::InvalidConfig(_))
+        ));
     }
 }

@@ -47,7 +47,10 @@ fn check_msg(m: &[u8], max: usize, scratch: &mut Vec<u8>) -> (u32, u64) {
     let prod = u32::from_le_bytes(m[0..4].try_into().unwrap());
     let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
     make_msg(prod, seq, max, scratch);
-    assert!(m == &scratch[..], "content of message {prod}/{seq} is wrong");
+    assert!(
+        m == &scratch[..],
+        "content of message {prod}/{seq} is wrong"
+    );
     (prod, seq)
 }
 
@@ -55,11 +58,17 @@ fn check_msg(m: &[u8], max: usize, scratch: &mut Vec<u8>) -> (u32, u64) {
 
 fn child(role: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--ignored", "--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env("SHMQ_ROLE", role)
-        // The child's own harness lines would read as our test results;
-        // its panics still reach stderr.
-        .stdout(std::process::Stdio::null());
+    c.args([
+        "--ignored",
+        "--exact",
+        "child_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("SHMQ_ROLE", role)
+    // The child's own harness lines would read as our test results;
+    // its panics still reach stderr.
+    .stdout(std::process::Stdio::null());
     c
 }
 
@@ -222,7 +231,8 @@ fn run_mpmc(p: u32, c: u32, n: u64, capacity: usize, maxsize: usize) {
     let producers: Vec<Child> = (0..p)
         .map(|id| {
             let mut cmd = child("producer");
-            cmd.env("SHMQ_ID", id.to_string()).env("SHMQ_N", n.to_string());
+            cmd.env("SHMQ_ID", id.to_string())
+                .env("SHMQ_N", n.to_string());
             q.inherit_into(&mut cmd, QUEUE_VAR);
             cmd.spawn().unwrap()
         })
@@ -257,12 +267,16 @@ fn four_by_four_with_maxsize() {
 #[test]
 fn unrelated_process_opens_a_named_queue() {
     let name = format!("shmq-test-named-{}", std::process::id());
-    let q = Queue::builder().capacity_bytes(8192).create_named(&name).unwrap();
+    let q = Queue::builder()
+        .capacity_bytes(8192)
+        .create_named(&name)
+        .unwrap();
     assert_eq!(q.name(), Some(&*format!("/{name}")));
     let out = tmpfile("named");
     // The child is given only the name, as an unrelated program would be.
     let mut cmd = child("consumer");
-    cmd.env(QUEUE_VAR, format!("name:{name}")).env("SHMQ_OUT", &out);
+    cmd.env(QUEUE_VAR, format!("name:{name}"))
+        .env("SHMQ_OUT", &out);
     let consumer = cmd.spawn().unwrap();
     produce(&q, 0, 5_000);
     q.close();
@@ -278,7 +292,10 @@ fn create_named_refuses_an_existing_name() {
     let name = format!("shmq-test-excl-{}", std::process::id());
     let _q = Queue::builder().create_named(&name).unwrap();
     let again = Queue::builder().create_named(&name);
-    assert!(matches!(again, Err(OpenError::AlreadyExists(_))), "{again:?}");
+    assert!(
+        matches!(again, Err(OpenError::AlreadyExists(_))),
+        "{again:?}"
+    );
     let mode = std::fs::metadata(format!("/dev/shm/{name}")).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
@@ -330,7 +347,7 @@ fn close_wakes_processes_blocked_in_send_and_recv() {
     let s = s.spawn().unwrap();
     // Let both reach their blocking call (the first message fills `full`).
     let t0 = Instant::now();
-    while full.len() < 1 && t0.elapsed() < Duration::from_secs(30) {
+    while full.is_empty() && t0.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -363,7 +380,10 @@ fn too_large_fails_at_once_and_writes_nothing() {
     let big = vec![0; 2049];
     assert_eq!(
         tx.send(&big),
-        Err(SendError::TooLarge { len: 2049, max: 2048 })
+        Err(SendError::TooLarge {
+            len: 2049,
+            max: 2048
+        })
     );
     assert_eq!(q.len(), 1);
     assert_eq!(q.receiver().recv().unwrap().len(), 2048);
@@ -382,12 +402,20 @@ fn attaching_to_what_is_not_a_queue_fails_cleanly() {
     let garbage = shm_file(&format!("shmq-test-garbage-{pid}"), &[0xAB; 8192]);
     assert!(matches!(
         Queue::open(&garbage),
-        Err(OpenError::NotAQueue { found: 0xABAB_ABAB_ABAB_ABAB })
+        Err(OpenError::NotAQueue {
+            found: 0xABAB_ABAB_ABAB_ABAB
+        })
     ));
     let tiny = shm_file(&format!("shmq-test-tiny-{pid}"), b"hi");
-    assert!(matches!(Queue::open(&tiny), Err(OpenError::NotAQueue { .. })));
+    assert!(matches!(
+        Queue::open(&tiny),
+        Err(OpenError::NotAQueue { .. })
+    ));
     let empty = shm_file(&format!("shmq-test-empty-{pid}"), b"");
-    assert!(matches!(Queue::open(&empty), Err(OpenError::NotInitialized)));
+    assert!(matches!(
+        Queue::open(&empty),
+        Err(OpenError::NotInitialized)
+    ));
     for n in [garbage, tiny, empty] {
         Queue::unlink(&n).unwrap();
     }
@@ -398,7 +426,10 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
     let pid = std::process::id();
     let name = format!("shmq-test-damaged-{pid}");
     let path = format!("/dev/shm/{name}");
-    let q = Queue::builder().capacity_bytes(4096).create_named(&name).unwrap();
+    let q = Queue::builder()
+        .capacity_bytes(4096)
+        .create_named(&name)
+        .unwrap();
     q.sender().send(b"still intact").unwrap();
     let good = std::fs::read(&path).unwrap();
 
@@ -407,7 +438,10 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
     std::fs::write(&path, &v).unwrap();
     assert!(matches!(
         Queue::open(&name),
-        Err(OpenError::VersionMismatch { found: 2, expected: 1 })
+        Err(OpenError::VersionMismatch {
+            found: 2,
+            expected: 1
+        })
     ));
 
     let mut v = good.clone();
@@ -416,9 +450,15 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
     assert!(matches!(Queue::open(&name), Err(OpenError::Corrupted(_))));
 
     std::fs::write(&path, &good[..good.len() / 2]).unwrap();
-    assert!(matches!(Queue::open(&name), Err(OpenError::Truncated { .. })));
+    assert!(matches!(
+        Queue::open(&name),
+        Err(OpenError::Truncated { .. })
+    ));
     std::fs::write(&path, &good[..100]).unwrap();
-    assert!(matches!(Queue::open(&name), Err(OpenError::Truncated { .. })));
+    assert!(matches!(
+        Queue::open(&name),
+        Err(OpenError::Truncated { .. })
+    ));
 
     // Restored, it opens and the message is there.
     std::fs::write(&path, &good).unwrap();
@@ -433,16 +473,25 @@ fn from_env_rejects_what_it_cannot_use() {
     let var = "SHMQ_TEST_BAD_ENV";
     // SAFETY (edition 2021: set_var is safe; still, no other test reads it).
     std::env::set_var(var, "nonsense");
-    assert!(matches!(Queue::from_env(var), Err(OpenError::InvalidConfig(_))));
+    assert!(matches!(
+        Queue::from_env(var),
+        Err(OpenError::InvalidConfig(_))
+    ));
     std::env::set_var(var, "fd:987654");
     assert!(matches!(Queue::from_env(var), Err(OpenError::Os { .. })));
     // stdin is open but is not a sealed memfd.
     std::env::set_var(var, "fd:0");
-    assert!(matches!(Queue::from_env(var), Err(OpenError::NotSealed { .. })));
+    assert!(matches!(
+        Queue::from_env(var),
+        Err(OpenError::NotSealed { .. })
+    ));
     assert!(matches!(
         Queue::from_env("SHMQ_TEST_UNSET_VAR"),
         Err(OpenError::InvalidConfig(_))
     ));
     std::env::set_var(var, "name:../etc/passwd");
-    assert!(matches!(Queue::from_env(var), Err(OpenError::InvalidName { .. })));
+    assert!(matches!(
+        Queue::from_env(var),
+        Err(OpenError::InvalidName { .. })
+    ));
 }

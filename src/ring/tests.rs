@@ -86,7 +86,11 @@ fn out_of_order_release_reclaims_in_order() {
     let d = r.try_recv().unwrap();
     r.release(d);
     r.release(b);
-    assert_eq!(r.try_send(&c, b"y"), Err(SendError::Full), "a still holds head");
+    assert_eq!(
+        r.try_send(&c, b"y"),
+        Err(SendError::Full),
+        "a still holds head"
+    );
     r.release(a); // head moves past a, b and d at once
     for _ in 0..3 {
         r.try_send(&c, b"y").unwrap();
