@@ -62,7 +62,7 @@ fn socket_run(size: usize, n: u64, buffered: bool) -> f64 {
         sum
     });
     let mut frame = (size as u32).to_le_bytes().to_vec();
-    frame.extend(std::iter::repeat_n(1u8, size));
+    frame.extend(vec![1u8; size]);
     let mut w = BufWriter::with_capacity(if buffered { 1 << 16 } else { 0 }, a);
     for _ in 0..n {
         w.write_all(&frame).unwrap();

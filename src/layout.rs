@@ -17,6 +17,8 @@
 //! +--------------------------------------------------------------------+  640
 //! | send_wait: futex seq u32 | waiters u32            own 128-byte block |
 //! +--------------------------------------------------------------------+  768
+//! | epoch     u64 (bumped when head/read.seq cross a boundary)         |
+//! +--------------------------------------------------------------------+  896
 //! | zero                                                               |
 //! +--------------------------------------------------------------------+  4096 = desc_off
 //! | descriptors: one u64 per granule of data (capacity / 64 of them)   |
@@ -207,6 +209,28 @@ pub(crate) struct Control {
     pub head: CachePadded<AtomicU64>,
     pub recv_wait: CachePadded<WaitCell>,
     pub send_wait: CachePadded<WaitCell>,
+    /// Bumped each time `head` crosses a multiple of `2^HEAD_EPOCH_SHIFT`
+    /// granules or `read.seq` a multiple of `2^SEQ_EPOCH_SHIFT` messages.
+    /// A producer's cached `head`/`read.seq` is trusted only while the epoch
+    /// it was loaded under is current, so it can never be a whole wrap of
+    /// the 38-bit (25-bit) space old and alias a current value.
+    pub epoch: CachePadded<AtomicU64>,
+}
+
+/// See [`Control::epoch`]: at most two boundary crossings (2^36 granules)
+/// separate a cached `head` from the real one, far less than the 2^38 wrap.
+pub(crate) const HEAD_EPOCH_SHIFT: u32 = 35;
+/// See [`Control::epoch`]: at most 2^23 messages of staleness, less than
+/// `2^25 - MAX_MAXSIZE`.
+pub(crate) const SEQ_EPOCH_SHIFT: u32 = 22;
+const _: () = assert!(2u64 << HEAD_EPOCH_SHIFT < POS_MASK / 2);
+const _: () = assert!((2u64 << SEQ_EPOCH_SHIFT) < SEQ_MASK - MAX_MAXSIZE);
+
+/// Whether moving from `a` to `b` crosses a multiple of `2^shift` (both in a
+/// wrapping space whose size is a multiple of `2^shift`).
+#[inline]
+pub(crate) fn crosses(a: u64, b: u64, shift: u32) -> bool {
+    a >> shift != b >> shift
 }
 
 /// The fixed part of the header. Fields other than `ready` are written once by
@@ -240,6 +264,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Control, head) == 256);
     assert!(std::mem::offset_of!(Control, recv_wait) == 384);
     assert!(std::mem::offset_of!(Control, send_wait) == 512);
+    assert!(std::mem::offset_of!(Control, epoch) == 640);
 };
 
 /// Where everything lies for a ring of `capacity` data bytes.

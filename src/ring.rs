@@ -136,10 +136,22 @@ struct AlignedGranule([u8; GRANULE]);
 /// Both only ever grow, so a stale copy errs towards "full" and is refreshed
 /// only then (rigtorp's cached-index trick: no cache-line traffic with the
 /// consumers while the copy says there is room).
-#[derive(Default)]
 pub(crate) struct SendCache {
     head: Cell<u64>,
     read_seq: Cell<u64>,
+    /// `Control::epoch` when `head` and `read_seq` were last loaded; a new
+    /// handle starts with a value the epoch never takes, forcing a load.
+    epoch: Cell<u64>,
+}
+
+impl Default for SendCache {
+    fn default() -> Self {
+        SendCache {
+            head: Cell::new(0),
+            read_seq: Cell::new(0),
+            epoch: Cell::new(u64::MAX),
+        }
+    }
 }
 
 /// A record a consumer has taken; hand it back to [`Ring::release`].
@@ -300,6 +312,12 @@ impl Ring {
         }
         let fp = footprint(len);
         let ctrl = self.ctrl();
+        // Relaxed: staleness is bounded by the boundary spacing (layout); a
+        // bump that is not yet visible here is at most one more boundary.
+        let epoch = ctrl.epoch.load(Ordering::Relaxed);
+        if epoch != cache.epoch.get() {
+            self.refresh_cache(cache, epoch);
+        }
         // Relaxed: `tail` is only a ticket dispenser. Exclusive ownership of
         // the claimed bytes comes from the atomicity of the CAS below; that
         // they are free comes from the Acquire load of `head`.
@@ -392,6 +410,26 @@ impl Ring {
         Ok(())
     }
 
+    #[cold]
+    fn refresh_cache(&self, cache: &SendCache, epoch: u64) {
+        let ctrl = self.ctrl();
+        // SYNC: Acquire pairs with the Release stores of `head`, as in the
+        // refresh in `try_send`.
+        cache.head.set(ctrl.head.load(Ordering::Acquire));
+        // Relaxed: a count only.
+        cache
+            .read_seq
+            .set(Cursor::unpack(ctrl.read.load(Ordering::Relaxed)).seq);
+        cache.epoch.set(epoch);
+    }
+
+    /// Records that `head` or `read.seq` crossed an epoch boundary.
+    #[cold]
+    fn bump_epoch(&self) {
+        // Relaxed: see the load in `try_send`; only the count matters.
+        self.ctrl().epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A "full" verdict is only trusted if `tail` did not move meanwhile:
     /// `head`/`read` may have been loaded after a newer `tail`, which would
     /// make the distance computed from our stale `tail` meaningless.
@@ -465,6 +503,9 @@ impl Ring {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) if is_msg => {
+                        if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
+                            self.bump_epoch();
+                        }
                         if self.maxsize != UNBOUNDED {
                             // Dekker with a sender waiting for `maxsize`.
                             fence(Ordering::SeqCst);
@@ -560,6 +601,9 @@ impl Ring {
             let order = mutant!("clear_relaxed", Ordering::Release, Ordering::Relaxed);
             self.desc(pos).store(0, order);
             let next = pos_add(pos, footprint(d.len as usize));
+            if crosses(pos, next, HEAD_EPOCH_SHIFT) {
+                self.bump_epoch();
+            }
             // SYNC: pairs with the producers' Acquire load of `head`: our
             // payload reads and the zeroed descriptor happen-before reuse.
             ctrl.head.store(next, Ordering::Release);
@@ -609,7 +653,11 @@ impl Ring {
             {
                 return moved;
             }
-            cur = pos_add(cur, footprint(d.len as usize));
+            let next = pos_add(cur, footprint(d.len as usize));
+            if crosses(cur, next, HEAD_EPOCH_SHIFT) {
+                self.bump_epoch();
+            }
+            cur = next;
             // SYNC: pairs with the producers' Acquire load of `head`.
             self.ctrl().head.store(cur, Ordering::Release);
             moved = true;
@@ -738,6 +786,7 @@ impl Control {
             head: CachePadded::new(AtomicU64::new(0)),
             recv_wait: cell(),
             send_wait: cell(),
+            epoch: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }

@@ -237,7 +237,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
                             let prod = p[0] as usize;
                             let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
                             assert!(p[5..].iter().all(|&b| b == seq as u8), "payload");
-                            assert!(last[prod].is_none_or(|l| l < seq), "FIFO per producer");
+                            assert!(last[prod].map_or(true, |l| l < seq), "FIFO per producer");
                             last[prod] = Some(seq);
                             got.push((prod, seq));
                             r.release(cl);
@@ -276,4 +276,66 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
         }
     }
     assert!(seen.iter().flatten().all(|&b| b), "every message delivered");
+}
+
+/// Moves an empty ring's counters to `pos` / `seq`, as if traffic that
+/// crossed no epoch boundary had passed.
+fn jump(r: &Ring, pos: u64, seq: u64) {
+    let ctrl = r.ctrl();
+    let c = Cursor {
+        seq,
+        pos,
+        closed: false,
+    }
+    .pack();
+    ctrl.tail.store(c, Ordering::Relaxed);
+    ctrl.read.store(c, Ordering::Relaxed);
+    ctrl.head.store(pos, Ordering::Relaxed);
+}
+
+/// A sender handle that stays idle while the queue goes round the whole
+/// 38-bit position space must not trust its cached `head`: it would alias the
+/// current one and claim room over live records. The epoch, bumped at each
+/// boundary that real traffic crosses, forces the refresh.
+#[test]
+fn idle_sender_cache_cannot_alias_after_a_full_position_wrap() {
+    let r = Ring::new_heap(512, 0); // 8 granules
+    let (idle, busy) = (SendCache::default(), SendCache::default());
+    r.try_send(&idle, b"first").unwrap();
+    recv_vec(&r).unwrap(); // idle's cache: head 0
+                           // Traffic around the whole space: cross each 2^35 boundary for real.
+    for k in 1..=(1u64 << (POS_BITS - HEAD_EPOCH_SHIFT)) {
+        jump(&r, pos_sub(k << HEAD_EPOCH_SHIFT, 1), 1);
+        r.try_send(&busy, b"x").unwrap();
+        recv_vec(&r).unwrap();
+    }
+    // Now fill the ring so that tail wraps to exactly 0, idle's cached head.
+    jump(&r, POS_MASK - 7, 1);
+    for i in 0..8 {
+        r.try_send(&busy, &msg(i, 10)).unwrap();
+    }
+    assert_eq!(Cursor::unpack(r.ctrl().tail.load(Ordering::Relaxed)).pos, 0);
+    assert_eq!(r.try_send(&idle, b"would overwrite"), Err(SendError::Full));
+    for i in 0..8 {
+        assert_eq!(recv_vec(&r).unwrap(), msg(i, 10));
+    }
+}
+
+/// The same for `maxsize`: the 25-bit message sequence wraps far sooner.
+#[test]
+fn idle_sender_cache_cannot_alias_after_a_full_seq_wrap() {
+    let r = Ring::new_heap(512, 2);
+    let (idle, busy) = (SendCache::default(), SendCache::default());
+    r.try_send(&idle, b"first").unwrap();
+    recv_vec(&r).unwrap(); // idle's cache: read_seq 0 (loaded before its send)
+    for k in 1..=(1u64 << (SEQ_BITS - SEQ_EPOCH_SHIFT)) {
+        jump(&r, 0, (k << SEQ_EPOCH_SHIFT) - 1);
+        r.try_send(&busy, b"x").unwrap();
+        recv_vec(&r).unwrap();
+    }
+    // Queue 2 messages so that tail.seq wraps to exactly 0, idle's cache.
+    jump(&r, 0, SEQ_MASK - 1);
+    r.try_send(&busy, b"a").unwrap();
+    r.try_send(&busy, b"b").unwrap();
+    assert_eq!(r.try_send(&idle, b"third"), Err(SendError::Full));
 }
