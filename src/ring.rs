@@ -312,8 +312,10 @@ impl Ring {
         }
         let fp = footprint(len);
         let ctrl = self.ctrl();
-        // Relaxed: staleness is bounded by the boundary spacing (layout); a
-        // bump that is not yet visible here is at most one more boundary.
+        // Relaxed: the language model puts no bound on how late a bump
+        // becomes visible, but hardware makes it visible within nanoseconds,
+        // and to matter a missed bump would have to stay invisible across
+        // 2^36 granules (4 TiB) or 2^23 messages of traffic by others.
         let epoch = ctrl.epoch.load(Ordering::Relaxed);
         if epoch != cache.epoch.get() {
             self.refresh_cache(cache, epoch);
