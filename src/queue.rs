@@ -440,7 +440,9 @@ impl fmt::Debug for Receiver {
 /// A received message, read in place from shared memory. Its room in the
 /// ring is given back when the guard drops, so keep it only as long as you
 /// need the bytes (copy with `.to_vec()` to keep them longer). Holding it does
-/// not stop other receivers taking later messages.
+/// not stop other receivers taking later messages, but room is reclaimed in
+/// order, so a guard held for long keeps the room of every later message too.
+/// A guard that is leaked (`mem::forget`) never gives its room back.
 pub struct RecvGuard<'a> {
     ring: &'a Ring,
     claim: Option<Claim>,
