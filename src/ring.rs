@@ -740,8 +740,10 @@ impl Ring {
         // below follow it.
         ctrl.tail.fetch_or(CLOSED, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        self.wake(&ctrl.recv_wait);
-        self.wake(&ctrl.send_wait);
+        if mutant!("close_no_wake", true, false) {
+            self.wake(&ctrl.recv_wait);
+            self.wake(&ctrl.send_wait);
+        }
     }
 
     /// Whether `close` has been called.

@@ -98,3 +98,24 @@ fn spmc_two_consumers_out_of_order_release() {
         assert_eq!(r.try_recv().unwrap(), [9; 100]);
     });
 }
+
+/// `close` racing with a receiver blocked on an empty ring and a sender
+/// blocked on a full one (`maxsize` 1): both must wake and see `Closed`, and
+/// the message sent before close is still delivered.
+#[test]
+fn close_wakes_blocked_sender_and_receiver() {
+    model(|| {
+        let full = Arc::new(LoomRing::new(256, 1));
+        let empty = Arc::new(LoomRing::new(256, 0));
+        full.try_send(&Producer::default(), b"kept").unwrap();
+        let (f, e) = (full.clone(), empty.clone());
+        let sender = thread::spawn(move || f.send(&Producer::default(), b"late"));
+        let receiver = thread::spawn(move || e.recv());
+        full.close();
+        empty.close();
+        assert_eq!(sender.join().unwrap(), Err(shmq::SendError::Closed));
+        assert_eq!(receiver.join().unwrap(), Err(RecvError::Closed));
+        assert_eq!(full.recv().unwrap(), b"kept");
+        assert_eq!(full.recv(), Err(RecvError::Closed));
+    });
+}
