@@ -1,8 +1,6 @@
 //! Error types: one for sending, one for receiving, one for creating or
 //! attaching a segment. Each variant says what the caller can do about it.
 
-use std::fmt;
-
 /// Why a message was not sent. Nothing was written to the queue in any case.
 ///
 /// `send` returns `Closed` or `TooLarge`; `try_send` adds `Full`;
@@ -132,18 +130,5 @@ impl OpenError {
             op,
             source: e.into(),
         }
-    }
-}
-
-/// Helper so `OpenError::os` accepts nix errors.
-pub(crate) struct Errno(pub nix::errno::Errno);
-impl From<Errno> for std::io::Error {
-    fn from(e: Errno) -> Self {
-        std::io::Error::from_raw_os_error(e.0 as i32)
-    }
-}
-impl fmt::Debug for Errno {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }

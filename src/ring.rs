@@ -332,37 +332,24 @@ impl Ring {
             let to_end = self.granules - (c.pos & self.mask);
             let pad = if fp <= to_end { 0 } else { to_end };
             let need = pad + fp;
-            // Possibly full by bytes -> refresh head -> really full?
-            if pos_sub(c.pos, cache.head.get()) + need > self.granules {
-                // SYNC: pairs with the Release store of `head` in `release`/
-                // `advance`: the consumers' reads of the space we are about to
-                // reuse, and the zeroing of its descriptors, happen-before our
-                // writes.
-                cache.head.set(ctrl.head.load(Ordering::Acquire));
-                if pos_sub(c.pos, cache.head.get()) + need > self.granules {
-                    match self.recheck_tail(t) {
-                        Some(t2) => {
-                            t = t2;
-                            continue;
-                        }
-                        None => return Err(SendError::Full),
+            // Possibly full (by bytes, then by count) -> refresh the cached
+            // copy -> really full?
+            let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.granules;
+            let no_slot = |r: u64| self.maxsize != UNBOUNDED && seq_sub(c.seq, r) >= self.maxsize;
+            let full = (no_bytes(cache.head.get()) && {
+                cache.head.set(self.load_head());
+                no_bytes(cache.head.get())
+            }) || (no_slot(cache.read_seq.get()) && {
+                cache.read_seq.set(self.load_read_seq());
+                no_slot(cache.read_seq.get())
+            });
+            if full {
+                match self.recheck_tail(t) {
+                    Some(t2) => {
+                        t = t2;
+                        continue;
                     }
-                }
-            }
-            // Possibly full by count -> refresh read.seq -> really full?
-            if self.maxsize != UNBOUNDED && seq_sub(c.seq, cache.read_seq.get()) >= self.maxsize {
-                // Relaxed: only a count is read; no memory is reused because
-                // of it (bytes are governed by `head` above).
-                let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
-                cache.read_seq.set(r.seq);
-                if seq_sub(c.seq, r.seq) >= self.maxsize {
-                    match self.recheck_tail(t) {
-                        Some(t2) => {
-                            t = t2;
-                            continue;
-                        }
-                        None => return Err(SendError::Full),
-                    }
+                    None => return Err(SendError::Full),
                 }
             }
             let next = Cursor {
@@ -414,15 +401,26 @@ impl Ring {
 
     #[cold]
     fn refresh_cache(&self, cache: &SendCache, epoch: u64) {
-        let ctrl = self.ctrl();
-        // SYNC: Acquire pairs with the Release stores of `head`, as in the
-        // refresh in `try_send`.
-        cache.head.set(ctrl.head.load(Ordering::Acquire));
-        // Relaxed: a count only.
-        cache
-            .read_seq
-            .set(Cursor::unpack(ctrl.read.load(Ordering::Relaxed)).seq);
+        cache.head.set(self.load_head());
+        cache.read_seq.set(self.load_read_seq());
         cache.epoch.set(epoch);
+    }
+
+    /// `head`, for a producer about to reuse the space before it.
+    #[inline]
+    fn load_head(&self) -> u64 {
+        // SYNC: pairs with the Release store in `set_head`: the consumers'
+        // reads of the space we may reuse, and the zeroing of its
+        // descriptors, happen-before our writes.
+        self.ctrl().head.load(Ordering::Acquire)
+    }
+
+    /// `read.seq`, for a producer checking `maxsize`.
+    #[inline]
+    fn load_read_seq(&self) -> u64 {
+        // Relaxed: only a count is read; no memory is reused because of it
+        // (bytes are governed by `head`).
+        Cursor::unpack(self.ctrl().read.load(Ordering::Relaxed)).seq
     }
 
     /// Records that `head` or `read.seq` crossed an epoch boundary.
@@ -437,6 +435,8 @@ impl Ring {
     /// make the distance computed from our stale `tail` meaningless.
     #[inline]
     fn recheck_tail(&self, t: u64) -> Option<u64> {
+        // Relaxed: only compared with `t`; a stale value at worst returns
+        // Full, as any snapshot of a racing queue may.
         let t2 = self.ctrl().tail.load(Ordering::Relaxed);
         (t2 != t).then_some(t2)
     }
@@ -603,12 +603,7 @@ impl Ring {
             let order = mutant!("clear_relaxed", Ordering::Release, Ordering::Relaxed);
             self.desc(pos).store(0, order);
             let next = pos_add(pos, footprint(d.len as usize));
-            if crosses(pos, next, HEAD_EPOCH_SHIFT) {
-                self.bump_epoch();
-            }
-            // SYNC: pairs with the producers' Acquire load of `head`: our
-            // payload reads and the zeroed descriptor happen-before reuse.
-            ctrl.head.store(next, Ordering::Release);
+            self.set_head(pos, next);
             self.advance(next);
             true
         } else {
@@ -630,6 +625,18 @@ impl Ring {
             // store: Dekker with a sender's `register` + re-check.
             self.wake_if_waiting(&ctrl.send_wait);
         }
+    }
+
+    /// Moves `head` from `old` to `new`; the caller is the one thread allowed
+    /// to (it holds the record at `old`, or won its DONE descriptor).
+    #[inline]
+    fn set_head(&self, old: u64, new: u64) {
+        if crosses(old, new, HEAD_EPOCH_SHIFT) {
+            self.bump_epoch();
+        }
+        // SYNC: pairs with the producers' Acquire load in `load_head`: our
+        // payload reads and the zeroed descriptors happen-before reuse.
+        self.ctrl().head.store(new, Ordering::Release);
     }
 
     /// Moves `head` on from `cur` (a value of `head` we stored or saw) past
@@ -656,12 +663,8 @@ impl Ring {
                 return moved;
             }
             let next = pos_add(cur, footprint(d.len as usize));
-            if crosses(cur, next, HEAD_EPOCH_SHIFT) {
-                self.bump_epoch();
-            }
+            self.set_head(cur, next);
             cur = next;
-            // SYNC: pairs with the producers' Acquire load of `head`.
-            self.ctrl().head.store(cur, Ordering::Release);
             moved = true;
         }
     }
@@ -696,6 +699,7 @@ impl Ring {
             fence(Ordering::SeqCst);
             if mutant!("no_recheck", true, false) {
                 if let Some(r) = attempt() {
+                    // Relaxed: leaving early only risks a needless wake.
                     cell.waiters.fetch_sub(1, Ordering::Relaxed);
                     return Some(r);
                 }
@@ -706,6 +710,8 @@ impl Ring {
                 _ => slice_end,
             };
             futex_wait(&cell.seq, seen, Some(until));
+            // Relaxed: a waker that still counts us only makes a needless
+            // wake; we re-register (with the fence) before sleeping again.
             cell.waiters.fetch_sub(1, Ordering::Relaxed);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return attempt();
@@ -754,21 +760,26 @@ impl Ring {
 
     /// Messages sent (or being written) and not yet taken: a snapshot.
     pub(crate) fn len(&self) -> usize {
+        let (n, _) = self.snapshot();
+        n.min(self.granules).min(self.maxsize) as usize
+    }
+
+    /// Messages queued (unclamped) and the `tail` cursor, from one load each.
+    fn snapshot(&self) -> (u64, Cursor) {
         let ctrl = self.ctrl();
         // Relaxed snapshots; `read` first, so the difference is never negative.
         let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
         let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
-        let n = seq_sub(t.seq, r.seq).min(self.granules);
-        n.min(self.maxsize) as usize
+        (seq_sub(t.seq, r.seq), t)
     }
 
     /// Whether a sender would find no room: `maxsize` messages queued, or
     /// not a single free granule.
     pub(crate) fn is_full(&self) -> bool {
-        let ctrl = self.ctrl();
-        let h = ctrl.head.load(Ordering::Relaxed);
-        let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
-        self.len() as u64 >= self.maxsize || pos_sub(t.pos, h) >= self.granules
+        // Relaxed: a snapshot; `head` first, so `tail - head` is never negative.
+        let h = self.ctrl().head.load(Ordering::Relaxed);
+        let (n, t) = self.snapshot();
+        n >= self.maxsize || pos_sub(t.pos, h) >= self.granules
     }
 }
 

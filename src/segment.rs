@@ -12,7 +12,7 @@
 //! mapping it re-reads the header through the mapping after an Acquire load of
 //! `ready` and checks it again.
 
-use crate::error::{Errno, OpenError};
+use crate::error::OpenError;
 use crate::layout::*;
 use crate::sync::Ordering;
 use memmap2::{MmapOptions, MmapRaw};
@@ -46,13 +46,13 @@ impl Segment {
     pub(crate) fn create_anon(capacity: usize, maxsize: u64) -> Result<Self, OpenError> {
         let geo = check_config(capacity, maxsize)?;
         let fd = memfd_create(c"shmq", MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_CLOEXEC)
-            .map_err(|e| OpenError::os("memfd_create", Errno(e)))?;
+            .map_err(|e| OpenError::os("memfd_create", e))?;
         let file = File::from(fd);
         file.set_len(geo.total_len as u64)
             .map_err(|e| OpenError::os("ftruncate", e))?;
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
-            .map_err(|e| OpenError::os("fcntl(F_ADD_SEALS)", Errno(e)))?;
+            .map_err(|e| OpenError::os("fcntl(F_ADD_SEALS)", e))?;
         Segment::init(file, None, geo, maxsize)
     }
 
@@ -67,13 +67,8 @@ impl Segment {
         let name = shm_name(name)?;
         let flags =
             nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL | nix::fcntl::OFlag::O_RDWR;
-        let fd = shm_open(name.as_str(), flags, Mode::from_bits_truncate(mode)).map_err(|e| {
-            if e == nix::errno::Errno::EEXIST {
-                OpenError::AlreadyExists(name.clone())
-            } else {
-                OpenError::os("shm_open", Errno(e))
-            }
-        })?;
+        let fd = shm_open(name.as_str(), flags, Mode::from_bits_truncate(mode))
+            .map_err(|e| shm_error("shm_open", e, &name, true))?;
         let file = File::from(fd);
         let made = file
             .set_len(geo.total_len as u64)
@@ -89,14 +84,8 @@ impl Segment {
     /// Opens a named segment created by any process.
     pub(crate) fn open_named(name: &str) -> Result<Self, OpenError> {
         let name = shm_name(name)?;
-        let fd =
-            shm_open(name.as_str(), nix::fcntl::OFlag::O_RDWR, Mode::empty()).map_err(|e| {
-                if e == nix::errno::Errno::ENOENT {
-                    OpenError::NotFound(name.clone())
-                } else {
-                    OpenError::os("shm_open", Errno(e))
-                }
-            })?;
+        let fd = shm_open(name.as_str(), nix::fcntl::OFlag::O_RDWR, Mode::empty())
+            .map_err(|e| shm_error("shm_open", e, &name, false))?;
         Segment::attach(File::from(fd), Some(name))
     }
 
@@ -114,13 +103,7 @@ impl Segment {
     /// Removes a name; the memory lives on while anything maps it.
     pub(crate) fn unlink(name: &str) -> Result<(), OpenError> {
         let name = shm_name(name)?;
-        shm_unlink(name.as_str()).map_err(|e| {
-            if e == nix::errno::Errno::ENOENT {
-                OpenError::NotFound(name.clone())
-            } else {
-                OpenError::os("shm_unlink", Errno(e))
-            }
-        })
+        shm_unlink(name.as_str()).map_err(|e| shm_error("shm_unlink", e, &name, false))
     }
 
     fn init(
@@ -171,6 +154,8 @@ impl Segment {
         let hdr = map.as_ptr().cast::<Header>();
         // SAFETY: the mapping covers the header; `ready` is an aligned
         // AtomicU32 at offset 36.
+        // SYNC: Acquire pairs with the creator's Release store of `ready` in
+        // `init`: the header fields re-read below are the ones it wrote.
         let ready = unsafe { (*hdr).ready.load(Ordering::Acquire) };
         // SAFETY: the mapping covers CONTROL_OFF bytes; a byte copy of memory
         // another process may write concurrently is a plain snapshot.
@@ -210,6 +195,16 @@ impl Segment {
     pub(crate) fn contains(&self, ptr: *const u8) -> bool {
         let b = self.map.as_ptr() as usize;
         (b..b + self.map.len()).contains(&(ptr as usize))
+    }
+}
+
+/// The error for a failed `shm_*` call on `name`: when creating, EEXIST is
+/// `AlreadyExists`; otherwise ENOENT is `NotFound`; anything else is `Os`.
+fn shm_error(op: &'static str, e: nix::errno::Errno, name: &str, creating: bool) -> OpenError {
+    match (e, creating) {
+        (nix::errno::Errno::EEXIST, true) => OpenError::AlreadyExists(name.to_owned()),
+        (nix::errno::Errno::ENOENT, false) => OpenError::NotFound(name.to_owned()),
+        (e, _) => OpenError::os(op, e),
     }
 }
 
