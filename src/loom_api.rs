@@ -80,3 +80,10 @@ impl LoomRing {
         self.len() == 0
     }
 }
+
+/// How many times the calling loom thread has spun or slept waiting for
+/// another thread (every spin hint and every modelled `FUTEX_WAIT`). A
+/// `try_*` call must leave it unchanged.
+pub fn waits() -> u64 {
+    crate::sync::waits()
+}

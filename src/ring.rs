@@ -326,7 +326,7 @@ impl Ring {
         let mut t = ctrl.tail.load(Ordering::Relaxed);
         let (pos, pad) = loop {
             let c = Cursor::unpack(t);
-            if c.closed {
+            if c.closed && mutant!("claim_ignores_closed", true, false) {
                 return Err(SendError::Closed);
             }
             let to_end = self.granules - (c.pos & self.mask);
@@ -335,7 +335,14 @@ impl Ring {
             // Possibly full (by bytes, then by count) -> refresh the cached
             // copy -> really full?
             let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.granules;
-            let no_slot = |r: u64| self.maxsize != UNBOUNDED && seq_sub(c.seq, r) >= self.maxsize;
+            let no_slot = |r: u64| {
+                self.maxsize != UNBOUNDED
+                    && mutant!(
+                        "maxsize_off_by_one",
+                        seq_sub(c.seq, r) >= self.maxsize,
+                        seq_sub(c.seq, r) > self.maxsize
+                    )
+            };
             let full = (no_bytes(cache.head.get()) && {
                 cache.head.set(self.load_head());
                 no_bytes(cache.head.get())
@@ -412,7 +419,8 @@ impl Ring {
         // SYNC: pairs with the Release store in `set_head`: the consumers'
         // reads of the space we may reuse, and the zeroing of its
         // descriptors, happen-before our writes.
-        self.ctrl().head.load(Ordering::Acquire)
+        let order = mutant!("head_load_relaxed", Ordering::Acquire, Ordering::Relaxed);
+        self.ctrl().head.load(order)
     }
 
     /// `read.seq`, for a producer checking `maxsize`.
@@ -498,17 +506,25 @@ impl Ring {
                 };
                 // Relaxed: uniqueness of the take comes from the CAS itself;
                 // the data was acquired through the descriptor.
-                match ctrl.read.compare_exchange_weak(
-                    r,
-                    next.pack(),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
+                let took = mutant!(
+                    "take_by_store",
+                    ctrl.read.compare_exchange_weak(
+                        r,
+                        next.pack(),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    ),
+                    {
+                        ctrl.read.store(next.pack(), Ordering::Relaxed);
+                        Ok(r)
+                    }
+                );
+                match took {
                     Ok(_) if is_msg => {
                         if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
                             self.bump_epoch();
                         }
-                        if self.maxsize != UNBOUNDED {
+                        if self.maxsize != UNBOUNDED && mutant!("no_maxsize_wake", true, false) {
                             // Dekker with a sender waiting for `maxsize`.
                             fence(Ordering::SeqCst);
                             self.wake_if_waiting(&ctrl.send_wait);
@@ -542,7 +558,15 @@ impl Ring {
             // record was claimed at or after `read` when `tail` was closed,
             // none ever will be.
             let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
-            return Err(if t.closed && t.pos == c.pos {
+            if mutant!("try_recv_waits_for_commit", false, t.pos != c.pos) {
+                // The break: wait for a claimed record's commit (as a bounded
+                // queue with per-slot stamps may), instead of reporting Empty.
+                spin_hint();
+                r = ctrl.read.load(Ordering::Relaxed);
+                continue;
+            }
+            let closed_and_drained = mutant!("recv_closed_early", t.pos == c.pos, true);
+            return Err(if t.closed && closed_and_drained {
                 RecvError::Closed
             } else {
                 RecvError::Empty
@@ -592,9 +616,9 @@ impl Ring {
     fn release_at(&self, pos: u64, w: u64) {
         let ctrl = self.ctrl();
         let d = Desc::unpack(w);
-        // Relaxed: only compared with `pos`. If it equals `pos` it is current:
-        // nobody but us can move `head` past our record, which is not DONE.
-        let moved = if ctrl.head.load(Ordering::Relaxed) == pos {
+        // If `head` equals `pos` it is current: nobody but us can move it past
+        // our record, which is not DONE.
+        let moved = if self.load_head_to_move() == pos {
             // We hold the oldest record: reclaim it ourselves, no DONE step.
             // SYNC: Release pairs with the Acquire load of the descriptor in a
             // `try_recv` that finds it empty: our CAS of `read` past this
@@ -613,11 +637,12 @@ impl Ring {
             };
             // SYNC: pairs with the Acquire load in `advance`; our payload
             // reads happen-before the reclaimer's Release store of `head`.
-            self.desc(pos).store(done.pack(), Ordering::Release);
+            let order = mutant!("done_relaxed", Ordering::Release, Ordering::Relaxed);
+            self.desc(pos).store(done.pack(), order);
             // Dekker with `advance`: either we see `head == pos` below, or the
             // thread that stored it sees our DONE.
             fence(Ordering::SeqCst);
-            let h = ctrl.head.load(Ordering::Relaxed);
+            let h = self.load_head_to_move();
             self.advance(h)
         };
         if moved {
@@ -625,6 +650,20 @@ impl Ring {
             // store: Dekker with a sender's `register` + re-check.
             self.wake_if_waiting(&ctrl.send_wait);
         }
+    }
+
+    /// `head`, for a consumer that may move it on from the value it sees.
+    #[inline]
+    fn load_head_to_move(&self) -> u64 {
+        // SYNC: Acquire, not Relaxed, although only the value is used: our
+        // `set_head` Release must carry every earlier reclaim to the
+        // producers, and a Release store publishes only what happens-before
+        // it. With Relaxed, a producer that acquires our `head` would not be
+        // ordered after the previous mover's payload reads, and could
+        // overwrite a record its consumer is still reading (loom found this;
+        // mutant `head_move_relaxed`).
+        let order = mutant!("head_move_relaxed", Ordering::Acquire, Ordering::Relaxed);
+        self.ctrl().head.load(order)
     }
 
     /// Moves `head` from `old` to `new`; the caller is the one thread allowed
@@ -656,10 +695,15 @@ impl Ring {
             // record (the tag rules out a DONE from another lap). Release: as
             // the zeroing store in `release_at`, for a `try_recv` that finds
             // the slot empty (the load above already acquired).
-            if slot
-                .compare_exchange(w, 0, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
+            let won = mutant!(
+                "advance_by_store",
+                slot.compare_exchange(w, 0, Ordering::Release, Ordering::Relaxed),
+                {
+                    slot.store(0, Ordering::Release);
+                    Ok(w)
+                }
+            );
+            if won.is_err() {
                 return moved;
             }
             let next = pos_add(cur, footprint(d.len as usize));
@@ -692,7 +736,7 @@ impl Ring {
             // Read the sequence before registering and re-checking: a wake
             // that comes after this load changes it, so the sleep below
             // returns at once (the kernel compares under its lock).
-            let seen = cell.seq.load(Ordering::Acquire);
+            let mut seen = cell.seq.load(Ordering::Acquire);
             // Relaxed + fence: the SeqCst fence orders this increment before
             // the re-check, against the waker's fence.
             cell.waiters.fetch_add(1, Ordering::Relaxed);
@@ -703,6 +747,11 @@ impl Ring {
                     cell.waiters.fetch_sub(1, Ordering::Relaxed);
                     return Some(r);
                 }
+            }
+            if mutant!("seq_after_recheck", false, true) {
+                // The break: the sequence read after the re-check, so a wake
+                // between the two is not noticed by the sleep.
+                seen = cell.seq.load(Ordering::Acquire);
             }
             let slice_end = Instant::now() + SLEEP_SLICE;
             let until = match deadline {

@@ -72,6 +72,7 @@ pub(crate) fn futex_wake_all(word: &FutexWord) {
 /// progress deadlocks, which is what we want it to report.
 #[cfg(loom)]
 pub(crate) fn futex_wait(word: &FutexWord, expected: u32, _until: Option<Instant>) -> bool {
+    count_wait();
     let guard = word.lock.lock().unwrap();
     if word.value.load(Ordering::SeqCst) == expected {
         drop(word.cond.wait(guard).unwrap());
@@ -92,19 +93,56 @@ pub(crate) fn spin_hint() {
     #[cfg(not(loom))]
     std::hint::spin_loop();
     #[cfg(loom)]
-    loom::thread::yield_now();
+    {
+        count_wait();
+        loom::thread::yield_now();
+    }
 }
 
-/// Picks `$normal`, or `$broken` when built with `--cfg shmq_mutant="$name"`.
-/// Mutants are deliberate protocol breaks that the loom models must catch
-/// (docs/VERIFICATION.md lists them); they are off unless asked for.
+#[cfg(loom)]
+loom::thread_local! {
+    /// Times this (loom) thread spun or slept waiting for another thread.
+    static WAITS: std::cell::Cell<u64> = std::cell::Cell::new(0);
+}
+
+#[cfg(loom)]
+fn count_wait() {
+    WAITS.with(|w| w.set(w.get() + 1));
+}
+
+/// How many times the calling loom thread has spun or slept so far: the
+/// models assert that `try_*` calls leave it unchanged.
+#[cfg(loom)]
+pub(crate) fn waits() -> u64 {
+    WAITS.with(|w| w.get())
+}
+
+/// Picks `$normal`, or, in a loom build run with `SHMQ_MUTANT=$name`,
+/// `$broken`. Mutants are deliberate protocol breaks that the loom models
+/// must catch (docs/VERIFICATION.md lists which model catches which;
+/// `loom-tests/mutants.sh` checks it). Normal builds contain only `$normal`.
 macro_rules! mutant {
     ($name:literal, $normal:expr, $broken:expr) => {{
-        #[cfg(shmq_mutant = $name)]
-        let v = $broken;
-        #[cfg(not(shmq_mutant = $name))]
+        #[cfg(loom)]
+        let v = if $crate::sync::mutant_on($name) {
+            $broken
+        } else {
+            $normal
+        };
+        #[cfg(not(loom))]
         let v = $normal;
         v
     }};
 }
 pub(crate) use mutant;
+
+/// Whether the loom build was asked (through `SHMQ_MUTANT`) to break the
+/// protocol at `name`. Read once per process, outside loom's view.
+#[cfg(loom)]
+pub(crate) fn mutant_on(name: &str) -> bool {
+    static CHOSEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    CHOSEN
+        .get_or_init(|| std::env::var("SHMQ_MUTANT").ok())
+        .as_deref()
+        == Some(name)
+}

@@ -6,6 +6,8 @@
 //! and a payload derived from both, so a consumer checks content and
 //! per-producer FIFO order, and the parent checks exactly-once delivery.
 
+#![cfg(not(loom))]
+
 use shmq::{OpenError, Queue, RecvError, SendError};
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,23 +1,68 @@
 //! loom models of the ring protocol. Run with
-//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p loom-tests --release`.
+//! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p loom-tests --release`.
 //!
-//! Each model checks exactly-once delivery and FIFO order; payloads live in
-//! loom cells, so a missing happens-before between a write and a read of a
-//! payload is reported as a data race, and the futex is modelled so that a
-//! lost wake-up is reported as a deadlock.
+//! Every model checks exactly-once delivery and FIFO order per producer.
+//! Payloads live in loom cells, so a missing happens-before between a write
+//! and a read of a payload (or a read and the next lap's write) is reported
+//! as a data race; the futex is modelled with a mutex and condvar, so a lost
+//! wake-up is reported as a deadlock. docs/VERIFICATION.md lists, for each
+//! model, the deliberate breaks (`SHMQ_MUTANT=...`, see `mutants.sh`) that
+//! make it fail.
 #![cfg(loom)]
 
+use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use shmq::loom_api::{LoomRing, Producer};
-use shmq::RecvError;
+use shmq::loom_api::{waits, LoomRing, Producer};
+use shmq::{RecvError, SendError};
 
+/// Runs `f` under every interleaving loom finds within the preemption bound
+/// (`LOOM_MAX_PREEMPTIONS`, default 2).
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(usize::MAX, f)
+}
+
+/// As [`model`], with the bound capped at `max` for models whose state
+/// space at bound 3 does not fit the CI budget (4 threads, blocking calls).
+fn model_bounded(max: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
+    b.preemption_bound = Some(b.preemption_bound.unwrap_or(2).min(max));
     b.check(f);
+}
+
+/// Message `seq` of producer `prod`, `len` bytes (at least 2): the first two
+/// bytes name it, the rest is a pattern that depends on both.
+fn msg(prod: u8, seq: u8, len: usize) -> Vec<u8> {
+    let mut m = vec![prod, seq];
+    m.extend((2..len).map(|i| prod ^ seq.wrapping_mul(31) ^ i as u8));
+    m
+}
+
+/// Checks that `got` (in the order one consumer received them) are intact
+/// messages, each producer's in increasing sequence order; returns their ids.
+fn check_fifo(got: &[Vec<u8>]) -> Vec<(u8, u8)> {
+    let mut last: Vec<Option<u8>> = vec![None; 256];
+    got.iter()
+        .map(|m| {
+            let (p, s) = (m[0], m[1]);
+            assert_eq!(*m, msg(p, s, m.len()), "message {p}/{s} damaged");
+            let prev = last[p as usize].replace(s);
+            assert!(
+                prev.is_none_or(|prev| prev < s),
+                "producer {p}: {s} after {prev:?}"
+            );
+            (p, s)
+        })
+        .collect()
+}
+
+/// Asserts that the union of what the consumers received is exactly `want`,
+/// each once.
+fn check_exactly_once(mut ids: Vec<(u8, u8)>, want: &[(u8, u8)]) {
+    ids.sort();
+    let mut want = want.to_vec();
+    want.sort();
+    assert_eq!(ids, want, "not exactly once");
 }
 
 /// 1 producer, 1 consumer, 4-granule ring: the third message does not fit
@@ -29,37 +74,43 @@ fn spsc_wrap_padding_and_blocking() {
     model(|| {
         let r = Arc::new(LoomRing::new(256, 0));
         let r2 = r.clone();
-        let msgs: [&[u8]; 3] = [&[1; 10], &[2; 100], &[3; 120]];
+        let sizes = [10, 100, 120];
         let prod = thread::spawn(move || {
             let p = Producer::default();
-            for m in msgs {
-                r2.send(&p, m).unwrap();
+            for (i, n) in sizes.into_iter().enumerate() {
+                r2.send(&p, &msg(1, i as u8, n)).unwrap();
             }
             r2.close();
         });
-        for m in msgs {
-            assert_eq!(r.recv().unwrap(), m);
-        }
+        let got: Vec<_> = (0..3).map(|_| r.recv().unwrap()).collect();
+        assert_eq!(check_fifo(&got), [(1, 0), (1, 1), (1, 2)]);
         assert_eq!(r.recv(), Err(RecvError::Closed));
         prod.join().unwrap();
     });
 }
 
-/// 2 producers, 1 consumer, one message each plus close: both delivered
-/// exactly once, nothing after close.
+/// 2 producers, 1 consumer: each producer sends a 2-granule then a
+/// 1-granule message into a 4-granule ring, so claims race, producers block
+/// on a full ring and records wrap with padding; each producer's messages
+/// arrive once and in order.
 #[test]
-fn mpsc_two_producers() {
-    model(|| {
+fn mpsc_two_producers_fifo() {
+    model_bounded(2, || {
         let r = Arc::new(LoomRing::new(256, 0));
         let ps: Vec<_> = (1..=2u8)
-            .map(|i| {
+            .map(|p| {
                 let r = r.clone();
-                thread::spawn(move || r.send(&Producer::default(), &[i; 70]).unwrap())
+                thread::spawn(move || {
+                    let h = Producer::default();
+                    r.send(&h, &msg(p, 0, 70)).unwrap();
+                    if p == 1 {
+                        r.send(&h, &msg(p, 1, 10)).unwrap();
+                    }
+                })
             })
             .collect();
-        let mut got = vec![r.recv().unwrap()[0], r.recv().unwrap()[0]];
-        got.sort();
-        assert_eq!(got, [1, 2]);
+        let got: Vec<_> = (0..3).map(|_| r.recv().unwrap()).collect();
+        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1), (2, 0)]);
         for p in ps {
             p.join().unwrap();
         }
@@ -67,35 +118,264 @@ fn mpsc_two_producers() {
     });
 }
 
-/// 1 producer, 2 consumers: out-of-order release, in-order reclaim; each
-/// message reaches exactly one consumer.
+/// 1 producer, 2 consumers taking and releasing concurrently, with the
+/// records already queued: out-of-order release, in-order reclaim; each
+/// message reaches exactly one consumer and all the room comes back.
 #[test]
 fn spmc_two_consumers_out_of_order_release() {
     model(|| {
         let r = Arc::new(LoomRing::new(256, 0));
         let p = Producer::default();
-        for i in 1..=3u8 {
-            r.try_send(&p, &[i; 64]).unwrap();
+        for i in 0..3u8 {
+            r.try_send(&p, &msg(1, i, 64)).unwrap();
         }
         let cs: Vec<_> = (0..2)
             .map(|_| {
                 let r = r.clone();
                 thread::spawn(move || {
                     let t = r.try_take().unwrap();
-                    let v = r.read(&t)[0];
+                    let v = r.read(&t);
                     r.release(t);
                     v
                 })
             })
             .collect();
-        let mut got: Vec<u8> = cs.into_iter().map(|c| c.join().unwrap()).collect();
-        got.sort();
+        let ids = cs
+            .into_iter()
+            .flat_map(|c| check_fifo(&[c.join().unwrap()]));
         // The first two went to the two consumers; the third is still queued,
-        // and both records' room came back: two 2-granule messages fit again.
-        assert!(got == [1, 2], "{got:?}");
-        r.try_send(&p, &[9; 100]).unwrap();
-        assert_eq!(r.try_recv().unwrap(), [3; 64]);
-        assert_eq!(r.try_recv().unwrap(), [9; 100]);
+        // and both records' room came back: a 2-granule message fits again.
+        check_exactly_once(ids.collect(), &[(1, 0), (1, 1)]);
+        r.try_send(&p, &msg(1, 3, 100)).unwrap();
+        let rest = [r.try_recv().unwrap(), r.try_recv().unwrap()];
+        assert_eq!(check_fifo(&rest), [(1, 2), (1, 3)]);
+    });
+}
+
+/// 1 producer, 2 consumers, concurrent: two 2-granule records fill a
+/// 4-granule ring; while the two consumers take and release them in either
+/// order, the producer waits for room for a third and then reuses the room
+/// of the first. The reuse must be ordered after the first record's reader
+/// whoever moved `head` (loom found a missing Acquire here; see
+/// docs/VERIFICATION.md).
+#[test]
+fn spmc_producer_reuses_room_released_out_of_order() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::default();
+        for s in 0..2u8 {
+            r.try_send(&p, &msg(1, s, 100)).unwrap();
+        }
+        let r2 = r.clone();
+        let prod = thread::spawn(move || r2.send(&p, &msg(1, 2, 10)).unwrap());
+        let r3 = r.clone();
+        let other = thread::spawn(move || check_fifo(&[r3.recv().unwrap()]));
+        let mut ids = check_fifo(&[r.recv().unwrap()]);
+        ids.extend(other.join().unwrap());
+        prod.join().unwrap();
+        ids.extend(check_fifo(&[r.recv().unwrap()]));
+        check_exactly_once(ids, &[(1, 0), (1, 1), (1, 2)]);
+    });
+}
+
+/// 2 producers, 2 consumers, concurrent, on a 4-granule ring that holds a
+/// 1-granule and a 2-granule record: the consumers take and release those
+/// two in either order while producer 1 claims 2 granules (padding the last
+/// granule and wrapping) and producer 2 claims 1, both waiting for room the
+/// consumers free. Exactly once overall; what is left drains in claim order.
+#[test]
+fn mpmc_two_by_two_tiny_ring() {
+    model_bounded(2, || {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let h = Producer::default();
+        r.try_send(&h, &msg(0, 0, 10)).unwrap();
+        r.try_send(&h, &msg(0, 1, 100)).unwrap();
+        let ps: Vec<_> = [(1u8, 100), (2, 10)]
+            .into_iter()
+            .map(|(p, n)| {
+                let r = r.clone();
+                thread::spawn(move || r.send(&Producer::default(), &msg(p, 0, n)).unwrap())
+            })
+            .collect();
+        let r2 = r.clone();
+        let other = thread::spawn(move || check_fifo(&[r2.recv().unwrap()]));
+        let mut ids = check_fifo(&[r.recv().unwrap()]);
+        ids.extend(other.join().unwrap());
+        for p in ps {
+            p.join().unwrap();
+        }
+        ids.extend(check_fifo(&[r.recv().unwrap(), r.recv().unwrap()]));
+        check_exactly_once(ids, &[(0, 0), (0, 1), (1, 0), (2, 0)]);
+        assert_eq!(r.try_recv(), Err(RecvError::Empty));
+    });
+}
+
+/// `maxsize` 1 with plenty of bytes: the second send waits for a *slot*, and
+/// the only thing that frees it is the consumer taking the first message
+/// (which it keeps, unreleased, while it waits for the second): the take
+/// itself must wake the sender.
+#[test]
+fn maxsize_full_sender_woken_by_take() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 1));
+        let r2 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::default();
+            r2.send(&p, &msg(1, 0, 8)).unwrap();
+            r2.send(&p, &msg(1, 1, 8)).unwrap();
+        });
+        let first = r.take().unwrap();
+        let second = r.take().unwrap();
+        let got = [r.read(&first), r.read(&second)];
+        r.release(second);
+        r.release(first);
+        assert_eq!(check_fifo(&got), [(1, 0), (1, 1)]);
+        prod.join().unwrap();
+    });
+}
+
+/// `maxsize` 2, room for 4 messages by bytes. Two producers race four
+/// `try_send`s for the two slots: exactly two succeed. Then one consumer
+/// takes a message while a producer tries two more: only the one freed slot
+/// can be used. No `try_*` call ever spins or sleeps.
+#[test]
+fn maxsize_never_exceeded_and_try_never_waits() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 2));
+        let ps: Vec<_> = (1..=2u8)
+            .map(|p| {
+                let r = r.clone();
+                thread::spawn(move || {
+                    let h = Producer::default();
+                    let ok: Vec<u8> = (0..2u8)
+                        .filter(|&s| match r.try_send(&h, &msg(p, s, 8)) {
+                            Ok(()) => true,
+                            Err(SendError::Full) => false,
+                            Err(e) => panic!("{e:?}"),
+                        })
+                        .collect();
+                    assert_eq!(waits(), 0, "try_send waited");
+                    ok.into_iter().map(|s| (p, s)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut sent: Vec<(u8, u8)> = ps.into_iter().flat_map(|p| p.join().unwrap()).collect();
+        assert_eq!(
+            sent.len(),
+            2,
+            "maxsize 2 but {} sends succeeded",
+            sent.len()
+        );
+
+        let r2 = r.clone();
+        let consumer = thread::spawn(move || {
+            let m = r2.try_recv().unwrap();
+            assert_eq!(waits(), 0, "try_recv waited");
+            m
+        });
+        let h = Producer::default();
+        let late = (10..12u8)
+            .filter(|&s| r.try_send(&h, &msg(3, s, 8)).is_ok())
+            .count();
+        assert!(late <= 1, "one slot freed, {late} sends succeeded");
+        assert_eq!(waits(), 0, "try_send waited");
+        sent.extend((10..10 + late as u8).map(|s| (3, s)));
+        let mut got = vec![consumer.join().unwrap()];
+        while let Ok(m) = r.try_recv() {
+            got.push(m);
+        }
+        check_exactly_once(check_fifo(&got), &sent);
+    });
+}
+
+/// `try_recv` racing with a `try_send` into an empty ring (`maxsize` 1) and a
+/// second `try_send` that may find it full: every call returns at once
+/// (Ok, Empty or Full), whatever state the other is in, even mid-write.
+#[test]
+fn try_calls_never_wait() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 1));
+        let r2 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::default();
+            let a = r2.try_send(&p, &msg(1, 0, 8));
+            let b = r2.try_send(&p, &msg(1, 1, 8));
+            assert_eq!(waits(), 0, "try_send waited");
+            (a, b)
+        });
+        let first = r.try_recv();
+        assert_eq!(waits(), 0, "try_recv waited");
+        let (a, b) = prod.join().unwrap();
+        assert_eq!(a, Ok(()));
+        let mut got: Vec<Vec<u8>> = first.into_iter().collect();
+        while let Ok(m) = r.try_recv() {
+            got.push(m);
+        }
+        let want: &[(u8, u8)] = if b.is_ok() {
+            &[(1, 0), (1, 1)]
+        } else {
+            &[(1, 0)]
+        };
+        assert_eq!(check_fifo(&got), want);
+    });
+}
+
+/// `close` racing with sends and a blocked receive. Every send that returned
+/// `Ok` is delivered, in order, before the receiver sees `Closed`; a send
+/// that returned `Closed` is not; once a send fails with `Closed` all later
+/// ones do; a send by a thread that has seen `close` return fails; the
+/// receiver, possibly asleep on an empty ring, wakes.
+#[test]
+fn close_races_send_and_recv() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let closed = Arc::new(AtomicBool::new(false));
+        let (r2, c2) = (r.clone(), closed.clone());
+        let prod = thread::spawn(move || {
+            let p = Producer::default();
+            let mut ok = Vec::new();
+            for s in 0..2u8 {
+                let saw_close = c2.load(SeqCst);
+                match r2.send(&p, &msg(1, s, 40)) {
+                    Ok(()) => {
+                        assert!(!saw_close, "send accepted after close returned");
+                        ok.push((1, s));
+                    }
+                    Err(SendError::Closed) => {}
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            // Closed is final.
+            if ok.len() < 2 {
+                assert_eq!(r2.try_send(&p, &msg(1, 9, 8)), Err(SendError::Closed));
+            }
+            ok
+        });
+        let r3 = r.clone();
+        let closer = thread::spawn(move || {
+            r3.close();
+            closed.store(true, SeqCst);
+            assert_eq!(
+                r3.try_send(&Producer::default(), &msg(2, 0, 8)),
+                Err(SendError::Closed)
+            );
+        });
+        let mut got = Vec::new();
+        loop {
+            match r.recv() {
+                Ok(m) => got.push(m),
+                Err(RecvError::Closed) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        let sent = prod.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(
+            check_fifo(&got),
+            sent,
+            "lost or extra messages around close"
+        );
+        assert_eq!(r.recv(), Err(RecvError::Closed));
     });
 }
 
@@ -107,15 +387,15 @@ fn close_wakes_blocked_sender_and_receiver() {
     model(|| {
         let full = Arc::new(LoomRing::new(256, 1));
         let empty = Arc::new(LoomRing::new(256, 0));
-        full.try_send(&Producer::default(), b"kept").unwrap();
+        full.try_send(&Producer::default(), &msg(1, 0, 4)).unwrap();
         let (f, e) = (full.clone(), empty.clone());
-        let sender = thread::spawn(move || f.send(&Producer::default(), b"late"));
+        let sender = thread::spawn(move || f.send(&Producer::default(), &msg(1, 1, 4)));
         let receiver = thread::spawn(move || e.recv());
         full.close();
         empty.close();
-        assert_eq!(sender.join().unwrap(), Err(shmq::SendError::Closed));
+        assert_eq!(sender.join().unwrap(), Err(SendError::Closed));
         assert_eq!(receiver.join().unwrap(), Err(RecvError::Closed));
-        assert_eq!(full.recv().unwrap(), b"kept");
+        assert_eq!(check_fifo(&[full.recv().unwrap()]), [(1, 0)]);
         assert_eq!(full.recv(), Err(RecvError::Closed));
     });
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Do the loom models bite? Each mutant is a deliberate break of the ring
+# protocol (see `mutant!` in src/sync.rs), compiled into every loom build and
+# switched on at run time with SHMQ_MUTANT=NAME. For each mutant this script
+# runs the models listed for it below and checks that every one of them
+# FAILS (a loom panic: data race, deadlock, or a broken assertion; running
+# out of time does not count).
+#
+#   loom-tests/mutants.sh            check the table below (CI runs this)
+#   loom-tests/mutants.sh --matrix   run every mutant against every model and
+#                                    print the whole matrix (slow: a model a
+#                                    mutant does not break runs to the end)
+#
+# Environment: LOOM_MAX_PREEMPTIONS (default 2), MUTANT_TIMEOUT seconds per
+# run (default 600), BIN to use a prebuilt test binary.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# mutant | models that must fail with it
+TABLE='
+commit_relaxed            | spsc_wrap_padding_and_blocking mpsc_two_producers_fifo
+no_recheck                | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
+seq_after_recheck         | spsc_wrap_padding_and_blocking
+close_no_wake             | close_wakes_blocked_sender_and_receiver close_races_send_and_recv
+clear_relaxed             | spmc_two_consumers_out_of_order_release
+head_load_relaxed         | spsc_wrap_padding_and_blocking spmc_producer_reuses_room_released_out_of_order
+head_move_relaxed         | spmc_producer_reuses_room_released_out_of_order
+done_relaxed              | spmc_producer_reuses_room_released_out_of_order
+advance_by_store          | mpmc_two_by_two_tiny_ring
+take_by_store             | spmc_two_consumers_out_of_order_release mpmc_two_by_two_tiny_ring
+maxsize_off_by_one        | maxsize_never_exceeded_and_try_never_waits
+no_maxsize_wake           | maxsize_full_sender_woken_by_take
+try_recv_waits_for_commit | try_calls_never_wait
+recv_closed_early         | close_races_send_and_recv
+claim_ignores_closed      | close_races_send_and_recv close_wakes_blocked_sender_and_receiver
+'
+
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+TIMEOUT="${MUTANT_TIMEOUT:-600}"
+
+if [ -z "${BIN:-}" ]; then
+    BIN=$(RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+        cargo test -p loom-tests --release --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*loom_ring[^"]*\)".*/\1/p' | tail -1)
+    [ -x "$BIN" ] || { echo "could not build the loom test binary" >&2; exit 2; }
+fi
+
+# run MUTANT MODEL -> prints one of: pass, timeout, deadlock, data-race,
+# assertion, panic
+run() {
+    local out rc
+    out=$(SHMQ_MUTANT="$1" RUST_BACKTRACE=0 timeout "$TIMEOUT" "$BIN" --exact "$2" 2>&1)
+    rc=$?
+    if [ $rc -eq 0 ]; then echo pass
+    elif [ $rc -eq 124 ]; then echo timeout
+    elif grep -q "1 passed" <<<"$out"; then echo pass
+    elif grep -qi "deadlock" <<<"$out"; then echo deadlock
+    elif grep -q "Causality violation" <<<"$out"; then echo data-race
+    elif grep -q "panicked at loom-tests" <<<"$out"; then echo assertion
+    else echo panic
+    fi
+}
+
+models() { "$BIN" --list 2>/dev/null | sed -n 's/: test$//p'; }
+
+if [ "${1:-}" = "--matrix" ]; then
+    mapfile -t ALL < <(models)
+    printf '| mutant |'; printf ' %s |' "${ALL[@]}"; echo
+    printf '| --- |'; printf ' --- |%.0s' "${ALL[@]}"; echo
+    while IFS='|' read -r m _; do
+        m=$(echo "$m" | xargs); [ -n "$m" ] || continue
+        printf '| %s |' "$m"
+        for t in "${ALL[@]}"; do printf ' %s |' "$(run "$m" "$t")"; done
+        echo
+    done <<<"$TABLE"
+    exit 0
+fi
+
+fail=0
+while IFS='|' read -r m ts; do
+    m=$(echo "$m" | xargs); [ -n "$m" ] || continue
+    for t in $ts; do
+        start=$(date +%s)
+        r=$(run "$m" "$t")
+        took=$(( $(date +%s) - start ))
+        case $r in
+            pass|timeout) verdict="NOT CAUGHT"; fail=1 ;;
+            *) verdict=caught ;;
+        esac
+        printf '%-26s %-50s %-10s %-10s %3ss\n' "$m" "$t" "$verdict" "$r" "$took"
+    done
+done <<<"$TABLE"
+exit $fail
