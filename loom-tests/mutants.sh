@@ -25,8 +25,8 @@ close_no_wake             | close_wakes_blocked_sender_and_receiver close_races_
 clear_relaxed             | spmc_two_consumers_out_of_order_release
 head_load_relaxed         | spsc_wrap_padding_and_blocking spmc_producer_reuses_room_released_out_of_order
 head_move_relaxed         | spmc_producer_reuses_room_released_out_of_order
-done_relaxed              | spmc_producer_reuses_room_released_out_of_order
-advance_by_store          | mpmc_two_by_two_tiny_ring
+done_relaxed              | three_consumers_release_concurrently
+advance_by_store          | three_consumers_release_concurrently
 take_by_store             | spmc_two_consumers_out_of_order_release mpmc_two_by_two_tiny_ring
 maxsize_off_by_one        | maxsize_never_exceeded_and_try_never_waits
 no_maxsize_wake           | maxsize_full_sender_woken_by_take

@@ -42,12 +42,16 @@ mod ring;
 mod sync;
 
 #[cfg(not(loom))]
+mod diag;
+#[cfg(not(loom))]
 mod futex;
 #[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod segment;
 
+#[cfg(not(loom))]
+pub use diag::Diagnostics;
 pub use error::{OpenError, RecvError, SendError};
 #[cfg(not(loom))]
 pub use queue::{Builder, Queue, Receiver, RecvGuard, Sender};

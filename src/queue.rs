@@ -1,6 +1,7 @@
 //! The public queue API: [`Queue`], its [`Builder`], [`Sender`], [`Receiver`]
 //! and the zero-copy [`RecvGuard`].
 
+use crate::diag::Diagnostics;
 use crate::error::{OpenError, RecvError, SendError};
 use crate::layout::DEFAULT_CAPACITY;
 use crate::ring::{Claim, Ring, SendCache};
@@ -263,6 +264,13 @@ impl Queue {
     /// Whether the queue has been closed (never becomes false again).
     pub fn is_closed(&self) -> bool {
         self.shared.ring.is_closed()
+    }
+
+    /// A snapshot of the shared counters (positions, sequence numbers,
+    /// sleepers, the descriptors at the read and reclaim points), for
+    /// watchdogs and failure reports; see [`Diagnostics`].
+    pub fn diagnostics(&self) -> Diagnostics {
+        self.shared.ring.diagnostics()
     }
 
     /// The name of a named queue (`/name`), `None` if anonymous.

@@ -822,6 +822,37 @@ impl Ring {
         (seq_sub(t.seq, r.seq), t)
     }
 
+    /// Every shared counter, one Relaxed load each (a snapshot for reports).
+    #[cfg(not(loom))]
+    pub(crate) fn diagnostics(&self) -> crate::diag::Diagnostics {
+        let ctrl = self.ctrl();
+        let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
+        let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
+        let head = ctrl.head.load(Ordering::Relaxed);
+        let cell = |c: &WaitCell| {
+            (
+                c.waiters.load(Ordering::Relaxed),
+                c.seq.load(Ordering::Relaxed),
+            )
+        };
+        let (recv_waiters, recv_wakes) = cell(&ctrl.recv_wait);
+        let (send_waiters, send_wakes) = cell(&ctrl.send_wait);
+        crate::diag::Diagnostics {
+            tail_pos: t.pos,
+            tail_seq: t.seq,
+            closed: t.closed,
+            read_pos: r.pos,
+            read_seq: r.seq,
+            head_pos: head,
+            recv_waiters,
+            send_waiters,
+            recv_wakes,
+            send_wakes,
+            desc_at_read: self.desc(r.pos).load(Ordering::Relaxed),
+            desc_at_head: self.desc(head).load(Ordering::Relaxed),
+        }
+    }
+
     /// Whether a sender would find no room: `maxsize` messages queued, or
     /// not a single free granule.
     pub(crate) fn is_full(&self) -> bool {

@@ -152,22 +152,21 @@ fn spmc_two_consumers_out_of_order_release() {
     });
 }
 
-/// 1 producer, 2 consumers, concurrent: two 2-granule records fill a
-/// 4-granule ring; while the two consumers take and release them in either
-/// order, the producer waits for room for a third and then reuses the room
-/// of the first. The reuse must be ordered after the first record's reader
-/// whoever moved `head` (loom found a missing Acquire here; see
-/// docs/VERIFICATION.md).
+/// 1 producer, 2 consumers, concurrent: a 1-granule and a 2-granule record
+/// sit in a 4-granule ring; while the two consumers take and release them in
+/// either order, the producer waits for room for a 2-granule record, which
+/// pads the last granule and wraps onto the room of both. The reuse must be
+/// ordered after both readers, whoever moved `head` and however (loom found
+/// a missing Acquire here; see docs/VERIFICATION.md).
 #[test]
 fn spmc_producer_reuses_room_released_out_of_order() {
     model(|| {
         let r = Arc::new(LoomRing::new(256, 0));
         let p = Producer::default();
-        for s in 0..2u8 {
-            r.try_send(&p, &msg(1, s, 100)).unwrap();
-        }
+        r.try_send(&p, &msg(1, 0, 10)).unwrap();
+        r.try_send(&p, &msg(1, 1, 100)).unwrap();
         let r2 = r.clone();
-        let prod = thread::spawn(move || r2.send(&p, &msg(1, 2, 10)).unwrap());
+        let prod = thread::spawn(move || r2.send(&p, &msg(1, 2, 100)).unwrap());
         let r3 = r.clone();
         let other = thread::spawn(move || check_fifo(&[r3.recv().unwrap()]));
         let mut ids = check_fifo(&[r.recv().unwrap()]);
@@ -175,6 +174,39 @@ fn spmc_producer_reuses_room_released_out_of_order() {
         prod.join().unwrap();
         ids.extend(check_fifo(&[r.recv().unwrap()]));
         check_exactly_once(ids, &[(1, 0), (1, 1), (1, 2)]);
+    });
+}
+
+/// Three consumers take one record each and release concurrently: whatever
+/// the order, `head` moves past every record exactly once and never back,
+/// so afterwards the whole ring is free again (four 1-granule sends fit, a
+/// fifth does not).
+#[test]
+fn three_consumers_release_concurrently() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::default();
+        for s in 0..3u8 {
+            r.try_send(&p, &msg(1, s, 8)).unwrap();
+        }
+        let take = |r: Arc<LoomRing>| {
+            move || {
+                let t = r.try_take().unwrap();
+                let m = r.read(&t);
+                r.release(t);
+                check_fifo(&[m])
+            }
+        };
+        let cs: Vec<_> = (0..2).map(|_| thread::spawn(take(r.clone()))).collect();
+        let mut ids = take(r.clone())();
+        for c in cs {
+            ids.extend(c.join().unwrap());
+        }
+        check_exactly_once(ids, &[(1, 0), (1, 1), (1, 2)]);
+        for s in 0..4u8 {
+            assert_eq!(r.try_send(&p, &msg(2, s, 8)), Ok(()), "room not reclaimed");
+        }
+        assert_eq!(r.try_send(&p, &msg(2, 4, 8)), Err(SendError::Full));
     });
 }
 

@@ -1,0 +1,94 @@
+//! A snapshot of a queue's shared counters, for watchdogs and for people
+//! looking at a queue that stopped moving.
+
+use std::fmt;
+
+/// The shared words of a queue, each loaded once (Relaxed), so fields may be
+/// from slightly different instants while other processes run. Positions are
+/// in 64-byte granules and count up forever (modulo 2^38); the ring slot of
+/// position `p` is `p % (capacity / 64)`. Sequence numbers count messages
+/// (modulo 2^25).
+///
+/// Reading it is cheap and never changes the queue. The [`Display`](fmt::Display)
+/// form is one line meant for logs and failure reports:
+///
+/// ```
+/// let q = shmq::Queue::builder().capacity_bytes(4096).create()?;
+/// q.sender().send(b"hello")?;
+/// let d = q.diagnostics();
+/// assert_eq!((d.tail_seq, d.read_seq, d.queued()), (1, 0, 1));
+/// println!("{d}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Diagnostics {
+    /// Where the next record will be claimed.
+    pub tail_pos: u64,
+    /// Messages ever claimed by senders.
+    pub tail_seq: u64,
+    /// Whether the queue is closed.
+    pub closed: bool,
+    /// Where the next receive looks.
+    pub read_pos: u64,
+    /// Messages ever taken by receivers.
+    pub read_seq: u64,
+    /// Oldest position not yet reclaimed: `[head_pos, tail_pos)` is in use
+    /// (taken-but-unreleased records lie in `[head_pos, read_pos)`).
+    pub head_pos: u64,
+    /// Receivers registered as sleeping (or about to).
+    pub recv_waiters: u32,
+    /// Senders registered as sleeping (or about to).
+    pub send_waiters: u32,
+    /// Wake-ups ever issued to receivers (modulo 2^32).
+    pub recv_wakes: u32,
+    /// Wake-ups ever issued to senders (modulo 2^32).
+    pub send_wakes: u32,
+    /// The raw descriptor word of the record at `read_pos`.
+    pub desc_at_read: u64,
+    /// The raw descriptor word of the record at `head_pos`.
+    pub desc_at_head: u64,
+}
+
+impl Diagnostics {
+    /// Messages sent and not yet taken, by this snapshot.
+    pub fn queued(&self) -> u64 {
+        self.tail_seq.wrapping_sub(self.read_seq) & crate::layout::SEQ_MASK
+    }
+}
+
+fn desc(f: &mut fmt::Formatter<'_>, w: u64) -> fmt::Result {
+    use crate::layout::{Desc, ST_COMMITTED, ST_DONE, ST_EMPTY, ST_PADDING};
+    let d = Desc::unpack(w);
+    let state = match d.state {
+        ST_EMPTY => "empty",
+        ST_COMMITTED => "committed",
+        ST_PADDING => "padding",
+        ST_DONE => "done",
+        _ => "invalid",
+    };
+    write!(f, "{state}(lap {}, {} B)", d.tag, d.len)
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | at read: ",
+            self.tail_pos,
+            self.tail_seq,
+            if self.closed { " closed" } else { "" },
+            self.read_pos,
+            self.read_seq,
+            self.head_pos,
+            self.queued(),
+            self.recv_waiters,
+            self.send_waiters,
+            self.recv_wakes,
+            self.send_wakes,
+        )?;
+        desc(f, self.desc_at_read)?;
+        f.write_str(", at head: ")?;
+        desc(f, self.desc_at_head)
+    }
+}
