@@ -21,6 +21,7 @@ TABLE='
 commit_relaxed            | spsc_wrap_padding_and_blocking mpsc_two_producers_fifo
 no_recheck                | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
 seq_after_recheck         | spsc_wrap_padding_and_blocking
+register_after_recheck    | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
 close_no_wake             | close_wakes_blocked_sender_and_receiver close_races_send_and_recv
 clear_relaxed             | spmc_two_consumers_out_of_order_release
 head_load_relaxed         | spsc_wrap_padding_and_blocking spmc_producer_reuses_room_released_out_of_order

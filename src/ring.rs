@@ -737,16 +737,29 @@ impl Ring {
             // that comes after this load changes it, so the sleep below
             // returns at once (the kernel compares under its lock).
             let mut seen = cell.seq.load(Ordering::Acquire);
-            // Relaxed + fence: the SeqCst fence orders this increment before
-            // the re-check, against the waker's fence.
-            cell.waiters.fetch_add(1, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
+            let register = || {
+                // Relaxed + fence: the SeqCst fence orders this increment
+                // before the re-check, against the waker's fence.
+                cell.waiters.fetch_add(1, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+            };
+            let late = mutant!("register_after_recheck", false, true);
+            if !late {
+                register();
+            }
             if mutant!("no_recheck", true, false) {
                 if let Some(r) = attempt() {
-                    // Relaxed: leaving early only risks a needless wake.
-                    cell.waiters.fetch_sub(1, Ordering::Relaxed);
+                    if !late {
+                        // Relaxed: leaving early only risks a needless wake.
+                        cell.waiters.fetch_sub(1, Ordering::Relaxed);
+                    }
                     return Some(r);
                 }
+            }
+            if late {
+                // The break: counted as a waiter only after the re-check, so
+                // a waker in between sees no waiter and does not wake us.
+                register();
             }
             if mutant!("seq_after_recheck", false, true) {
                 // The break: the sequence read after the re-check, so a wake
