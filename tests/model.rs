@@ -348,8 +348,9 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
+    // 512 cases by default; `PROPTEST_CASES=100000` for a long run.
     #![proptest_config(ProptestConfig {
-        cases: 512,
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
         ..ProptestConfig::default()
     })]
 
