@@ -53,7 +53,7 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Messages sent and not yet taken, by this snapshot.
     pub fn queued(&self) -> u64 {
-        self.tail_seq.wrapping_sub(self.read_seq) & crate::layout::SEQ_MASK
+        crate::layout::seq_sub(self.tail_seq, self.read_seq)
     }
 }
 

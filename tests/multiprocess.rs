@@ -8,6 +8,10 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
+use common::splitmix;
+
 use shmq::{OpenError, Queue, RecvError, SendError};
 use std::collections::HashMap;
 use std::io::Write;
@@ -19,13 +23,6 @@ const QUEUE_VAR: &str = "SHMQ_TEST_QUEUE";
 const HDR: usize = 16;
 
 // ------------------------------------------------------------ messages
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// Message `seq` of producer `prod`: a length between HDR and `max` that
 /// varies pseudo-randomly, with a few at exactly `max`.

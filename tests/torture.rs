@@ -32,6 +32,10 @@
 //! Without `SHMQ_TORTURE_PRODUCERS` it runs four scenarios in turn and splits
 //! `SHMQ_TORTURE_SECS` (default 48) between them; with it, one scenario.
 
+mod common;
+
+use common::splitmix;
+
 use shmq::{Diagnostics, Queue, RecvError, RecvGuard, SendError};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -41,13 +45,6 @@ const QUEUE_VAR: &str = "SHMQ_TORTURE_QUEUE";
 const ROLE_VAR: &str = "SHMQ_TORTURE_ROLE";
 
 // ------------------------------------------------------------ messages
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 /// A small PRNG per process (xorshift64*), seeded from the scenario.
 struct Rng(u64);

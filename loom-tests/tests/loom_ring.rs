@@ -65,6 +65,16 @@ fn check_exactly_once(mut ids: Vec<(u8, u8)>, want: &[(u8, u8)]) {
     assert_eq!(ids, want, "not exactly once");
 }
 
+/// Two consumers, this thread and a new one, receive one message each
+/// (blocking); returns both ids.
+fn recv_one_each_on_two_threads(r: &Arc<LoomRing>) -> Vec<(u8, u8)> {
+    let r2 = r.clone();
+    let other = thread::spawn(move || check_fifo(&[r2.recv().unwrap()]));
+    let mut ids = check_fifo(&[r.recv().unwrap()]);
+    ids.extend(other.join().unwrap());
+    ids
+}
+
 /// 1 producer, 1 consumer, 4-granule ring: the third message does not fit
 /// before the end, so it needs a padding record and must wait for the
 /// consumer to free the first two (full -> wait -> wake), while the consumer
@@ -132,12 +142,7 @@ fn spmc_two_consumers_out_of_order_release() {
         let cs: Vec<_> = (0..2)
             .map(|_| {
                 let r = r.clone();
-                thread::spawn(move || {
-                    let t = r.try_take().unwrap();
-                    let v = r.read(&t);
-                    r.release(t);
-                    v
-                })
+                thread::spawn(move || r.try_recv().unwrap())
             })
             .collect();
         let ids = cs
@@ -167,10 +172,7 @@ fn spmc_producer_reuses_room_released_out_of_order() {
         r.try_send(&p, &msg(1, 1, 100)).unwrap();
         let r2 = r.clone();
         let prod = thread::spawn(move || r2.send(&p, &msg(1, 2, 100)).unwrap());
-        let r3 = r.clone();
-        let other = thread::spawn(move || check_fifo(&[r3.recv().unwrap()]));
-        let mut ids = check_fifo(&[r.recv().unwrap()]);
-        ids.extend(other.join().unwrap());
+        let mut ids = recv_one_each_on_two_threads(&r);
         prod.join().unwrap();
         ids.extend(check_fifo(&[r.recv().unwrap()]));
         check_exactly_once(ids, &[(1, 0), (1, 1), (1, 2)]);
@@ -189,16 +191,13 @@ fn three_consumers_release_concurrently() {
         for s in 0..3u8 {
             r.try_send(&p, &msg(1, s, 8)).unwrap();
         }
-        let take = |r: Arc<LoomRing>| {
-            move || {
-                let t = r.try_take().unwrap();
-                let m = r.read(&t);
-                r.release(t);
-                check_fifo(&[m])
-            }
-        };
-        let cs: Vec<_> = (0..2).map(|_| thread::spawn(take(r.clone()))).collect();
-        let mut ids = take(r.clone())();
+        let cs: Vec<_> = (0..2)
+            .map(|_| {
+                let r = r.clone();
+                thread::spawn(move || check_fifo(&[r.try_recv().unwrap()]))
+            })
+            .collect();
+        let mut ids = check_fifo(&[r.try_recv().unwrap()]);
         for c in cs {
             ids.extend(c.join().unwrap());
         }
@@ -229,10 +228,7 @@ fn mpmc_two_by_two_tiny_ring() {
                 thread::spawn(move || r.send(&Producer::default(), &msg(p, 0, n)).unwrap())
             })
             .collect();
-        let r2 = r.clone();
-        let other = thread::spawn(move || check_fifo(&[r2.recv().unwrap()]));
-        let mut ids = check_fifo(&[r.recv().unwrap()]);
-        ids.extend(other.join().unwrap());
+        let mut ids = recv_one_each_on_two_threads(&r);
         for p in ps {
             p.join().unwrap();
         }
