@@ -27,6 +27,24 @@ pub enum SendError {
         /// The largest message this queue accepts.
         max: usize,
     },
+    /// A typed message could not be serialized (rkyv reported an error).
+    #[error("message could not be serialized")]
+    Serialize,
+    /// This end of a one-way pipe only receives.
+    #[error("this pipe end is read-only")]
+    ReadOnly,
+}
+
+/// Why a batch send stopped early: the first `sent` messages of the batch
+/// were sent, the next one failed with `error`, and the rest were not tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("batch stopped after {sent} messages: {error}")]
+pub struct BatchError {
+    /// Messages sent (a prefix of the batch).
+    pub sent: usize,
+    /// Why the next one was not.
+    #[source]
+    pub error: SendError,
 }
 
 /// Why no message was received.
@@ -51,6 +69,15 @@ pub enum RecvError {
     /// be trusted any more.
     #[error("queue segment is corrupted: {0}")]
     Corrupted(&'static str),
+    /// A typed message failed validation: its bytes are not a valid archive
+    /// of the expected type (a buggy or hostile peer, or a sender of another
+    /// type through the byte API). The message was taken and dropped; the
+    /// queue itself is fine and the next message can be received.
+    #[error("message is not a valid archive of the expected type")]
+    Invalid,
+    /// This end of a one-way pipe only sends.
+    #[error("this pipe end is write-only")]
+    WriteOnly,
 }
 
 /// Why a queue could not be created or attached.
@@ -106,6 +133,24 @@ pub enum OpenError {
     /// Header fields contradict each other; the text names the field.
     #[error("segment header is inconsistent: {0}")]
     Corrupted(String),
+    /// The segment is a shmq segment of another kind (a pipe opened as a
+    /// queue, or the reverse).
+    #[error("segment is a {found}, not a {expected}")]
+    KindMismatch {
+        /// What the caller asked for.
+        expected: &'static str,
+        /// What the segment is.
+        found: &'static str,
+    },
+    /// A typed queue was opened as another message type, or a queue of bytes
+    /// as a typed one (see `Queue::typed`).
+    #[error("queue carries {}, not {expected}", found.as_deref().unwrap_or("untyped bytes"))]
+    TypeMismatch {
+        /// The type asked for.
+        expected: String,
+        /// The type the queue was created for (`None`: created untyped).
+        found: Option<String>,
+    },
     /// A file descriptor passed as an anonymous queue is not a sealed memfd:
     /// a peer could shrink it and crash every process that maps it.
     #[error("file descriptor is not a sealed memfd (seals {seals:#x})")]

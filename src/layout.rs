@@ -5,7 +5,8 @@
 //! +--------------------------------------------------------------------+
 //! | Header: magic u64 | version u32 | header_len u32 | capacity u64    |
 //! |         maxsize u64 | granule u32 | ready u32 | desc_off u64        |
-//! |         data_off u64 | total_len u64 | creator_pid u32 | reserved   |
+//! |         data_off u64 | total_len u64 | creator_pid u32 | kind u16    |
+//! |         rings u16 | type_hash u64 | type_name [u8; 40]             |
 //! +--------------------------------------------------------------------+  128
 //! | tail      u64 cursor  (producers CAS)             own 128-byte block |
 //! +--------------------------------------------------------------------+  256
@@ -25,8 +26,18 @@
 //! +--------------------------------------------------------------------+  data_off (page aligned)
 //! | data: capacity bytes, 64-byte granules; a record's payload starts  |
 //! | on a granule and is contiguous (never wraps)                       |
+//! +--------------------------------------------------------------------+  ring_len
+//! | ring 1 (a duplex pipe's second direction): the same layout from    |
+//! | its own page 0, whose first 128 bytes are unused                   |
 //! +--------------------------------------------------------------------+  total_len
 //! ```
+//!
+//! A queue has one ring; a pipe has one (one-way) or two (duplex), each
+//! `ring_len` bytes, so ring `k` starts at `k * ring_len` and every offset
+//! below is relative to its start. `type_hash` is 0 for a queue of bytes, or
+//! the fingerprint of the message type a typed queue was created for (see
+//! `typed`); `type_name` holds that type's name, NUL-padded and truncated, for
+//! error messages only.
 //!
 //! ## Cursors (`tail`, `read`)
 //!
@@ -64,7 +75,7 @@ use crossbeam_utils::CachePadded;
 /// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
 /// Bumped on any incompatible change of this file.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// `ready` once every header field is written (stored last, Release).
 /// (`ready` is 0 while the creator is still initialising.)
 pub(crate) const READY_YES: u32 = 1;
@@ -249,8 +260,20 @@ pub(crate) struct Header {
     pub data_off: u64,
     pub total_len: u64,
     pub creator_pid: u32,
-    pub _reserved: u32,
+    pub kind: u16,
+    pub rings: u16,
+    pub type_hash: u64,
+    pub type_name: [u8; TYPE_NAME_LEN],
 }
+
+/// `Header::kind` of a queue (one ring, any number of senders and receivers).
+pub(crate) const KIND_QUEUE: u16 = 1;
+/// `Header::kind` of a pipe (two connection ends; one or two rings).
+pub(crate) const KIND_PIPE: u16 = 2;
+/// Most rings in one segment (a duplex pipe).
+pub(crate) const MAX_RINGS: u16 = 2;
+/// Bytes of the type name kept in the header.
+pub(crate) const TYPE_NAME_LEN: usize = 40;
 
 pub(crate) const CONTROL_OFF: usize = 128;
 
@@ -258,6 +281,10 @@ pub(crate) const CONTROL_OFF: usize = 128;
 const _: () = {
     assert!(std::mem::size_of::<Header>() <= CONTROL_OFF);
     assert!(std::mem::offset_of!(Header, ready) == 36);
+    assert!(std::mem::offset_of!(Header, kind) == 68);
+    assert!(std::mem::offset_of!(Header, rings) == 70);
+    assert!(std::mem::offset_of!(Header, type_hash) == 72);
+    assert!(std::mem::offset_of!(Header, type_name) == 80);
     assert!(std::mem::align_of::<Control>() <= CONTROL_OFF);
     assert!(CONTROL_OFF + std::mem::size_of::<Control>() <= HEADER_LEN);
     assert!(std::mem::offset_of!(Control, read) == 128);
@@ -267,7 +294,8 @@ const _: () = {
     assert!(std::mem::offset_of!(Control, epoch) == 640);
 };
 
-/// Where everything lies for a ring of `capacity` data bytes.
+/// Where everything lies for a ring of `capacity` data bytes (offsets from
+/// the ring's start; `ring_len` is the whole ring, header page included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub capacity: usize,
@@ -275,7 +303,7 @@ pub(crate) struct Geometry {
     pub shift: u32,
     pub desc_off: usize,
     pub data_off: usize,
-    pub total_len: usize,
+    pub ring_len: usize,
 }
 
 impl Geometry {
@@ -294,7 +322,7 @@ impl Geometry {
             shift: granules.trailing_zeros(),
             desc_off,
             data_off,
-            total_len: data_off + capacity,
+            ring_len: data_off + capacity,
         })
     }
 
@@ -303,6 +331,58 @@ impl Geometry {
     /// the end of the ring before it).
     pub(crate) fn max_message(&self) -> usize {
         self.capacity / 2
+    }
+}
+
+/// What a segment holds besides its geometry: written by the creator,
+/// validated and copied by every attacher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Spec {
+    pub maxsize: u64,
+    pub kind: u16,
+    pub rings: u16,
+    pub type_tag: TypeTag,
+}
+
+/// The message type a typed queue was made for (all zero: untyped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TypeTag {
+    pub hash: u64,
+    pub name: [u8; TYPE_NAME_LEN],
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            maxsize: 0,
+            kind: KIND_QUEUE,
+            rings: 1,
+            type_tag: TypeTag::default(),
+        }
+    }
+}
+
+impl Default for TypeTag {
+    fn default() -> Self {
+        TypeTag {
+            hash: 0,
+            name: [0; TYPE_NAME_LEN],
+        }
+    }
+}
+
+impl TypeTag {
+    /// The type name as stored (lossy, truncated), or `None` if untyped.
+    pub(crate) fn name(&self) -> Option<String> {
+        if self.hash == 0 {
+            return None;
+        }
+        let end = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(TYPE_NAME_LEN);
+        Some(String::from_utf8_lossy(&self.name[..end]).into_owned())
     }
 }
 
@@ -367,7 +447,7 @@ mod tests {
         let g = Geometry::new(1 << 20).unwrap();
         assert_eq!(g.granules, 16384);
         assert_eq!(g.data_off % PAGE, 0);
-        assert_eq!(g.total_len, g.data_off + (1 << 20));
+        assert_eq!(g.ring_len, g.data_off + (1 << 20));
         assert_eq!(footprint(0), 1);
         assert_eq!(footprint(64), 1);
         assert_eq!(footprint(65), 2);

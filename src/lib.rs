@@ -46,15 +46,26 @@ mod diag;
 #[cfg(not(loom))]
 mod futex;
 #[cfg(not(loom))]
+mod pipe;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod segment;
+#[cfg(not(loom))]
+pub mod typed;
 
 #[cfg(not(loom))]
 pub use diag::Diagnostics;
-pub use error::{OpenError, RecvError, SendError};
+pub use error::{BatchError, OpenError, RecvError, SendError};
 #[cfg(not(loom))]
-pub use queue::{Builder, Queue, Receiver, RecvGuard, Sender};
+pub use pipe::{pipe, pipe_duplex, Connection};
+#[cfg(not(loom))]
+pub use queue::{Batch, Builder, Queue, Receiver, RecvGuard, Sender};
+/// rkyv, re-exported so that typed messages derive with the same version.
+#[cfg(not(loom))]
+pub use rkyv;
+#[cfg(not(loom))]
+pub use typed::{Message, Typed, TypedQueue, TypedReceiver, TypedSender};
 
 /// Hooks for the loom models in `loom-tests/`: the real ring protocol over
 /// loom's atomics, cells and futex model. Not part of the public API.

@@ -1,10 +1,10 @@
 //! The public queue API: [`Queue`], its [`Builder`], [`Sender`], [`Receiver`]
-//! and the zero-copy [`RecvGuard`].
+//! and the zero-copy [`RecvGuard`] and [`Batch`].
 
 use crate::diag::Diagnostics;
-use crate::error::{OpenError, RecvError, SendError};
-use crate::layout::DEFAULT_CAPACITY;
-use crate::ring::{Claim, Ring, SendCache};
+use crate::error::{BatchError, OpenError, RecvError, SendError};
+use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
+use crate::ring::{Claim, Ring, SendBatch, SendCache};
 use crate::segment::{self, Segment};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -13,27 +13,39 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Shared {
-    // Declared before `seg`: the ring points into the segment's mapping.
-    ring: Ring,
-    seg: Segment,
+/// A mapped segment and its rings (one for a queue, one or two for a pipe).
+pub(crate) struct Shared {
+    // Declared before `seg`: the rings point into the segment's mapping.
+    rings: Box<[Ring]>,
+    pub(crate) seg: Segment,
 }
 
 impl Shared {
-    fn new(seg: Segment) -> Arc<Self> {
-        // SAFETY: the mapping is `total_len` bytes, page aligned, and lives
-        // in `Shared` beside the ring, which never outlives it.
-        let ring = unsafe { Ring::from_raw(seg.base(), seg.geometry(), seg.maxsize()) };
-        Arc::new(Shared { ring, seg })
+    pub(crate) fn new(seg: Segment) -> Arc<Self> {
+        let rings = (0..seg.spec().rings)
+            .map(|k| {
+                // SAFETY: ring `k` is `ring_len` bytes at a page-aligned
+                // offset of the mapping, which lives in `Shared` beside the
+                // ring and is dropped after it.
+                unsafe { Ring::from_raw(seg.ring_base(k), seg.geometry(), seg.spec().maxsize) }
+            })
+            .collect();
+        Arc::new(Shared { rings, seg })
+    }
+
+    #[inline]
+    pub(crate) fn ring(&self, k: u16) -> &Ring {
+        &self.rings[k as usize]
     }
 }
 
 /// Settings for a new queue; from [`Queue::builder`].
 #[derive(Debug, Clone)]
 pub struct Builder {
-    capacity: usize,
-    maxsize: usize,
-    mode: u32,
+    pub(crate) capacity: usize,
+    pub(crate) maxsize: usize,
+    pub(crate) mode: u32,
+    pub(crate) type_tag: TypeTag,
 }
 
 impl Builder {
@@ -67,8 +79,17 @@ impl Builder {
     /// [`OpenError::InvalidConfig`] for settings out of range,
     /// [`OpenError::Os`] if the OS refuses memory.
     pub fn create(self) -> Result<Queue, OpenError> {
-        let seg = Segment::create_anon(self.capacity, self.maxsize as u64)?;
-        Ok(Queue::from_segment(seg))
+        let seg = Segment::create_anon(self.capacity, self.spec(KIND_QUEUE, 1))?;
+        Queue::from_segment(seg)
+    }
+
+    pub(crate) fn spec(&self, kind: u16, rings: u16) -> Spec {
+        Spec {
+            maxsize: self.maxsize as u64,
+            kind,
+            rings,
+            type_tag: self.type_tag,
+        }
     }
 
     /// Creates a named queue that any process of the same user can
@@ -91,8 +112,8 @@ impl Builder {
     /// [`OpenError::InvalidName`], [`OpenError::InvalidConfig`],
     /// [`OpenError::Os`].
     pub fn create_named(self, name: &str) -> Result<Queue, OpenError> {
-        let seg = Segment::create_named(name, self.capacity, self.maxsize as u64, self.mode)?;
-        Ok(Queue::from_segment(seg))
+        let seg = Segment::create_named(name, self.capacity, self.spec(KIND_QUEUE, 1), self.mode)?;
+        Queue::from_segment(seg)
     }
 }
 
@@ -103,7 +124,7 @@ impl Builder {
 /// every process attached to the queue.
 #[derive(Clone)]
 pub struct Queue {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Queue {
@@ -113,13 +134,24 @@ impl Queue {
             capacity: DEFAULT_CAPACITY,
             maxsize: 0,
             mode: 0o600,
+            type_tag: TypeTag::default(),
         }
     }
 
-    fn from_segment(seg: Segment) -> Self {
-        Queue {
-            shared: Shared::new(seg),
+    fn from_segment(seg: Segment) -> Result<Self, OpenError> {
+        if seg.spec().kind != KIND_QUEUE {
+            return Err(OpenError::KindMismatch {
+                expected: "queue",
+                found: "pipe",
+            });
         }
+        Ok(Queue {
+            shared: Shared::new(seg),
+        })
+    }
+
+    fn ring(&self) -> &Ring {
+        self.shared.ring(0)
     }
 
     /// Attaches a named queue created by [`Builder::create_named`].
@@ -128,9 +160,10 @@ impl Queue {
     /// [`OpenError::NotFound`]; for a segment that is not a complete shmq
     /// queue of this version: [`OpenError::NotAQueue`],
     /// [`OpenError::VersionMismatch`], [`OpenError::NotInitialized`],
-    /// [`OpenError::Truncated`], [`OpenError::Corrupted`].
+    /// [`OpenError::Truncated`], [`OpenError::Corrupted`],
+    /// [`OpenError::KindMismatch`].
     pub fn open(name: &str) -> Result<Queue, OpenError> {
-        Ok(Queue::from_segment(Segment::open_named(name)?))
+        Queue::from_segment(Segment::open_named(name)?)
     }
 
     /// Removes a queue's name. Processes that have it open keep using it; the
@@ -149,7 +182,7 @@ impl Queue {
     /// # Errors
     /// [`OpenError::NotSealed`], then as [`Queue::open`].
     pub fn from_fd(fd: OwnedFd) -> Result<Queue, OpenError> {
-        Ok(Queue::from_segment(Segment::from_fd(fd)?))
+        Queue::from_segment(Segment::from_fd(fd)?)
     }
 
     /// Arranges for `cmd`'s process to receive this queue: the environment
@@ -167,21 +200,7 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
-        match self.shared.seg.name() {
-            Some(name) => {
-                cmd.env(var, format!("name:{name}"));
-            }
-            None => {
-                let fd = self.shared.seg.as_raw_fd();
-                cmd.env(var, format!("fd:{fd}"));
-                // SAFETY: the closure runs in the forked child before exec and
-                // makes one async-signal-safe call (fcntl) on an fd number that
-                // the child inherited from us open (fork copies the table).
-                unsafe {
-                    cmd.pre_exec(move || segment::clear_cloexec(fd));
-                }
-            }
-        }
+        inherit_segment(&self.shared.seg, cmd, var, "");
     }
 
     /// Attaches the queue a parent passed with [`Queue::inherit_into`].
@@ -190,41 +209,25 @@ impl Queue {
     /// [`OpenError::InvalidConfig`] if `var` is unset or malformed; then as
     /// [`Queue::from_fd`] or [`Queue::open`].
     pub fn from_env(var: &str) -> Result<Queue, OpenError> {
-        let val = std::env::var(var).map_err(|_| {
-            OpenError::InvalidConfig(format!("environment variable {var} is not set"))
-        })?;
-        if let Some(name) = val.strip_prefix("name:") {
-            return Queue::open(name);
-        }
-        let fd = val
-            .strip_prefix("fd:")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| {
-                OpenError::InvalidConfig(format!("{var}={val:?} is not fd:N or name:NAME"))
-            })?;
-        Queue::from_fd(segment::dup_inherited(fd)?)
+        let (seg, _) = segment_from_env(var)?;
+        Queue::from_segment(seg)
     }
 
     /// A new sending handle.
     pub fn sender(&self) -> Sender {
-        Sender {
-            shared: self.shared.clone(),
-            cache: SendCache::default(),
-        }
+        Sender::new(self.shared.clone(), 0)
     }
 
     /// A new receiving handle.
     pub fn receiver(&self) -> Receiver {
-        Receiver {
-            shared: self.shared.clone(),
-        }
+        Receiver::new(self.shared.clone(), 0)
     }
 
     /// Messages queued and not yet received (Python's `qsize()`): a snapshot
     /// that may be stale as soon as it returns. Includes messages whose
     /// `send` has claimed room and is still copying.
     pub fn len(&self) -> usize {
-        self.shared.ring.len()
+        self.ring().len()
     }
 
     /// Whether no message is queued (a snapshot, as [`Queue::len`]).
@@ -235,22 +238,22 @@ impl Queue {
     /// Whether `maxsize` messages are queued or not one granule is free (a
     /// snapshot: a `try_send` may still fail on a queue that was not full).
     pub fn is_full(&self) -> bool {
-        self.shared.ring.is_full()
+        self.ring().is_full()
     }
 
     /// Bytes of message storage.
     pub fn capacity(&self) -> usize {
-        self.shared.ring.capacity()
+        self.ring().capacity()
     }
 
     /// The message limit set with [`Builder::maxsize`]; `None` if unbounded.
     pub fn maxsize(&self) -> Option<usize> {
-        self.shared.ring.maxsize().map(|m| m as usize)
+        self.ring().maxsize().map(|m| m as usize)
     }
 
     /// The largest message accepted: half of [`Queue::capacity`].
     pub fn max_message_size(&self) -> usize {
-        self.shared.ring.max_len()
+        self.ring().max_len()
     }
 
     /// Closes the queue for every process: sends fail with
@@ -258,25 +261,67 @@ impl Queue {
     /// receiver wakes. Receivers still get every message sent before, then
     /// [`RecvError::Closed`]. Idempotent; a closed queue stays closed.
     pub fn close(&self) {
-        self.shared.ring.close()
+        self.ring().close()
     }
 
     /// Whether the queue has been closed (never becomes false again).
     pub fn is_closed(&self) -> bool {
-        self.shared.ring.is_closed()
+        self.ring().is_closed()
     }
 
     /// A snapshot of the shared counters (positions, sequence numbers,
     /// sleepers, the descriptors at the read and reclaim points), for
     /// watchdogs and failure reports; see [`Diagnostics`].
     pub fn diagnostics(&self) -> Diagnostics {
-        self.shared.ring.diagnostics()
+        self.ring().diagnostics()
     }
 
     /// The name of a named queue (`/name`), `None` if anonymous.
     pub fn name(&self) -> Option<&str> {
         self.shared.seg.name()
     }
+}
+
+/// Arranges for `cmd`'s process to find `seg` through `var` (see
+/// [`Queue::inherit_into`]); `suffix` is appended to the value (a pipe end).
+pub(crate) fn inherit_segment(seg: &Segment, cmd: &mut Command, var: &str, suffix: &str) {
+    match seg.name() {
+        Some(name) => {
+            cmd.env(var, format!("name:{name}{suffix}"));
+        }
+        None => {
+            let fd = seg.as_raw_fd();
+            cmd.env(var, format!("fd:{fd}{suffix}"));
+            // SAFETY: the closure runs in the forked child before exec and
+            // makes one async-signal-safe call (fcntl) on an fd number that
+            // the child inherited from us open (fork copies the table).
+            unsafe {
+                cmd.pre_exec(move || segment::clear_cloexec(fd));
+            }
+        }
+    }
+}
+
+/// Attaches the segment named by `var` (`name:NAME` or `fd:N`, then an
+/// optional `@K`, returned as `K`).
+pub(crate) fn segment_from_env(var: &str) -> Result<(Segment, Option<u16>), OpenError> {
+    let val = std::env::var(var)
+        .map_err(|_| OpenError::InvalidConfig(format!("environment variable {var} is not set")))?;
+    let bad = || OpenError::InvalidConfig(format!("{var}={val:?} is not fd:N or name:NAME"));
+    let (place, end) = match val.split_once('@') {
+        Some((p, k)) => (p, Some(k.parse().map_err(|_| bad())?)),
+        None => (val.as_str(), None),
+    };
+    let seg = if let Some(name) = place.strip_prefix("name:") {
+        Segment::open_named(name)?
+    } else {
+        let fd = place
+            .strip_prefix("fd:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(bad)?;
+        Segment::from_fd(segment::dup_inherited(fd)?)?
+    };
+    Ok((seg, end))
 }
 
 impl AsFd for Queue {
@@ -304,25 +349,40 @@ impl fmt::Debug for Queue {
 /// a handle is `Send` but not `Sync`.
 pub struct Sender {
     shared: Arc<Shared>,
+    ring: u16,
     cache: SendCache,
 }
 
 impl Clone for Sender {
     fn clone(&self) -> Self {
-        Sender {
-            shared: self.shared.clone(),
-            cache: SendCache::default(),
-        }
+        Sender::new(self.shared.clone(), self.ring)
     }
 }
 
 impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
+        Sender {
+            shared,
+            ring,
+            cache: SendCache::default(),
+        }
+    }
+
+    #[inline]
+    fn ring(&self) -> &Ring {
+        self.shared.ring(self.ring)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Sends a message, waiting while the queue is full.
     ///
     /// # Errors
     /// [`SendError::Closed`], [`SendError::TooLarge`].
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
-        self.shared.ring.send(&self.cache, msg, None)
+        self.ring().send(&self.cache, msg, None)
     }
 
     /// Sends a message if there is room now.
@@ -338,7 +398,7 @@ impl Sender {
     /// # Errors
     /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`].
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
-        self.shared.ring.try_send(&self.cache, msg)
+        self.ring().try_send(&self.cache, msg)
     }
 
     /// Sends a message, waiting at most `timeout` for room.
@@ -346,20 +406,100 @@ impl Sender {
     /// # Errors
     /// [`SendError::Timeout`], [`SendError::Closed`], [`SendError::TooLarge`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.shared
-            .ring
+        self.ring()
             .send(&self.cache, msg, Instant::now().checked_add(timeout))
+    }
+
+    /// Sends every message of `msgs` in order, waiting for room as
+    /// [`Sender::send`], and wakes sleeping receivers once per batch instead
+    /// of after every message (Python's `Queue.put` in a loop, minus a
+    /// futex check per message). Returns how many were sent.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// let n = q.sender().send_batch([&b"a"[..], b"bc", b"def"])?;
+    /// assert_eq!(n, 3);
+    /// let rx = q.receiver();
+    /// let batch = rx.recv_batch(10)?; // all three, one wake-up
+    /// let got: Vec<&[u8]> = batch.iter().collect();
+    /// assert_eq!(got, [&b"a"[..], b"bc", b"def"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BatchError`] with the number sent and the error that stopped the
+    /// batch ([`SendError::Closed`], [`SendError::TooLarge`]).
+    pub fn send_batch<I>(&self, msgs: I) -> Result<usize, BatchError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut b = SendBatch::new(self.ring(), &self.cache, None);
+        batch_loop(&mut b, msgs, |b, m| b.send(m.as_ref()))
+    }
+
+    /// As [`Sender::send_batch`], waiting at most `timeout` in all.
+    ///
+    /// # Errors
+    /// As [`Sender::send_batch`], plus [`SendError::Timeout`].
+    pub fn send_batch_timeout<I>(&self, msgs: I, timeout: Duration) -> Result<usize, BatchError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut b = SendBatch::new(self.ring(), &self.cache, deadline);
+        batch_loop(&mut b, msgs, |b, m| b.send(m.as_ref()))
+    }
+
+    /// Sends messages of `msgs` in order while there is room, never waiting.
+    ///
+    /// # Errors
+    /// [`BatchError`] with [`SendError::Full`] when room ran out (the rest
+    /// of the batch was not sent), or as [`Sender::send_batch`].
+    pub fn try_send_batch<I>(&self, msgs: I) -> Result<usize, BatchError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut b = SendBatch::new(self.ring(), &self.cache, None);
+        batch_loop(&mut b, msgs, |b, m| b.try_send(m.as_ref()))
     }
 
     /// Closes the queue (see [`Queue::close`]).
     pub fn close(&self) {
-        self.shared.ring.close()
+        self.ring().close()
     }
 
     /// Whether the queue has been closed.
     pub fn is_closed(&self) -> bool {
-        self.shared.ring.is_closed()
+        self.ring().is_closed()
     }
+
+    pub(crate) fn batch(&self, deadline: Option<Instant>) -> SendBatch<'_> {
+        SendBatch::new(self.ring(), &self.cache, deadline)
+    }
+}
+
+/// Sends each item of `msgs` with `send` until one fails; the batch's drop
+/// wakes the receivers.
+pub(crate) fn batch_loop<I>(
+    b: &mut SendBatch<'_>,
+    msgs: I,
+    mut send: impl FnMut(&mut SendBatch<'_>, I::Item) -> Result<(), SendError>,
+) -> Result<usize, BatchError>
+where
+    I: IntoIterator,
+{
+    for m in msgs {
+        if let Err(error) = send(b, m) {
+            return Err(BatchError {
+                sent: b.sent(),
+                error,
+            });
+        }
+    }
+    Ok(b.sent())
 }
 
 impl fmt::Debug for Sender {
@@ -373,16 +513,30 @@ impl fmt::Debug for Sender {
 #[derive(Clone)]
 pub struct Receiver {
     shared: Arc<Shared>,
+    ring: u16,
 }
 
 impl Receiver {
+    pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
+        Receiver { shared, ring }
+    }
+
+    #[inline]
+    fn ring(&self) -> &Ring {
+        self.shared.ring(self.ring)
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Receives the next message, waiting while the queue is empty.
     ///
     /// # Errors
     /// [`RecvError::Closed`] once the queue is closed and drained;
     /// [`RecvError::Corrupted`] if the segment holds an impossible record.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        self.shared.ring.recv(None).map(|c| self.guard(c))
+        self.ring().recv(None).map(|c| self.guard(c))
     }
 
     /// Receives a message if one is ready now.
@@ -396,7 +550,7 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        self.shared.ring.try_recv().map(|c| self.guard(c))
+        self.ring().try_recv().map(|c| self.guard(c))
     }
 
     /// Receives a message, waiting at most `timeout`.
@@ -404,15 +558,62 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Timeout`], [`RecvError::Closed`], [`RecvError::Corrupted`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
-        self.shared
-            .ring
+        self.ring()
             .recv(Instant::now().checked_add(timeout))
             .map(|c| self.guard(c))
     }
 
-    fn guard(&self, claim: Claim) -> RecvGuard<'_> {
+    /// Waits for a message, then takes it and every message ready behind
+    /// it, up to `max` (at least one), with one wake-up of the senders for
+    /// all of them: the consumer side of a batch, and the cheapest way to
+    /// drain a busy queue. The messages are read in place; their room is
+    /// given back when the [`Batch`] drops.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv`]; an error met after the first message ends the
+    /// batch early and is reported by the next call.
+    pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
+        let first = self.ring().recv(None)?;
+        Ok(self.batch(first, max))
+    }
+
+    /// As [`Receiver::recv_batch`], without waiting.
+    ///
+    /// # Errors
+    /// As [`Receiver::try_recv`].
+    pub fn try_recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
+        let first = self.ring().try_recv()?;
+        Ok(self.batch(first, max))
+    }
+
+    /// As [`Receiver::recv_batch`], waiting at most `timeout` for the first
+    /// message.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_timeout`].
+    pub fn recv_batch_timeout(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Batch<'_>, RecvError> {
+        let first = self.ring().recv(Instant::now().checked_add(timeout))?;
+        Ok(self.batch(first, max))
+    }
+
+    fn batch(&self, first: Claim, max: usize) -> Batch<'_> {
+        let max = max.max(1);
+        let mut claims = Vec::with_capacity(max.min(64));
+        claims.push(first);
+        self.ring().take_ready(max, &mut claims);
+        Batch {
+            ring: self.ring(),
+            claims,
+        }
+    }
+
+    pub(crate) fn guard(&self, claim: Claim) -> RecvGuard<'_> {
         RecvGuard {
-            ring: &self.shared.ring,
+            ring: self.ring(),
             claim: Some(claim),
         }
     }
@@ -425,7 +626,7 @@ impl Receiver {
 
     /// Messages queued (see [`Queue::len`]).
     pub fn len(&self) -> usize {
-        self.shared.ring.len()
+        self.ring().len()
     }
 
     /// Whether no message is queued (a snapshot).
@@ -435,7 +636,11 @@ impl Receiver {
 
     /// Whether the queue has been closed (messages may still be queued).
     pub fn is_closed(&self) -> bool {
-        self.shared.ring.is_closed()
+        self.ring().is_closed()
+    }
+
+    pub(crate) fn close(&self) {
+        self.ring().close()
     }
 }
 
@@ -486,6 +691,52 @@ impl fmt::Debug for RecvGuard<'_> {
         f.debug_struct("RecvGuard")
             .field("len", &self.len())
             .finish()
+    }
+}
+
+/// Messages taken together by [`Receiver::recv_batch`], read in place from
+/// shared memory, in queue order. Their room is given back, with one
+/// wake-up of the senders, when the batch drops; as with [`RecvGuard`],
+/// holding it pins the room of every later message.
+pub struct Batch<'a> {
+    ring: &'a Ring,
+    claims: Vec<Claim>,
+}
+
+impl<'a> Batch<'a> {
+    /// Number of messages (at least one).
+    pub fn len(&self) -> usize {
+        self.claims.len()
+    }
+
+    /// Always false: a batch holds at least one message.
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    /// Message `i`, in place.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        // SAFETY: the claim is taken and released only when the batch drops,
+        // which cannot happen while the returned borrow of `self` lives.
+        self.claims.get(i).map(|c| unsafe { self.ring.payload(c) })
+    }
+
+    /// The messages in order, in place.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        // SAFETY: as in `get`.
+        self.claims.iter().map(|c| unsafe { self.ring.payload(c) })
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.ring.release_batch(self.claims.drain(..));
+    }
+}
+
+impl fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch").field("len", &self.len()).finish()
     }
 }
 

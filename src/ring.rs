@@ -154,6 +154,64 @@ impl Default for SendCache {
     }
 }
 
+/// Several sends that wake receivers once, when the batch ends (drops):
+/// every commit is followed by one fence and `waiters` check before the
+/// sender blocks (it wakes before waiting for room) or returns.
+pub(crate) struct SendBatch<'a> {
+    ring: &'a Ring,
+    cache: &'a SendCache,
+    deadline: Option<Instant>,
+    sent: usize,
+}
+
+impl<'a> SendBatch<'a> {
+    pub(crate) fn new(ring: &'a Ring, cache: &'a SendCache, deadline: Option<Instant>) -> Self {
+        SendBatch {
+            ring,
+            cache,
+            deadline,
+            sent: 0,
+        }
+    }
+
+    /// Sends one message of the batch, waiting for room as `Ring::send`.
+    pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        let r = match self.ring.try_send_inner(self.cache, bytes, false) {
+            Err(SendError::Full) => {
+                // Receivers must see what we committed before we wait for
+                // them to make room.
+                if self.sent > 0 {
+                    self.ring.wake_receivers();
+                }
+                self.ring.send(self.cache, bytes, self.deadline)
+            }
+            r => r,
+        };
+        self.sent += r.is_ok() as usize;
+        r
+    }
+
+    /// Sends one message of the batch if there is room now.
+    pub(crate) fn try_send(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        let r = self.ring.try_send_inner(self.cache, bytes, false);
+        self.sent += r.is_ok() as usize;
+        r
+    }
+
+    /// Messages sent so far.
+    pub(crate) fn sent(&self) -> usize {
+        self.sent
+    }
+}
+
+impl Drop for SendBatch<'_> {
+    fn drop(&mut self) {
+        if self.sent > 0 {
+            self.ring.wake_receivers();
+        }
+    }
+}
+
 /// A record a consumer has taken; hand it back to [`Ring::release`].
 #[derive(Debug)]
 pub(crate) struct Claim {
@@ -190,7 +248,7 @@ impl Ring {
     /// A ring over memory laid out as in `layout`.
     ///
     /// # Safety
-    /// `base` points to `geo.total_len` bytes that stay mapped, readable and
+    /// `base` points to `geo.ring_len` bytes that stay mapped, readable and
     /// writable, and suitably aligned (page aligned) for as long as the ring
     /// lives; the header and control block were zeroed or are in a state a
     /// shmq ring left them in (any value is memory-safe: every index is
@@ -302,7 +360,16 @@ impl Ring {
     // ---------------------------------------------------------------- send
 
     /// Claims room for `bytes`, writes and commits them, or fails at once.
+    #[inline]
     pub(crate) fn try_send(&self, cache: &SendCache, bytes: &[u8]) -> Result<(), SendError> {
+        self.try_send_inner(cache, bytes, true)
+    }
+
+    /// `try_send`; with `wake` false the receivers are not woken, and the
+    /// caller owes a [`Ring::wake_receivers`] before it blocks or returns
+    /// (see [`SendBatch`]).
+    #[inline]
+    fn try_send_inner(&self, cache: &SendCache, bytes: &[u8], wake: bool) -> Result<(), SendError> {
         let len = bytes.len();
         if len > self.max_len {
             return Err(SendError::TooLarge {
@@ -399,11 +466,35 @@ impl Ring {
         // `try_recv`; the payload written above is visible to whoever sees it.
         let order = mutant!("commit_relaxed", Ordering::Release, Ordering::Relaxed);
         self.desc(rec).store(d.pack(), order);
-        // Dekker with a receiver's `register` + re-check: either it sees the
-        // commit, or we see it counted in `waiters`.
-        fence(Ordering::SeqCst);
-        self.wake_if_waiting(&ctrl.recv_wait);
+        if wake {
+            // Dekker with a receiver's `register` + re-check: either it sees
+            // the commit, or we see it counted in `waiters`.
+            fence(Ordering::SeqCst);
+            self.wake_if_waiting(&ctrl.recv_wait);
+        }
         Ok(())
+    }
+
+    /// Wakes sleeping receivers after commits made without waking (a batch).
+    /// The fence orders every earlier commit before the `waiters` load, so
+    /// one call covers them all (the Dekker argument of `try_send`, with
+    /// the fence after the last commit instead of after each).
+    pub(crate) fn wake_receivers(&self) {
+        if mutant!("batch_send_no_wake", true, false) {
+            fence(Ordering::SeqCst);
+            self.wake_if_waiting(&self.ctrl().recv_wait);
+        }
+    }
+
+    /// Wakes sleeping senders after takes or releases made without waking
+    /// (a batch); as `wake_receivers`. For takes this matters only with
+    /// `maxsize`; every release that moved `head` ended with a SeqCst fence
+    /// (in `advance`), and this one orders all of them before the load.
+    pub(crate) fn wake_senders(&self) {
+        if mutant!("batch_recv_no_wake", true, false) {
+            fence(Ordering::SeqCst);
+            self.wake_if_waiting(&self.ctrl().send_wait);
+        }
     }
 
     #[cold]
@@ -472,7 +563,19 @@ impl Ring {
     // ---------------------------------------------------------------- recv
 
     /// Takes the next committed record, or fails at once.
+    #[inline]
     pub(crate) fn try_recv(&self) -> Result<Claim, RecvError> {
+        self.try_recv_inner(true)
+    }
+
+    /// `try_recv` without waking a sender waiting for `maxsize`: the caller
+    /// owes a [`Ring::wake_senders`] (see [`Ring::recv_batch`]).
+    #[inline]
+    pub(crate) fn try_recv_quiet(&self) -> Result<Claim, RecvError> {
+        self.try_recv_inner(false)
+    }
+
+    fn try_recv_inner(&self, wake: bool) -> Result<Claim, RecvError> {
         let ctrl = self.ctrl();
         // Relaxed: `read` is a ticket; the payload is published by the
         // descriptor, loaded with Acquire below.
@@ -524,7 +627,10 @@ impl Ring {
                         if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
                             self.bump_epoch();
                         }
-                        if self.maxsize != UNBOUNDED && mutant!("no_maxsize_wake", true, false) {
+                        if wake
+                            && self.maxsize != UNBOUNDED
+                            && mutant!("no_maxsize_wake", true, false)
+                        {
                             // Dekker with a sender waiting for `maxsize`.
                             fence(Ordering::SeqCst);
                             self.wake_if_waiting(&ctrl.send_wait);
@@ -537,7 +643,7 @@ impl Ring {
                     }
                     Ok(_) => {
                         // Padding: nothing to hand out, release it at once.
-                        self.release_at(c.pos, w);
+                        self.release_at(c.pos, w, true);
                         r = next.pack();
                     }
                     Err(actual) => r = actual,
@@ -608,12 +714,41 @@ impl Ring {
         unsafe { self.data.copy_out(claim.pos & self.mask, claim.len, out) }
     }
 
-    /// Gives a taken record's space back.
-    pub(crate) fn release(&self, claim: Claim) {
-        self.release_at(claim.pos, claim.desc);
+    /// After a first take, takes what else is ready (until `out` holds
+    /// `max` records) without waiting, and wakes senders once for all.
+    pub(crate) fn take_ready(&self, max: usize, out: &mut Vec<Claim>) {
+        let mut quiet = false;
+        while out.len() < max {
+            // An error (Empty, Closed, Corrupted) ends the batch; the next
+            // call reports it.
+            let Ok(c) = self.try_recv_quiet() else { break };
+            out.push(c);
+            quiet = true;
+        }
+        if quiet && self.maxsize != UNBOUNDED {
+            self.wake_senders();
+        }
     }
 
-    fn release_at(&self, pos: u64, w: u64) {
+    /// Gives taken records' space back, waking senders once.
+    pub(crate) fn release_batch(&self, claims: impl IntoIterator<Item = Claim>) {
+        let mut moved = false;
+        for c in claims {
+            moved |= self.release_at(c.pos, c.desc, false);
+        }
+        if moved {
+            self.wake_senders();
+        }
+    }
+
+    /// Gives a taken record's space back.
+    pub(crate) fn release(&self, claim: Claim) {
+        self.release_at(claim.pos, claim.desc, true);
+    }
+
+    /// Releases the record at `pos`; wakes senders if `wake` and `head`
+    /// moved. Returns whether `head` moved.
+    fn release_at(&self, pos: u64, w: u64, wake: bool) -> bool {
         let ctrl = self.ctrl();
         let d = Desc::unpack(w);
         // If `head` equals `pos` it is current: nobody but us can move it past
@@ -645,11 +780,12 @@ impl Ring {
             let h = self.load_head_to_move();
             self.advance(h)
         };
-        if moved {
+        if moved && wake {
             // `advance` ended with a SeqCst fence after the last `head`
             // store: Dekker with a sender's `register` + re-check.
             self.wake_if_waiting(&ctrl.send_wait);
         }
+        moved
     }
 
     /// `head`, for a consumer that may move it on from the value it sees.

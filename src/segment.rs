@@ -30,40 +30,46 @@ pub(crate) struct Segment {
     map: MmapRaw,
     file: File,
     name: Option<String>,
-    geo: Geometry,
-    maxsize: u64,
+    p: Params,
 }
 
 /// What a validated header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Params {
+    /// One ring's geometry.
     geo: Geometry,
-    maxsize: u64,
+    spec: Spec,
+}
+
+impl Params {
+    fn total_len(&self) -> usize {
+        self.geo.ring_len * self.spec.rings as usize
+    }
 }
 
 impl Segment {
     /// Creates an anonymous, sealed segment.
-    pub(crate) fn create_anon(capacity: usize, maxsize: u64) -> Result<Self, OpenError> {
-        let geo = check_config(capacity, maxsize)?;
+    pub(crate) fn create_anon(capacity: usize, spec: Spec) -> Result<Self, OpenError> {
+        let p = check_config(capacity, spec)?;
         let fd = memfd_create(c"shmq", MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_CLOEXEC)
             .map_err(|e| OpenError::os("memfd_create", e))?;
         let file = File::from(fd);
-        file.set_len(geo.total_len as u64)
+        file.set_len(p.total_len() as u64)
             .map_err(|e| OpenError::os("ftruncate", e))?;
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
             .map_err(|e| OpenError::os("fcntl(F_ADD_SEALS)", e))?;
-        Segment::init(file, None, geo, maxsize)
+        Segment::init(file, None, p)
     }
 
     /// Creates a named segment; fails if the name exists.
     pub(crate) fn create_named(
         name: &str,
         capacity: usize,
-        maxsize: u64,
+        spec: Spec,
         mode: u32,
     ) -> Result<Self, OpenError> {
-        let geo = check_config(capacity, maxsize)?;
+        let p = check_config(capacity, spec)?;
         let name = shm_name(name)?;
         let flags =
             nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL | nix::fcntl::OFlag::O_RDWR;
@@ -71,9 +77,9 @@ impl Segment {
             .map_err(|e| shm_error("shm_open", e, &name, true))?;
         let file = File::from(fd);
         let made = file
-            .set_len(geo.total_len as u64)
+            .set_len(p.total_len() as u64)
             .map_err(|e| OpenError::os("ftruncate", e))
-            .and_then(|()| Segment::init(file, Some(name.clone()), geo, maxsize));
+            .and_then(|()| Segment::init(file, Some(name.clone()), p));
         if made.is_err() {
             // Do not leave a half-made segment behind under that name.
             let _ = shm_unlink(name.as_str());
@@ -106,13 +112,9 @@ impl Segment {
         shm_unlink(name.as_str()).map_err(|e| shm_error("shm_unlink", e, &name, false))
     }
 
-    fn init(
-        file: File,
-        name: Option<String>,
-        geo: Geometry,
-        maxsize: u64,
-    ) -> Result<Self, OpenError> {
-        let map = map(&file, geo.total_len)?;
+    fn init(file: File, name: Option<String>, p: Params) -> Result<Self, OpenError> {
+        let (geo, spec) = (p.geo, p.spec);
+        let map = map(&file, p.total_len())?;
         let hdr = map.as_mut_ptr().cast::<Header>();
         // SAFETY: the mapping is at least HEADER_LEN bytes, page aligned, and
         // nobody else can have attached yet (`ready` is still 0, and a named
@@ -122,23 +124,21 @@ impl Segment {
             (*hdr).version = VERSION;
             (*hdr).header_len = HEADER_LEN as u32;
             (*hdr).capacity = geo.capacity as u64;
-            (*hdr).maxsize = maxsize;
+            (*hdr).maxsize = spec.maxsize;
             (*hdr).granule = GRANULE as u32;
             (*hdr).desc_off = geo.desc_off as u64;
             (*hdr).data_off = geo.data_off as u64;
-            (*hdr).total_len = geo.total_len as u64;
+            (*hdr).total_len = p.total_len() as u64;
             (*hdr).creator_pid = std::process::id();
+            (*hdr).kind = spec.kind;
+            (*hdr).rings = spec.rings;
+            (*hdr).type_hash = spec.type_tag.hash;
+            (*hdr).type_name = spec.type_tag.name;
             // SYNC: pairs with the Acquire load of `ready` in `attach`: every
             // field above is visible to whoever sees READY_YES.
             (*hdr).ready.store(READY_YES, Ordering::Release);
         }
-        Ok(Segment {
-            map,
-            file,
-            name,
-            geo,
-            maxsize,
-        })
+        Ok(Segment { map, file, name, p })
     }
 
     fn attach(file: File, name: Option<String>) -> Result<Self, OpenError> {
@@ -150,7 +150,7 @@ impl Segment {
         let mut buf = [0u8; CONTROL_OFF];
         let n = read_prefix(&file, &mut buf)?;
         let p = parse_header(&buf[..n], size)?;
-        let map = map(&file, p.geo.total_len)?;
+        let map = map(&file, p.total_len())?;
         let hdr = map.as_ptr().cast::<Header>();
         // SAFETY: the mapping covers the header; `ready` is an aligned
         // AtomicU32 at offset 36.
@@ -166,24 +166,24 @@ impl Segment {
                 "header changed while attaching".into(),
             ));
         }
-        Ok(Segment {
-            map,
-            file,
-            name,
-            geo: p.geo,
-            maxsize: p.maxsize,
-        })
+        Ok(Segment { map, file, name, p })
     }
 
-    /// Start of the mapping.
-    pub(crate) fn base(&self) -> NonNull<u8> {
-        NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null")
+    /// Start of ring `k` (`k < self.spec().rings`) in the mapping.
+    pub(crate) fn ring_base(&self, k: u16) -> NonNull<u8> {
+        assert!(k < self.p.spec.rings, "ring {k} out of range");
+        let base = NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null");
+        // SAFETY: ring `k` starts `k * ring_len` bytes in, inside the mapping
+        // of `rings * ring_len` bytes.
+        unsafe { base.add(k as usize * self.p.geo.ring_len) }
     }
+    /// One ring's geometry.
     pub(crate) fn geometry(&self) -> &Geometry {
-        &self.geo
+        &self.p.geo
     }
-    pub(crate) fn maxsize(&self) -> u64 {
-        self.maxsize
+    /// Kind, ring count, `maxsize` and message type, as validated.
+    pub(crate) fn spec(&self) -> &Spec {
+        &self.p.spec
     }
     pub(crate) fn name(&self) -> Option<&str> {
         self.name.as_deref()
@@ -286,25 +286,45 @@ fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
     if maxsize > geo.granules {
         return bad("maxsize exceeds the number of granules");
     }
+    let kind = u16::from_le_bytes(field(b, 68));
+    let rings = u16::from_le_bytes(field(b, 70));
+    match (kind, rings) {
+        (KIND_QUEUE, 1) | (KIND_PIPE, 1..=MAX_RINGS) => {}
+        _ => return bad("kind and number of rings"),
+    }
+    let p = Params {
+        geo,
+        spec: Spec {
+            maxsize,
+            kind,
+            rings,
+            type_tag: TypeTag {
+                hash: u64::from_le_bytes(field(b, 72)),
+                name: field(b, 80),
+            },
+        },
+    };
+    let total = p.total_len() as u64;
     if u64::from_le_bytes(field(b, 40)) != geo.desc_off as u64
         || u64::from_le_bytes(field(b, 48)) != geo.data_off as u64
-        || u64::from_le_bytes(field(b, 56)) != geo.total_len as u64
+        || u64::from_le_bytes(field(b, 56)) != total
     {
         return bad("offsets do not match the capacity");
     }
-    if size < geo.total_len as u64 {
+    if size < total {
         return Err(OpenError::Truncated {
             size,
-            expected: geo.total_len as u64,
+            expected: total,
         });
     }
-    if size > geo.total_len as u64 {
+    if size > total {
         return bad("file is larger than the header says");
     }
-    Ok(Params { geo, maxsize })
+    Ok(p)
 }
 
-fn check_config(capacity: usize, maxsize: u64) -> Result<Geometry, OpenError> {
+fn check_config(capacity: usize, spec: Spec) -> Result<Params, OpenError> {
+    let maxsize = spec.maxsize;
     let geo = Geometry::new(capacity).ok_or_else(|| {
         OpenError::InvalidConfig(format!(
             "capacity_bytes must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}, got {capacity}"
@@ -316,7 +336,7 @@ fn check_config(capacity: usize, maxsize: u64) -> Result<Geometry, OpenError> {
             geo.granules
         )));
     }
-    Ok(geo)
+    Ok(Params { geo, spec })
 }
 
 /// Checks a queue name and returns it in POSIX shm form (`/name`).
@@ -416,12 +436,16 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_every_field_checked() {
-        let seg = Segment::create_anon(4096, 3).unwrap();
-        let size = seg.geo.total_len as u64;
+        let spec = Spec {
+            maxsize: 3,
+            ..Spec::default()
+        };
+        let seg = Segment::create_anon(4096, spec).unwrap();
+        let size = seg.p.total_len() as u64;
         let mut buf = [0u8; CONTROL_OFF];
         read_prefix(&seg.file, &mut buf).unwrap();
         let p = parse_header(&buf, size).unwrap();
-        assert_eq!((p.geo.capacity, p.maxsize), (4096, 3));
+        assert_eq!((p.geo.capacity, p.spec), (4096, spec));
         let corrupt = |off: usize, val: u64, width: usize| {
             let mut b = buf;
             b[off..off + width].copy_from_slice(&val.to_le_bytes()[..width]);
@@ -453,6 +477,9 @@ mod tests {
             corrupt(56, 1 << 50, 8),
             Err(OpenError::Corrupted(_))
         ));
+        assert!(matches!(corrupt(68, 3, 2), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(70, 2, 2), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(70, 0, 2), Err(OpenError::Corrupted(_))));
         assert!(matches!(
             parse_header(&buf, size - 1),
             Err(OpenError::Truncated { .. })
@@ -499,11 +526,17 @@ mod tests {
     #[test]
     fn bad_config() {
         assert!(matches!(
-            Segment::create_anon(1000, 0),
+            Segment::create_anon(1000, Spec::default()),
             Err(OpenError::InvalidConfig(_))
         ));
         assert!(matches!(
-            Segment::create_anon(4096, 65),
+            Segment::create_anon(
+                4096,
+                Spec {
+                    maxsize: 65,
+                    ..Spec::default()
+                }
+            ),
             Err(OpenError::InvalidConfig(_))
         ));
     }

@@ -433,13 +433,13 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
     let good = std::fs::read(&path).unwrap();
 
     let mut v = good.clone();
-    v[8..12].copy_from_slice(&2u32.to_le_bytes());
+    v[8..12].copy_from_slice(&99u32.to_le_bytes());
     std::fs::write(&path, &v).unwrap();
     assert!(matches!(
         Queue::open(&name),
         Err(OpenError::VersionMismatch {
-            found: 2,
-            expected: 1
+            found: 99,
+            expected: 2
         })
     ));
 
