@@ -34,6 +34,9 @@ no_maxsize_wake           | maxsize_full_sender_woken_by_take
 try_recv_waits_for_commit | try_calls_never_wait
 recv_closed_early         | close_races_send_and_recv
 claim_ignores_closed      | close_races_send_and_recv close_wakes_blocked_sender_and_receiver
+batch_send_no_wake        | batch_send_wakes_receiver_once_per_batch
+batch_release_no_wake     | batch_release_wakes_blocked_sender
+batch_take_no_wake        | batch_take_wakes_sender_blocked_on_maxsize
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

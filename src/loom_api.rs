@@ -5,7 +5,7 @@
 //! model (see `sync`).
 
 use crate::error::{RecvError, SendError};
-use crate::ring::{Claim, Ring, SendCache};
+use crate::ring::{Claim, Ring, SendBatch, SendCache};
 
 /// A heap ring of `capacity` bytes (power of two, at least 256) holding at
 /// most `maxsize` messages (0: bytes only).
@@ -66,6 +66,33 @@ impl LoomRing {
         let v = self.read(&t);
         self.release(t);
         Ok(v)
+    }
+    /// Blocking batch send: every message in order, one wake-up at the end
+    /// (and one before waiting for room). Returns how many were sent.
+    pub fn send_batch(&self, p: &Producer, msgs: &[&[u8]]) -> Result<usize, SendError> {
+        let mut b = SendBatch::new(&self.ring, &p.0, None);
+        for m in msgs {
+            b.send(m)?;
+        }
+        Ok(b.sent())
+    }
+    /// Blocking batch take: waits for one message, then takes up to `max`
+    /// ready ones, waking senders once.
+    pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
+        let mut claims = vec![self.ring.recv(None)?];
+        self.ring.take_ready(max, &mut claims);
+        Ok(claims.into_iter().map(Taken).collect())
+    }
+    /// Releases taken messages, waking senders once.
+    pub fn release_batch(&self, batch: Vec<Taken>) {
+        self.ring.release_batch(batch.into_iter().map(|t| t.0))
+    }
+    /// Blocking batch receive: take a batch, copy each out, release them.
+    pub fn recv_batch(&self, max: usize) -> Result<Vec<Vec<u8>>, RecvError> {
+        let b = self.take_batch(max)?;
+        let out = b.iter().map(|t| self.read(t)).collect();
+        self.release_batch(b);
+        Ok(out)
     }
     /// Closes the ring.
     pub fn close(&self) {

@@ -491,10 +491,8 @@ impl Ring {
     /// `maxsize`; every release that moved `head` ended with a SeqCst fence
     /// (in `advance`), and this one orders all of them before the load.
     pub(crate) fn wake_senders(&self) {
-        if mutant!("batch_recv_no_wake", true, false) {
-            fence(Ordering::SeqCst);
-            self.wake_if_waiting(&self.ctrl().send_wait);
-        }
+        fence(Ordering::SeqCst);
+        self.wake_if_waiting(&self.ctrl().send_wait);
     }
 
     #[cold]
@@ -725,7 +723,7 @@ impl Ring {
             out.push(c);
             quiet = true;
         }
-        if quiet && self.maxsize != UNBOUNDED {
+        if quiet && self.maxsize != UNBOUNDED && mutant!("batch_take_no_wake", true, false) {
             self.wake_senders();
         }
     }
@@ -736,7 +734,7 @@ impl Ring {
         for c in claims {
             moved |= self.release_at(c.pos, c.desc, false);
         }
-        if moved {
+        if moved && mutant!("batch_release_no_wake", true, false) {
             self.wake_senders();
         }
     }
