@@ -611,7 +611,7 @@ impl Receiver {
         }
     }
 
-    pub(crate) fn guard(&self, claim: Claim) -> RecvGuard<'_> {
+    fn guard(&self, claim: Claim) -> RecvGuard<'_> {
         RecvGuard {
             ring: self.ring(),
             claim: Some(claim),
