@@ -65,7 +65,7 @@ fn typed_send_and_recv_do_not_allocate_per_message() {
             },
         })
         .collect();
-    let mut round = |check: &mut u64| {
+    let round = |check: &mut u64| {
         for r in &recs {
             tx.send(r).unwrap();
             let m = rx.recv().unwrap();
