@@ -10,13 +10,13 @@
 
 mod common;
 
-use common::splitmix;
+use common::{child, splitmix, wait};
 
 use shmq::{OpenError, Queue, RecvError, SendError};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 const QUEUE_VAR: &str = "SHMQ_TEST_QUEUE";
@@ -54,39 +54,6 @@ fn check_msg(m: &[u8], max: usize, scratch: &mut Vec<u8>) -> (u32, u64) {
 }
 
 // ------------------------------------------------------------ children
-
-fn child(role: &str) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--ignored",
-        "--exact",
-        "child_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("SHMQ_ROLE", role)
-    // The child's own harness lines would read as our test results;
-    // its panics still reach stderr.
-    .stdout(std::process::Stdio::null());
-    c
-}
-
-/// Waits for a child, killing it and failing the test if it takes too long
-/// (a watchdog: a hang must fail, not block CI).
-fn wait(mut c: Child, limit: Duration, what: &str) -> ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            return st;
-        }
-        if t0.elapsed() > limit {
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("{what} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
 
 fn wait_ok(c: Child, what: &str) {
     let st = wait(c, Duration::from_secs(120), what);

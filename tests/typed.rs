@@ -3,10 +3,13 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
+use common::{child, wait};
 use rkyv::{Archive, Deserialize, Serialize};
 use shmq::{BatchError, Connection, OpenError, Queue, RecvError, SendError};
-use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq, Clone)]
 struct Line {
@@ -297,35 +300,6 @@ fn pipe_ends_in_one_process() {
 
 const ORDERS: u64 = 20_000;
 
-fn child(role: &str) -> Command {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "--ignored",
-        "--exact",
-        "child_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("SHMQ_ROLE", role)
-    .stdout(std::process::Stdio::null());
-    c
-}
-
-fn wait(mut c: Child, what: &str) -> ExitStatus {
-    let t0 = Instant::now();
-    loop {
-        if let Some(st) = c.try_wait().unwrap() {
-            return st;
-        }
-        if t0.elapsed() > Duration::from_secs(120) {
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("{what} did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Child processes start here. Ignored so it never runs as a test of its own.
 #[test]
 #[ignore = "helper: runs only as a child process of the other tests"]
@@ -410,7 +384,7 @@ fn typed_orders_cross_processes_in_place() {
         }
     }
     q.close();
-    let st = wait(c, "typed consumer");
+    let st = wait(c, Duration::from_secs(120), "typed consumer");
     assert!(st.success(), "typed consumer failed: {st}");
 }
 
@@ -429,7 +403,7 @@ fn duplex_pipe_between_processes_both_ways_and_close() {
         assert_eq!(&*back, &want[..]);
     }
     mine.close();
-    let st = wait(c, "echo child");
+    let st = wait(c, Duration::from_secs(120), "echo child");
     assert!(st.success(), "echo child failed: {st}");
     assert_eq!(mine.recv().unwrap_err(), RecvError::Closed);
 }
@@ -444,5 +418,5 @@ fn one_way_pipe_far_end_close_is_seen() {
         assert_eq!(&*reader.recv().unwrap(), &i.to_le_bytes());
     }
     assert_eq!(reader.recv().unwrap_err(), RecvError::Closed);
-    assert!(wait(c, "writer child").success());
+    assert!(wait(c, Duration::from_secs(120), "writer child").success());
 }
