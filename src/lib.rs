@@ -13,6 +13,11 @@
 //! * Segments are anonymous sealed memfds ([`Builder::create`]), handed to
 //!   children by inheritance ([`Queue::inherit_into`], [`Queue::from_env`]) or
 //!   fork, or named POSIX shm ([`Builder::create_named`], [`Queue::open`]).
+//! * Typed messages with rkyv ([`Builder::create_typed`], [`Queue::typed`]):
+//!   serialized once into the ring, validated and read in place
+//!   ([`Typed`] derefs to the archived value in shared memory); see [`typed`].
+//! * Batches ([`Sender::send_batch`], [`Receiver::recv_batch`]: one wake-up
+//!   per batch) and pipes ([`pipe`], [`pipe_duplex`], [`Connection`]).
 //!
 //! ```
 //! use shmq::{Queue, RecvError};
