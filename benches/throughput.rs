@@ -19,11 +19,16 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Instant;
 
-fn shmq_run(size: usize, n: u64) -> f64 {
-    let q = shmq::Queue::builder()
+/// The queue every byte-message run uses: 4 MiB, bounded by bytes only.
+fn queue() -> shmq::Queue {
+    shmq::Queue::builder()
         .capacity_bytes(4 << 20)
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+fn shmq_run(size: usize, n: u64) -> f64 {
+    let q = queue();
     let rx = q.receiver();
     let t0 = Instant::now();
     let cons = thread::spawn(move || {
@@ -87,10 +92,7 @@ fn mpsc_run(size: usize, n: u64) -> f64 {
 
 /// Batches: `send_batch` of 64 messages, `recv_batch` of up to 256.
 fn shmq_batch_run(size: usize, n: u64) -> f64 {
-    let q = shmq::Queue::builder()
-        .capacity_bytes(4 << 20)
-        .create()
-        .unwrap();
+    let q = queue();
     let rx = q.receiver();
     let t0 = Instant::now();
     let cons = thread::spawn(move || {

@@ -434,8 +434,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut b = SendBatch::new(self.ring(), &self.cache, None);
-        batch_loop(&mut b, msgs, |b, m| b.send(m.as_ref()))
+        batch_loop(&mut self.batch(None), msgs, |b, m| b.send(m.as_ref()))
     }
 
     /// As [`Sender::send_batch`], waiting at most `timeout` in all.
@@ -448,8 +447,7 @@ impl Sender {
         I::Item: AsRef<[u8]>,
     {
         let deadline = Instant::now().checked_add(timeout);
-        let mut b = SendBatch::new(self.ring(), &self.cache, deadline);
-        batch_loop(&mut b, msgs, |b, m| b.send(m.as_ref()))
+        batch_loop(&mut self.batch(deadline), msgs, |b, m| b.send(m.as_ref()))
     }
 
     /// Sends messages of `msgs` in order while there is room, never waiting.
@@ -462,8 +460,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut b = SendBatch::new(self.ring(), &self.cache, None);
-        batch_loop(&mut b, msgs, |b, m| b.try_send(m.as_ref()))
+        batch_loop(&mut self.batch(None), msgs, |b, m| b.try_send(m.as_ref()))
     }
 
     /// Closes the queue (see [`Queue::close`]).

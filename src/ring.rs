@@ -180,9 +180,7 @@ impl<'a> SendBatch<'a> {
             Err(SendError::Full) => {
                 // Receivers must see what we committed before we wait for
                 // them to make room.
-                if self.sent > 0 {
-                    self.ring.wake_receivers();
-                }
+                self.wake();
                 self.ring.send(self.cache, bytes, self.deadline)
             }
             r => r,
@@ -202,13 +200,18 @@ impl<'a> SendBatch<'a> {
     pub(crate) fn sent(&self) -> usize {
         self.sent
     }
+
+    /// Wakes receivers for the commits of this batch so far.
+    fn wake(&self) {
+        if self.sent > 0 && mutant!("batch_send_no_wake", true, false) {
+            self.ring.wake_receivers();
+        }
+    }
 }
 
 impl Drop for SendBatch<'_> {
     fn drop(&mut self) {
-        if self.sent > 0 {
-            self.ring.wake_receivers();
-        }
+        self.wake();
     }
 }
 
@@ -467,29 +470,25 @@ impl Ring {
         let order = mutant!("commit_relaxed", Ordering::Release, Ordering::Relaxed);
         self.desc(rec).store(d.pack(), order);
         if wake {
-            // Dekker with a receiver's `register` + re-check: either it sees
-            // the commit, or we see it counted in `waiters`.
-            fence(Ordering::SeqCst);
-            self.wake_if_waiting(&ctrl.recv_wait);
+            self.wake_receivers();
         }
         Ok(())
     }
 
-    /// Wakes sleeping receivers after commits made without waking (a batch).
-    /// The fence orders every earlier commit before the `waiters` load, so
-    /// one call covers them all (the Dekker argument of `try_send`, with
-    /// the fence after the last commit instead of after each).
+    /// Wakes sleeping receivers after one or more commits: Dekker with a
+    /// receiver's `register` + re-check, either it sees the commits or we
+    /// see it counted in `waiters`. The fence orders every earlier commit
+    /// before the `waiters` load, so one call after the last commit of a
+    /// batch covers them all.
     pub(crate) fn wake_receivers(&self) {
-        if mutant!("batch_send_no_wake", true, false) {
-            fence(Ordering::SeqCst);
-            self.wake_if_waiting(&self.ctrl().recv_wait);
-        }
+        fence(Ordering::SeqCst);
+        self.wake_if_waiting(&self.ctrl().recv_wait);
     }
 
-    /// Wakes sleeping senders after takes or releases made without waking
-    /// (a batch); as `wake_receivers`. For takes this matters only with
-    /// `maxsize`; every release that moved `head` ended with a SeqCst fence
-    /// (in `advance`), and this one orders all of them before the load.
+    /// Wakes sleeping senders after takes (`maxsize`) or releases; as
+    /// `wake_receivers`. Every release that moved `head` ended with a
+    /// SeqCst fence (in `advance`), and this one orders all of them before
+    /// the load.
     pub(crate) fn wake_senders(&self) {
         fence(Ordering::SeqCst);
         self.wake_if_waiting(&self.ctrl().send_wait);
@@ -567,7 +566,7 @@ impl Ring {
     }
 
     /// `try_recv` without waking a sender waiting for `maxsize`: the caller
-    /// owes a [`Ring::wake_senders`] (see [`Ring::recv_batch`]).
+    /// owes a [`Ring::wake_senders`] (see [`Ring::take_ready`]).
     #[inline]
     pub(crate) fn try_recv_quiet(&self) -> Result<Claim, RecvError> {
         self.try_recv_inner(false)
@@ -630,8 +629,7 @@ impl Ring {
                             && mutant!("no_maxsize_wake", true, false)
                         {
                             // Dekker with a sender waiting for `maxsize`.
-                            fence(Ordering::SeqCst);
-                            self.wake_if_waiting(&ctrl.send_wait);
+                            self.wake_senders();
                         }
                         return Ok(Claim {
                             pos: c.pos,
