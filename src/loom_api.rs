@@ -41,7 +41,7 @@ impl LoomRing {
     }
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
-        self.ring.recv(None).map(Taken)
+        self.ring.recv(None, crate::ring::SPIN_TRIES).map(Taken)
     }
     /// Copies a taken message out (a loom-tracked read of its cells).
     pub fn read(&self, t: &Taken) -> Vec<u8> {
@@ -79,7 +79,7 @@ impl LoomRing {
     /// Blocking batch take: waits for one message, then takes up to `max`
     /// ready ones, waking senders once.
     pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
-        let mut claims = vec![self.ring.recv(None)?];
+        let mut claims = vec![self.ring.recv(None, crate::ring::SPIN_TRIES)?];
         self.ring.take_ready(max, &mut claims);
         Ok(claims.into_iter().map(Taken).collect())
     }

@@ -4,7 +4,7 @@
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
-use crate::ring::{Claim, Ring, SendBatch, SendCache};
+use crate::ring::{Claim, Ring, SendBatch, SendCache, SPIN_TRIES};
 use crate::segment::{self, Segment};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -354,8 +354,11 @@ pub struct Sender {
 }
 
 impl Clone for Sender {
+    /// A new handle with its own cache and the same spin setting.
     fn clone(&self) -> Self {
-        Sender::new(self.shared.clone(), self.ring)
+        let mut s = Sender::new(self.shared.clone(), self.ring);
+        s.cache.spin = self.cache.spin;
+        s
     }
 }
 
@@ -375,6 +378,30 @@ impl Sender {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// Sets how many times a blocking send retries, with a CPU spin hint
+    /// between tries, before it sleeps on the futex. The default, 128,
+    /// is a few microseconds: a peer that answers within that time is met
+    /// without a system call on either side. `0` sleeps at once (the least
+    /// CPU; each hand-off then costs a futex wake-up, see
+    /// `docs/BENCHMARKS.md`). A handle that must never sleep should loop on
+    /// [`try_send`](Sender::try_send) instead.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// let mut tx = q.sender();
+    /// tx.set_spin_tries(0);
+    /// assert_eq!(tx.spin_tries(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_spin_tries(&mut self, tries: u32) {
+        self.cache.spin = tries;
+    }
+
+    /// The spin setting; see [`set_spin_tries`](Sender::set_spin_tries).
+    pub fn spin_tries(&self) -> u32 {
+        self.cache.spin
     }
 
     /// Sends a message, waiting while the queue is full.
@@ -511,11 +538,16 @@ impl fmt::Debug for Sender {
 pub struct Receiver {
     shared: Arc<Shared>,
     ring: u16,
+    spin: u32,
 }
 
 impl Receiver {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
-        Receiver { shared, ring }
+        Receiver {
+            shared,
+            ring,
+            spin: SPIN_TRIES,
+        }
     }
 
     #[inline]
@@ -527,13 +559,37 @@ impl Receiver {
         &self.shared
     }
 
+    /// Sets how many times a blocking receive retries, with a CPU spin hint
+    /// between tries, before it sleeps on the futex. The default, 128,
+    /// is a few microseconds: a peer that answers within that time is met
+    /// without a system call on either side. `0` sleeps at once (the least
+    /// CPU; each hand-off then costs a futex wake-up, see
+    /// `docs/BENCHMARKS.md`). A handle that must never sleep should loop on
+    /// [`try_recv`](Receiver::try_recv) instead.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// let mut rx = q.receiver();
+    /// rx.set_spin_tries(0);
+    /// assert_eq!(rx.spin_tries(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_spin_tries(&mut self, tries: u32) {
+        self.spin = tries;
+    }
+
+    /// The spin setting; see [`set_spin_tries`](Receiver::set_spin_tries).
+    pub fn spin_tries(&self) -> u32 {
+        self.spin
+    }
+
     /// Receives the next message, waiting while the queue is empty.
     ///
     /// # Errors
     /// [`RecvError::Closed`] once the queue is closed and drained;
     /// [`RecvError::Corrupted`] if the segment holds an impossible record.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        self.ring().recv(None).map(|c| self.guard(c))
+        self.ring().recv(None, self.spin).map(|c| self.guard(c))
     }
 
     /// Receives a message if one is ready now.
@@ -556,7 +612,7 @@ impl Receiver {
     /// [`RecvError::Timeout`], [`RecvError::Closed`], [`RecvError::Corrupted`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
         self.ring()
-            .recv(Instant::now().checked_add(timeout))
+            .recv(Instant::now().checked_add(timeout), self.spin)
             .map(|c| self.guard(c))
     }
 
@@ -570,7 +626,7 @@ impl Receiver {
     /// As [`Receiver::recv`]; an error met after the first message ends the
     /// batch early and is reported by the next call.
     pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let first = self.ring().recv(None)?;
+        let first = self.ring().recv(None, self.spin)?;
         Ok(self.batch(first, max))
     }
 
@@ -593,7 +649,9 @@ impl Receiver {
         max: usize,
         timeout: Duration,
     ) -> Result<Batch<'_>, RecvError> {
-        let first = self.ring().recv(Instant::now().checked_add(timeout))?;
+        let first = self
+            .ring()
+            .recv(Instant::now().checked_add(timeout), self.spin)?;
         Ok(self.batch(first, max))
     }
 
@@ -781,5 +839,31 @@ mod tests {
         assert_eq!(blocked_sender.join().unwrap(), Err(SendError::Closed));
         assert_eq!(blocked_receiver.join().unwrap(), Err(RecvError::Closed));
         assert_eq!(&*q.receiver().recv().unwrap(), b"x", "drain after close");
+    }
+
+    #[test]
+    fn handles_that_never_spin_are_woken_every_time() {
+        // maxsize 1 and no spinning: nearly every hand-off parks one side.
+        let q = Queue::builder().maxsize(1).create().unwrap();
+        let mut rx = q.receiver();
+        rx.set_spin_tries(0);
+        assert_eq!(rx.clone().spin_tries(), 0, "clones keep the setting");
+        let consumer = std::thread::spawn(move || {
+            let mut next = 0u32;
+            while let Ok(m) = rx.recv() {
+                assert_eq!(*m, next.to_le_bytes());
+                next += 1;
+            }
+            next
+        });
+        let mut tx = q.sender();
+        tx.set_spin_tries(0);
+        assert_eq!(tx.clone().spin_tries(), 0, "clones keep the setting");
+        for i in 0..20_000u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+        q.close();
+        assert_eq!(consumer.join().unwrap(), 20_000);
+        assert!(q.diagnostics().recv_wakes > 0, "the receiver slept");
     }
 }

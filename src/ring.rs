@@ -42,9 +42,9 @@ const SLEEP_SLICE: Duration = Duration::from_millis(100);
 /// registers as a waiter and sleeps. Zero under loom: spinning there only
 /// multiplies the interleavings to explore.
 #[cfg(not(loom))]
-const SPIN_TRIES: u32 = 128;
+pub(crate) const SPIN_TRIES: u32 = 128;
 #[cfg(loom)]
-const SPIN_TRIES: u32 = 0;
+pub(crate) const SPIN_TRIES: u32 = 0;
 
 /// `maxsize` meaning "bounded by bytes only".
 pub(crate) const UNBOUNDED: u64 = u64::MAX;
@@ -142,6 +142,8 @@ pub(crate) struct SendCache {
     /// `Control::epoch` when `head` and `read_seq` were last loaded; a new
     /// handle starts with a value the epoch never takes, forcing a load.
     epoch: Cell<u64>,
+    /// Tries before a blocking send sleeps (see `Ring::block`).
+    pub(crate) spin: u32,
 }
 
 impl Default for SendCache {
@@ -150,6 +152,7 @@ impl Default for SendCache {
             head: Cell::new(0),
             read_seq: Cell::new(0),
             epoch: Cell::new(u64::MAX),
+            spin: SPIN_TRIES,
         }
     }
 }
@@ -546,11 +549,11 @@ impl Ring {
     ) -> Result<(), SendError> {
         match self.try_send(cache, bytes) {
             Err(SendError::Full) => self
-                .block(&self.ctrl().send_wait, deadline, || {
-                    match self.try_send(cache, bytes) {
-                        Err(SendError::Full) => None,
-                        r => Some(r),
-                    }
+                .block(&self.ctrl().send_wait, deadline, cache.spin, || match self
+                    .try_send(cache, bytes)
+                {
+                    Err(SendError::Full) => None,
+                    r => Some(r),
                 })
                 .unwrap_or(Err(SendError::Timeout)),
             r => r,
@@ -676,14 +679,16 @@ impl Ring {
         }
     }
 
-    /// Blocking receive: spin, then sleep until a commit, `close`, or
-    /// `deadline`.
-    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Claim, RecvError> {
+    /// Blocking receive: `spin` tries, then sleep until a commit, `close`,
+    /// or `deadline`.
+    pub(crate) fn recv(&self, deadline: Option<Instant>, spin: u32) -> Result<Claim, RecvError> {
         match self.try_recv() {
             Err(RecvError::Empty) => self
-                .block(&self.ctrl().recv_wait, deadline, || match self.try_recv() {
-                    Err(RecvError::Empty) => None,
-                    r => Some(r),
+                .block(&self.ctrl().recv_wait, deadline, spin, || {
+                    match self.try_recv() {
+                        Err(RecvError::Empty) => None,
+                        r => Some(r),
+                    }
                 })
                 .unwrap_or(Err(RecvError::Timeout)),
             r => r,
@@ -849,16 +854,19 @@ impl Ring {
 
     /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
     /// when it is done (success or a final error), `None` to keep waiting.
-    /// Returns `None` when `deadline` passed.
+    /// It is retried `spin` times with a spin hint between tries before the
+    /// caller registers as a waiter and sleeps. Returns `None` when
+    /// `deadline` passed.
     #[cold]
     #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
     fn block<T>(
         &self,
         cell: &WaitCell,
         deadline: Option<Instant>,
+        spin: u32,
         mut attempt: impl FnMut() -> Option<T>,
     ) -> Option<T> {
-        for _ in 0..SPIN_TRIES {
+        for _ in 0..spin {
             spin_hint();
             if let Some(r) = attempt() {
                 return Some(r);

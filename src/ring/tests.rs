@@ -161,7 +161,10 @@ fn close_drains_then_closed() {
     assert_eq!(recv_vec(&r).unwrap(), b"1");
     assert_eq!(recv_vec(&r).unwrap(), b"2");
     assert_eq!(recv_vec(&r), Err(RecvError::Closed));
-    assert_eq!(r.recv(None).map(|_| ()).unwrap_err(), RecvError::Closed);
+    assert_eq!(
+        r.recv(None, SPIN_TRIES).map(|_| ()).unwrap_err(),
+        RecvError::Closed
+    );
 }
 
 #[test]
@@ -208,7 +211,7 @@ fn timeouts() {
     let (r, c) = ring(256, 1);
     let t0 = Instant::now();
     let d = Duration::from_millis(30);
-    assert_eq!(r.recv(Some(t0 + d)).unwrap_err(), RecvError::Timeout);
+    assert_eq!(r.recv(Some(t0 + d), 0).unwrap_err(), RecvError::Timeout);
     assert!(t0.elapsed() >= d);
     r.try_send(&c, b"a").unwrap();
     let t0 = Instant::now();
@@ -223,14 +226,16 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
     const P: usize = 4;
     const N: u32 = 20_000;
     let r = Arc::new(Ring::new_heap(4096, 0));
+    // Every spin setting: sleep at once, spin briefly, the default, long.
+    const SPIN: [u32; 4] = [0, 1, SPIN_TRIES, 4096];
     let consumers: Vec<_> = (0..4)
-        .map(|_| {
+        .map(|i| {
             let r = r.clone();
             std::thread::spawn(move || {
                 let mut last = [None::<u32>; P];
                 let mut got = Vec::new();
                 loop {
-                    match r.recv(None) {
+                    match r.recv(None, SPIN[i]) {
                         Ok(cl) => {
                             // SAFETY: released right after.
                             let p = unsafe { r.payload(&cl) };
@@ -253,7 +258,10 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
         .map(|p| {
             let r = r.clone();
             std::thread::spawn(move || {
-                let c = SendCache::default();
+                let c = SendCache {
+                    spin: SPIN[p % SPIN.len()],
+                    ..SendCache::default()
+                };
                 for seq in 0..N {
                     let len = 5 + (seq as usize * 7 + p) % 300;
                     let mut m = vec![seq as u8; len];
