@@ -37,6 +37,8 @@ claim_ignores_closed      | close_races_send_and_recv close_wakes_blocked_sender
 batch_send_no_wake        | batch_send_wakes_receiver_once_per_batch
 batch_release_no_wake     | batch_release_wakes_blocked_sender
 batch_take_no_wake        | batch_take_wakes_sender_blocked_on_maxsize
+wake_keeps_epoch          | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
+leave_after_wake          | sleepers_woken_together_are_uncounted_once
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

@@ -36,13 +36,15 @@ pub struct Diagnostics {
     /// Oldest position not yet reclaimed: `[head_pos, tail_pos)` is in use
     /// (taken-but-unreleased records lie in `[head_pos, read_pos)`).
     pub head_pos: u64,
-    /// Receivers registered as sleeping (or about to).
+    /// Receivers counted as sleeping (or about to): registered and not yet
+    /// taken by a wake-up or left on their own.
     pub recv_waiters: u32,
-    /// Senders registered as sleeping (or about to).
+    /// Senders counted as sleeping (or about to), as `recv_waiters`.
     pub send_waiters: u32,
-    /// Wake-ups ever issued to receivers (modulo 2^32).
+    /// `FUTEX_WAKE` calls ever made for receivers (modulo 2^32): each
+    /// takes every receiver counted at that moment.
     pub recv_wakes: u32,
-    /// Wake-ups ever issued to senders (modulo 2^32).
+    /// `FUTEX_WAKE` calls ever made for senders (modulo 2^32).
     pub send_wakes: u32,
     /// The raw descriptor word of the record at `read_pos`.
     pub desc_at_read: u64,

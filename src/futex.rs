@@ -4,16 +4,18 @@
 //! (mm, address) so it could never wake a waiter in another process.
 
 use nix::libc;
-use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 /// Waits while `*word == expected`, until woken, until `until` passes, or
-/// spuriously (EINTR). Returns `false` only if the deadline passed.
+/// spuriously (EINTR). Returns `false` only if the deadline passed. `word`
+/// must point to 4 aligned bytes of mapped memory that stay mapped for the
+/// call (here: half of an `AtomicU64`, which Rust code only ever accesses
+/// whole; the kernel reads the half itself, atomically).
 ///
 /// The kernel compares the value under its bucket lock, so a wake that comes
 /// after the caller last changed the condition and before this call cannot be
 /// lost: either the value differs (EAGAIN, return at once) or we are queued.
-pub(crate) fn wait(word: &AtomicU32, expected: u32, until: Option<Instant>) -> bool {
+pub(crate) fn wait(word: *const u32, expected: u32, until: Option<Instant>) -> bool {
     let timeout = match until {
         None => None,
         Some(t) => {
@@ -32,13 +34,13 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, until: Option<Instant>) -> b
     let ts_ptr = timeout
         .as_ref()
         .map_or(std::ptr::null(), |ts| ts as *const libc::timespec);
-    // SAFETY: `word` is a valid, aligned AtomicU32 for the duration of the
-    // call; FUTEX_WAIT only reads it. The relative timeout (measured by the
+    // SAFETY: `word` is valid and aligned for the call (caller's contract);
+    // FUTEX_WAIT only reads it, and faults on a bad address return EFAULT. The relative timeout (measured by the
     // kernel on CLOCK_MONOTONIC, like `Instant`) is a valid timespec or null.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
-            word.as_ptr(),
+            word,
             libc::FUTEX_WAIT,
             expected,
             ts_ptr,
@@ -54,9 +56,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, until: Option<Instant>) -> b
 }
 
 /// Wakes every waiter on `word`, in any process that maps it.
-pub(crate) fn wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a valid AtomicU32; FUTEX_WAKE does not access it.
+pub(crate) fn wake_all(word: *const u32) {
+    // SAFETY: FUTEX_WAKE uses the address only as a key; it does not access
+    // the memory.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+        libc::syscall(libc::SYS_futex, word, libc::FUTEX_WAKE, i32::MAX);
     }
 }

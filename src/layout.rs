@@ -14,9 +14,9 @@
 //! +--------------------------------------------------------------------+  384
 //! | head      u64 position (reclaimer stores)         own 128-byte block |
 //! +--------------------------------------------------------------------+  512
-//! | recv_wait: futex seq u32 | waiters u32            own 128-byte block |
+//! | recv_wait u64 {wake epoch:32 | sleepers:32}      own 128-byte block |
 //! +--------------------------------------------------------------------+  640
-//! | send_wait: futex seq u32 | waiters u32            own 128-byte block |
+//! | send_wait u64 {wake epoch:32 | sleepers:32}      own 128-byte block |
 //! +--------------------------------------------------------------------+  768
 //! | epoch     u64 (bumped when head/read.seq cross a boundary)         |
 //! +--------------------------------------------------------------------+  896
@@ -69,13 +69,13 @@
 //! before it moves `head` past the record. Payload bytes never overlap
 //! descriptors, so user data can never be mistaken for a header.
 
-use crate::sync::{AtomicU32, AtomicU64, FutexWord};
+use crate::sync::{AtomicU32, AtomicU64, WaitWord};
 use crossbeam_utils::CachePadded;
 
 /// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
 /// Bumped on any incompatible change of this file.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 /// `ready` once every header field is written (stored last, Release).
 /// (`ready` is 0 while the creator is still initialising.)
 pub(crate) const READY_YES: u32 = 1;
@@ -201,14 +201,50 @@ pub(crate) fn footprint(len: usize) -> u64 {
     (len.max(1) as u64).div_ceil(GRANULE as u64)
 }
 
-/// One side's futex word and the number of its sleepers.
+/// One side's sleepers, in one word so that a waker can take them all at
+/// once:
+///
+/// ```text
+///  63                 32 31                  0
+/// +---------------------+---------------------+
+/// | wake epoch          | sleepers            |
+/// +---------------------+---------------------+
+///   futex word (the        counted between registering and
+///   high half)             leaving, or until a wake clears them
+/// ```
+///
+/// A sleeper adds 1 (learning the epoch), re-checks, and sleeps on the
+/// epoch half while the epoch is unchanged. A waker that sees sleepers
+/// replaces the word with `{epoch + 1, 0}` in one CAS and makes the
+/// `FUTEX_WAKE` call; wakers that come after it see no sleepers and make
+/// none, until someone registers again. A sleeper that leaves on its own
+/// (timeout, spurious return) subtracts itself only while the epoch it
+/// registered under is current: a wake that cleared it already moved the
+/// epoch.
 #[repr(C)]
 pub(crate) struct WaitCell {
-    /// Bumped by every waker before `FUTEX_WAKE`; sleepers wait on it.
-    pub seq: FutexWord,
-    /// How many threads are between registering and leaving their sleep;
-    /// a waker makes the syscall only when this is non-zero.
-    pub waiters: AtomicU32,
+    pub word: WaitWord,
+}
+
+/// One sleeper in a [`WaitCell`] word.
+pub(crate) const SLEEPER: u64 = 1;
+
+/// The wake epoch of a [`WaitCell`] word.
+#[inline]
+pub(crate) fn wake_epoch(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+
+/// The sleepers counted in a [`WaitCell`] word.
+#[inline]
+pub(crate) fn sleepers(w: u64) -> u32 {
+    w as u32
+}
+
+/// The word after a wake: the next epoch, nobody counted.
+#[inline]
+pub(crate) fn woken(w: u64) -> u64 {
+    (wake_epoch(w).wrapping_add(1) as u64) << 32
 }
 
 /// The hot words, each on its own cache-line pair (`CachePadded` is 128

@@ -873,50 +873,65 @@ impl Ring {
             }
         }
         loop {
-            // Read the sequence before registering and re-checking: a wake
-            // that comes after this load changes it, so the sleep below
-            // returns at once (the kernel compares under its lock).
-            let mut seen = cell.seq.load(Ordering::Acquire);
-            let register = || {
-                // Relaxed + fence: the SeqCst fence orders this increment
-                // before the re-check, against the waker's fence.
-                cell.waiters.fetch_add(1, Ordering::Relaxed);
-                fence(Ordering::SeqCst);
-            };
             let late = mutant!("register_after_recheck", false, true);
-            if !late {
-                register();
-            }
+            let early = (!late).then(|| self.register(cell));
             if mutant!("no_recheck", true, false) {
                 if let Some(r) = attempt() {
-                    if !late {
-                        // Relaxed: leaving early only risks a needless wake.
-                        cell.waiters.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(e) = early {
+                        self.leave(cell, e);
                     }
                     return Some(r);
                 }
             }
-            if late {
-                // The break: counted as a waiter only after the re-check, so
-                // a waker in between sees no waiter and does not wake us.
-                register();
-            }
+            // The break `register_after_recheck`: counted as a sleeper only
+            // after the re-check, so a waker in between sees nobody to wake.
+            let mut seen = early.unwrap_or_else(|| self.register(cell));
             if mutant!("seq_after_recheck", false, true) {
-                // The break: the sequence read after the re-check, so a wake
-                // between the two is not noticed by the sleep.
-                seen = cell.seq.load(Ordering::Acquire);
+                // The break: the epoch read after the re-check, so a wake
+                // between the two (which also uncounted us) goes unnoticed.
+                seen = wake_epoch(cell.word.load(Ordering::Relaxed));
             }
             let slice_end = Instant::now() + SLEEP_SLICE;
             let until = match deadline {
                 Some(d) if d < slice_end => d,
                 _ => slice_end,
             };
-            futex_wait(&cell.seq, seen, Some(until));
-            // Relaxed: a waker that still counts us only makes a needless
-            // wake; we re-register (with the fence) before sleeping again.
-            cell.waiters.fetch_sub(1, Ordering::Relaxed);
+            futex_wait(&cell.word, seen, Some(until));
+            self.leave(cell, seen);
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return attempt();
+            }
+        }
+    }
+
+    /// Counts the caller among `cell`'s sleepers and returns the epoch to
+    /// sleep on: any wake from now on moves it, so the sleep returns at once
+    /// (the kernel compares it under its lock).
+    #[inline]
+    fn register(&self, cell: &WaitCell) -> u32 {
+        // Relaxed + fence: the SeqCst fence orders this increment before
+        // the caller's re-check, against the waker's fence (Dekker).
+        let w = cell.word.fetch_add(SLEEPER, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        wake_epoch(w)
+    }
+
+    /// Stops counting the caller, registered under epoch `seen`, unless a
+    /// wake already cleared it (and so moved the epoch).
+    #[inline]
+    fn leave(&self, cell: &WaitCell, seen: u32) {
+        // Relaxed: bookkeeping of the count only. While the epoch is `seen`
+        // our registration is in the count; the CAS removes exactly it.
+        let mut w = cell.word.load(Ordering::Relaxed);
+        while mutant!("leave_after_wake", wake_epoch(w) == seen, true) && sleepers(w) > 0 {
+            match cell.word.compare_exchange_weak(
+                w,
+                w - SLEEPER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
             }
         }
     }
@@ -926,17 +941,47 @@ impl Ring {
     #[inline]
     fn wake_if_waiting(&self, cell: &WaitCell) {
         // Relaxed: ordered after the caller's change by its SeqCst fence.
-        if cell.waiters.load(Ordering::Relaxed) != 0 {
-            self.wake(cell);
+        let w = cell.word.load(Ordering::Relaxed);
+        if sleepers(w) != 0 {
+            self.wake(cell, w);
         }
     }
 
+    /// Takes every counted sleeper (`{epoch + 1, 0}` in one CAS from `w`,
+    /// the word last seen) and wakes them. If another waker took them
+    /// first, there is nothing to do.
     #[cold]
-    fn wake(&self, cell: &WaitCell) {
-        // Release: a sleeper that reads the new value (Acquire) sees the
-        // change that caused the wake.
-        cell.seq.fetch_add(1, Ordering::Release);
-        futex_wake_all(&cell.seq);
+    fn wake(&self, cell: &WaitCell, mut w: u64) {
+        while sleepers(w) != 0 {
+            let next = mutant!("wake_keeps_epoch", woken(w), w & !(u32::MAX as u64));
+            // Relaxed: the epoch is a wake-up token, not a publication; a
+            // sleeper re-checks its condition through the ring's own
+            // Acquire loads, ordered by the fences of `register` and the
+            // waker.
+            match cell
+                .word
+                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    futex_wake_all(&cell.word);
+                    return;
+                }
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Wakes every sleeper, counted or not (for `close`).
+    fn wake_all(&self, cell: &WaitCell) {
+        // Relaxed: as in `wake`; `close` fenced before calling this.
+        let mut w = cell.word.load(Ordering::Relaxed);
+        while let Err(now) =
+            cell.word
+                .compare_exchange_weak(w, woken(w), Ordering::Relaxed, Ordering::Relaxed)
+        {
+            w = now;
+        }
+        futex_wake_all(&cell.word);
     }
 
     // --------------------------------------------------------------- misc
@@ -949,8 +994,8 @@ impl Ring {
         ctrl.tail.fetch_or(CLOSED, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if mutant!("close_no_wake", true, false) {
-            self.wake(&ctrl.recv_wait);
-            self.wake(&ctrl.send_wait);
+            self.wake_all(&ctrl.recv_wait);
+            self.wake_all(&ctrl.send_wait);
         }
     }
 
@@ -983,10 +1028,8 @@ impl Ring {
         let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
         let head = ctrl.head.load(Ordering::Relaxed);
         let cell = |c: &WaitCell| {
-            (
-                c.waiters.load(Ordering::Relaxed),
-                c.seq.load(Ordering::Relaxed),
-            )
+            let w = c.word.load(Ordering::Relaxed);
+            (sleepers(w), wake_epoch(w))
         };
         let (recv_waiters, recv_wakes) = cell(&ctrl.recv_wait);
         let (send_waiters, send_wakes) = cell(&ctrl.send_wait);
@@ -1020,12 +1063,11 @@ impl Ring {
 impl Control {
     /// All-zero control block, as a fresh segment has.
     pub(crate) fn new() -> Self {
-        use crate::sync::{AtomicU32, FutexWord};
+        use crate::sync::WaitWord;
         use crossbeam_utils::CachePadded;
         let cell = || {
             CachePadded::new(WaitCell {
-                seq: FutexWord::new(0),
-                waiters: AtomicU32::new(0),
+                word: WaitWord::new(0),
             })
         };
         Control {

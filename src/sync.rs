@@ -18,24 +18,26 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use std::time::Instant;
 
-/// A 32-bit word that threads or processes can sleep on.
+/// A 64-bit word packing a wake epoch (high 32 bits) and a count of
+/// sleepers (low 32 bits), see [`crate::layout::WaitCell`]; threads and
+/// processes sleep on its epoch half.
 #[cfg(not(loom))]
-pub(crate) type FutexWord = AtomicU32;
+pub(crate) type WaitWord = AtomicU64;
 
-/// A 32-bit word that loom threads can sleep on: the value plus the mutex and
-/// condvar that model the kernel's futex hash bucket.
+/// The loom model of [`WaitWord`]: the value plus the mutex and condvar that
+/// model the kernel's futex hash bucket.
 #[cfg(loom)]
-pub(crate) struct FutexWord {
-    value: AtomicU32,
+pub(crate) struct WaitWord {
+    value: AtomicU64,
     lock: loom::sync::Mutex<()>,
     cond: loom::sync::Condvar,
 }
 
 #[cfg(loom)]
-impl FutexWord {
-    pub(crate) fn new(v: u32) -> Self {
+impl WaitWord {
+    pub(crate) fn new(v: u64) -> Self {
         Self {
-            value: AtomicU32::new(v),
+            value: AtomicU64::new(v),
             lock: loom::sync::Mutex::new(()),
             cond: loom::sync::Condvar::new(),
         }
@@ -43,38 +45,51 @@ impl FutexWord {
 }
 
 #[cfg(loom)]
-impl std::ops::Deref for FutexWord {
-    type Target = AtomicU32;
-    fn deref(&self) -> &AtomicU32 {
+impl std::ops::Deref for WaitWord {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
         &self.value
     }
 }
 
-/// Sleeps while `word` holds `expected`, until woken, until `until` (if any),
-/// or spuriously. Contract of std's futex wrapper: returns `false` only when
-/// it timed out; callers re-check their condition after every return.
+/// The address of `word`'s epoch half: its high 32 bits.
 #[cfg(not(loom))]
 #[inline]
-pub(crate) fn futex_wait(word: &FutexWord, expected: u32, until: Option<Instant>) -> bool {
-    crate::futex::wait(word, expected, until)
+fn epoch_half(word: &WaitWord) -> *const u32 {
+    let p = word.as_ptr() as *const u32;
+    if cfg!(target_endian = "little") {
+        p.wrapping_add(1)
+    } else {
+        p
+    }
 }
 
-/// Wakes every waiter on `word`.
+/// Sleeps while `word`'s epoch is `epoch`, until woken, until `until` (if
+/// any), or spuriously. Contract of std's futex wrapper: returns `false`
+/// only when it timed out; callers re-check their condition after every
+/// return.
 #[cfg(not(loom))]
 #[inline]
-pub(crate) fn futex_wake_all(word: &FutexWord) {
-    crate::futex::wake_all(word)
+pub(crate) fn futex_wait(word: &WaitWord, epoch: u32, until: Option<Instant>) -> bool {
+    crate::futex::wait(epoch_half(word), epoch, until)
 }
 
-/// loom model of `FUTEX_WAIT`: the value check and the sleep are atomic with
-/// respect to [`futex_wake_all`] because both hold the bucket lock. Deadlines
-/// are ignored (loom has no clock): a model that relies on a timeout to make
-/// progress deadlocks, which is what we want it to report.
+/// Wakes every sleeper on `word`.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn futex_wake_all(word: &WaitWord) {
+    crate::futex::wake_all(epoch_half(word))
+}
+
+/// loom model of `FUTEX_WAIT` on the epoch half: the check and the sleep are
+/// atomic with respect to [`futex_wake_all`] because both hold the bucket
+/// lock. Deadlines are ignored (loom has no clock): a model that relies on
+/// a timeout to make progress deadlocks, which is what we want it to report.
 #[cfg(loom)]
-pub(crate) fn futex_wait(word: &FutexWord, expected: u32, _until: Option<Instant>) -> bool {
+pub(crate) fn futex_wait(word: &WaitWord, epoch: u32, _until: Option<Instant>) -> bool {
     count_wait();
     let guard = word.lock.lock().unwrap();
-    if word.value.load(Ordering::SeqCst) == expected {
+    if (word.value.load(Ordering::SeqCst) >> 32) as u32 == epoch {
         drop(word.cond.wait(guard).unwrap());
     }
     true
@@ -82,7 +97,7 @@ pub(crate) fn futex_wait(word: &FutexWord, expected: u32, _until: Option<Instant
 
 /// loom model of `FUTEX_WAKE(INT_MAX)`.
 #[cfg(loom)]
-pub(crate) fn futex_wake_all(word: &FutexWord) {
+pub(crate) fn futex_wake_all(word: &WaitWord) {
     let _guard = word.lock.lock().unwrap();
     word.cond.notify_all();
 }

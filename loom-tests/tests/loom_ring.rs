@@ -501,3 +501,35 @@ fn batch_take_wakes_sender_blocked_on_maxsize() {
         assert_eq!(check_fifo(&got), [(1, 0), (1, 1), (1, 2), (1, 3)]);
     });
 }
+
+/// Two receivers sleep on one wait cell while messages trickle in: this
+/// thread takes one message, another thread two. A wake takes every counted
+/// sleeper at once (it clears the count and moves the epoch), so a woken
+/// sleeper must not then subtract itself again: that would uncount a
+/// sleeper that registered after the wake, and the next sender, seeing
+/// nobody counted, would leave it asleep for good. This thread blocks first
+/// (a free switch), so the losing schedule needs only two preemptions:
+/// the producer after its first send, this thread after it leaves. Bound 2:
+/// at bound 3 the model runs past ten minutes.
+#[test]
+fn sleepers_woken_together_are_uncounted_once() {
+    model_bounded(2, || {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let r2 = r.clone();
+        let other = thread::spawn(move || {
+            let got: Vec<_> = (0..2).map(|_| r2.recv().unwrap()).collect();
+            check_fifo(&got)
+        });
+        let r3 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::default();
+            for i in 0..3 {
+                r3.send(&p, &msg(1, i, 8)).unwrap();
+            }
+        });
+        let mut ids = check_fifo(&[r.recv().unwrap()]);
+        ids.extend(other.join().unwrap());
+        prod.join().unwrap();
+        check_exactly_once(ids, &[(1, 0), (1, 1), (1, 2)]);
+    });
+}

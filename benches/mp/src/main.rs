@@ -207,10 +207,11 @@ fn throughput(cfg: &Config, res: &mut Results) {
         progress(
             &format!("{name} {} B {}x{} {mode}", t.size, topo.0, topo.1),
             format!(
-                "{:.3} M msg/s  {:.2} GB/s  {:.3} CPU s/M msgs",
+                "{:.3} M msg/s  {:.2} GB/s  {:.3} CPU s/M msgs  {:.2} wakes/k msgs",
                 t.rate() / 1e6,
                 t.gbps(),
-                t.cpu_per_m()
+                t.cpu_per_m(),
+                t.wakes_per_k()
             ),
         );
         res.tput.push((name.to_string(), topo, mode.to_string(), t));
@@ -303,6 +304,7 @@ fn python(cfg: &Config, res: &mut Results) {
                     msgs: num(3).unwrap_or(0.0) as u64,
                     secs: num(4).unwrap_or(f64::NAN),
                     cpu: num(5).unwrap_or(f64::NAN),
+                    wakes: 0,
                 };
                 progress(
                     &format!("{} {} B", f[1], t.size),

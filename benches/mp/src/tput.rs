@@ -18,6 +18,8 @@ pub struct Tput {
     pub msgs: u64,
     pub secs: f64,
     pub cpu: f64,
+    /// Futex wake-ups shmq issued (senders' and receivers'); 0 for peers.
+    pub wakes: u64,
 }
 
 impl Tput {
@@ -32,6 +34,10 @@ impl Tput {
     /// CPU seconds (all processes) per million messages.
     pub fn cpu_per_m(&self) -> f64 {
         self.cpu / (self.msgs as f64 / 1e6)
+    }
+    /// Futex wake-ups per thousand messages.
+    pub fn wakes_per_k(&self) -> f64 {
+        self.wakes as f64 / (self.msgs as f64 / 1e3)
     }
 }
 
@@ -116,6 +122,7 @@ fn run(
         msgs,
         secs: (end - t0) as f64 * 1e-9,
         cpu,
+        wakes: 0,
     }
 }
 
@@ -182,7 +189,10 @@ pub fn shmq(size: usize, np: usize, nc: usize, mode: RecvMode, dur: Duration) ->
         })
         .collect();
     // No sentinel: producers are gone, `close` lets consumers drain and stop.
-    run(size, dur, producers, consumers, || q.close())
+    let mut t = run(size, dur, producers, consumers, || q.close());
+    let d = q.diagnostics();
+    t.wakes = d.recv_wakes as u64 + d.send_wakes as u64;
+    t
 }
 
 /// A stream of length-prefixed frames, one producer and one consumer. The
