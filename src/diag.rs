@@ -50,6 +50,10 @@ pub struct Diagnostics {
     pub desc_at_read: u64,
     /// The raw descriptor word of the record at `head_pos`.
     pub desc_at_head: u64,
+    /// Sender handles holding a lane (live, or dead and not yet reaped).
+    pub senders: u32,
+    /// Receiver handles holding a lane (as `senders`).
+    pub receivers: u32,
 }
 
 impl Diagnostics {
@@ -60,23 +64,29 @@ impl Diagnostics {
 }
 
 fn desc(f: &mut fmt::Formatter<'_>, w: u64) -> fmt::Result {
-    use crate::layout::{Desc, ST_COMMITTED, ST_DONE, ST_EMPTY, ST_PADDING};
+    use crate::layout::{Desc, ST_COMMITTED, ST_DONE, ST_EMPTY, ST_PADDING, ST_SKIP, ST_TAKEN};
     let d = Desc::unpack(w);
     let state = match d.state {
         ST_EMPTY => "empty",
         ST_COMMITTED => "committed",
         ST_PADDING => "padding",
         ST_DONE => "done",
+        ST_SKIP => "skip",
+        ST_TAKEN => "taken",
         _ => "invalid",
     };
-    write!(f, "{state}(lap {}, {} B)", d.tag, d.len)
+    write!(f, "{state}(lap {}, {} B", d.tag, d.len)?;
+    if d.state == ST_TAKEN {
+        write!(f, ", lane {}", d.owner)?;
+    }
+    f.write_str(")")
 }
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | at read: ",
+            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | lanes send {} recv {} | at read: ",
             self.tail_pos,
             self.tail_seq,
             if self.closed { " closed" } else { "" },
@@ -88,6 +98,8 @@ impl fmt::Display for Diagnostics {
             self.send_waiters,
             self.recv_wakes,
             self.send_wakes,
+            self.senders,
+            self.receivers,
         )?;
         desc(f, self.desc_at_read)?;
         f.write_str(", at head: ")?;

@@ -33,6 +33,17 @@ pub enum SendError {
     /// This end of a one-way pipe only receives.
     #[error("this pipe end is read-only")]
     ReadOnly,
+    /// The queue is full and every receiver is gone: receivers registered
+    /// once and none is left alive (dropped, exited, or killed). A blocking
+    /// send reports it instead of waiting for room that will never come;
+    /// see `docs/DESIGN.md` ("Dead peers") for when it is detected. Not
+    /// final: a receiver made later makes sends succeed again.
+    #[error("queue is full and no receiver is left")]
+    Disconnected,
+    /// Every one of the queue's 256 lanes is held by a live handle: drop
+    /// some `Sender`s or `Receiver`s (of any process) and retry.
+    #[error("too many live handles on this queue (256 at most)")]
+    TooManyHandles,
 }
 
 /// Why a batch send stopped early: the first `sent` messages of the batch
@@ -78,6 +89,18 @@ pub enum RecvError {
     /// This end of a one-way pipe only sends.
     #[error("this pipe end is write-only")]
     WriteOnly,
+    /// The queue is empty and every sender is gone: senders registered once
+    /// and none is left alive (dropped, exited, or killed without `close`).
+    /// A blocking receive reports it instead of waiting forever; see
+    /// `docs/DESIGN.md` ("Dead peers") for when it is detected. Not final: a
+    /// sender made later (another process opening the queue) makes receives
+    /// succeed again. `try_recv` never reports it (it makes no system call).
+    #[error("queue is empty and no sender is left")]
+    Disconnected,
+    /// Every one of the queue's 256 lanes is held by a live handle: drop
+    /// some `Sender`s or `Receiver`s (of any process) and retry.
+    #[error("too many live handles on this queue (256 at most)")]
+    TooManyHandles,
 }
 
 /// Why a queue could not be created or attached.

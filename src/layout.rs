@@ -20,8 +20,12 @@
 //! +--------------------------------------------------------------------+  768
 //! | epoch     u64 (bumped when head/read.seq cross a boundary)         |
 //! +--------------------------------------------------------------------+  896
+//! | seen      u64 {receiver lanes:16 | sender lanes:16} + ever-seen bits |
+//! +--------------------------------------------------------------------+  1024
 //! | zero                                                               |
-//! +--------------------------------------------------------------------+  4096 = desc_off
+//! +--------------------------------------------------------------------+  4096 = lanes_off
+//! | lanes: 256 x 64 bytes, one per live Sender/Receiver handle (below) |
+//! +--------------------------------------------------------------------+  20480 = desc_off
 //! | descriptors: one u64 per granule of data (capacity / 64 of them)   |
 //! +--------------------------------------------------------------------+  data_off (page aligned)
 //! | data: capacity bytes, 64-byte granules; a record's payload starts  |
@@ -56,18 +60,38 @@
 //! ## Descriptors
 //!
 //! ```text
-//!  63            40 39      32 31                                   0
-//! +----------------+----------+--------------------------------------+
-//! |  tag (24 bits) |  state   |            len (bytes)               |
-//! +----------------+----------+--------------------------------------+
+//!  63          41 40      33 32   30 29                              0
+//! +--------------+----------+-------+--------------------------------+
+//! | tag (23 bits)|  owner   | state |          len (bytes)           |
+//! +--------------+----------+-------+--------------------------------+
 //! ```
 //! The descriptor of granule `i` describes the record that *starts* at
-//! granule `i`, if one does; `tag` is the low 24 bits of the lap
+//! granule `i`, if one does; `tag` is the low 23 bits of the lap
 //! (`pos / granules`) of that record, so a descriptor left from another lap
 //! never passes for the current one. A descriptor is non-zero exactly while a
 //! record that starts there lies in `[head, tail)`; the reclaimer zeroes it
 //! before it moves `head` past the record. Payload bytes never overlap
-//! descriptors, so user data can never be mistaken for a header.
+//! descriptors, so user data can never be mistaken for a header. `owner` is
+//! the lane of the receiver holding a `TAKEN` record (0 otherwise).
+//!
+//! ## Lanes
+//!
+//! ```text
+//! +0  owner   u64  0: free; else pid (low 32) | role << 32 | LANE_USED
+//! +8  start   u64  the owner process's start time (clock ticks since boot)
+//! +16 pidns   u64  inode of the owner's pid namespace
+//! +24 intent  u64  0, or the `tail` (sender) / `read` (receiver) word it is
+//!                  about to CAS, | 1, until the claim is committed / the take
+//!                  marked TAKEN
+//! +32 need    u64  sender: pad << 32 | footprint (granules) of that claim
+//! +40 moving  u64  receiver: the `head` it is moving on, | 1, else 0
+//! +48 to      u64  receiver: where that move ends
+//! ```
+//! Every live handle owns one lane (one cache line, written only by it). A
+//! lane says who holds each half-done step, so that when a process dies
+//! (SIGKILL, OOM) a survivor can tell its claims, takes and head moves from
+//! slow live ones (pid + start time) and finish or undo them; see
+//! `ring::recover` and docs/DESIGN.md.
 
 use crate::sync::{AtomicU32, AtomicU64, WaitWord};
 use crossbeam_utils::CachePadded;
@@ -75,7 +99,7 @@ use crossbeam_utils::CachePadded;
 /// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
 /// Bumped on any incompatible change of this file.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 /// `ready` once every header field is written (stored last, Release).
 /// (`ready` is 0 while the creator is still initialising.)
 pub(crate) const READY_YES: u32 = 1;
@@ -152,7 +176,7 @@ pub(crate) fn seq_sub(a: u64, b: u64) -> u64 {
     a.wrapping_sub(b) & SEQ_MASK
 }
 
-/// Descriptor states (bits 32..40).
+/// Descriptor states (bits 30..33).
 pub(crate) const ST_EMPTY: u64 = 0;
 /// A message, written and published by its producer.
 pub(crate) const ST_COMMITTED: u64 = 1;
@@ -161,30 +185,58 @@ pub(crate) const ST_COMMITTED: u64 = 1;
 pub(crate) const ST_PADDING: u64 = 2;
 /// Taken by a consumer and released: the reclaimer may move `head` past it.
 pub(crate) const ST_DONE: u64 = 3;
-const TAG_BITS: u32 = 24;
+/// Taken by the receiver whose lane is `owner`, not yet released.
+pub(crate) const ST_TAKEN: u64 = 4;
+/// A claim whose producer died before committing it: consumers skip it and
+/// count it as a message (it took a `seq`); `len` is its footprint in bytes.
+pub(crate) const ST_SKIP: u64 = 5;
+const TAG_BITS: u32 = 23;
 const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+const LEN_BITS: u32 = 30;
+const LEN_MASK: u64 = (1 << LEN_BITS) - 1;
+const STATE_MASK: u64 = 0b111;
+const OWNER_MASK: u64 = 0xff;
+const _: () = assert!(TAG_BITS + 8 + 3 + LEN_BITS == 64);
+// A padding record is shorter than the ring, a message at most half of it.
+const _: () = assert!((MAX_CAPACITY as u64) <= LEN_MASK + 1);
 
 /// A decoded descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Desc {
     pub tag: u64,
+    pub owner: u64,
     pub state: u64,
     pub len: u32,
 }
 
 impl Desc {
+    /// A descriptor with no owner.
+    #[inline]
+    pub(crate) fn new(tag: u64, state: u64, len: u32) -> Self {
+        Desc {
+            tag,
+            owner: 0,
+            state,
+            len,
+        }
+    }
     #[inline]
     pub(crate) fn unpack(w: u64) -> Self {
         Desc {
-            tag: w >> 40,
-            state: (w >> 32) & 0xff,
-            len: w as u32,
+            tag: w >> 41,
+            owner: (w >> 33) & OWNER_MASK,
+            state: (w >> 30) & STATE_MASK,
+            len: (w & LEN_MASK) as u32,
         }
     }
     #[inline]
     pub(crate) fn pack(self) -> u64 {
-        debug_assert!(self.state != ST_EMPTY && self.state <= 0xff);
-        ((self.tag & TAG_MASK) << 40) | (self.state << 32) | self.len as u64
+        debug_assert!(self.state != ST_EMPTY && self.state <= STATE_MASK);
+        debug_assert!(self.len as u64 <= LEN_MASK && self.owner <= OWNER_MASK);
+        ((self.tag & TAG_MASK) << 41)
+            | ((self.owner & OWNER_MASK) << 33)
+            | ((self.state & STATE_MASK) << 30)
+            | (self.len as u64 & LEN_MASK)
     }
 }
 
@@ -262,6 +314,112 @@ pub(crate) struct Control {
     /// it was loaded under is current, so it can never be a whole wrap of
     /// the 38-bit (25-bit) space old and alias a current value.
     pub epoch: CachePadded<AtomicU64>,
+    /// Registered lanes and which roles ever had one:
+    /// senders (bits 0..16) | receivers (16..32) | [`SEEN_SENDER`] |
+    /// [`SEEN_RECEIVER`], so that "no sender left" means "all gone", not
+    /// "none yet".
+    pub seen: CachePadded<AtomicU64>,
+}
+
+/// [`Control::seen`]: a sender has registered.
+pub(crate) const SEEN_SENDER: u64 = 1 << 32;
+/// [`Control::seen`]: a receiver has registered.
+pub(crate) const SEEN_RECEIVER: u64 = 1 << 33;
+
+/// One lane of `role` in [`Control::seen`]'s counts.
+#[inline]
+pub(crate) fn role_unit(role: u64) -> u64 {
+    if role == ROLE_SENDER {
+        1
+    } else {
+        1 << 16
+    }
+}
+
+/// The seen flag of `role`.
+#[inline]
+pub(crate) fn role_seen(role: u64) -> u64 {
+    if role == ROLE_SENDER {
+        SEEN_SENDER
+    } else {
+        SEEN_RECEIVER
+    }
+}
+
+/// Lanes of `role` counted in a [`Control::seen`] word.
+#[inline]
+pub(crate) fn role_count(w: u64, role: u64) -> u64 {
+    (w / role_unit(role)) & 0xffff
+}
+
+/// A handle's lane; see the module docs. One cache line, so that a
+/// handle's stores to its own lane never contend with another's.
+#[repr(C, align(64))]
+pub(crate) struct Lane {
+    pub owner: AtomicU64,
+    pub start: AtomicU64,
+    pub pidns: AtomicU64,
+    pub intent: AtomicU64,
+    pub need: AtomicU64,
+    pub moving: AtomicU64,
+    pub to: AtomicU64,
+    _unused: AtomicU64,
+}
+
+#[cfg(any(test, loom))]
+impl Lane {
+    /// A free lane, as a fresh segment has.
+    pub(crate) fn new() -> Self {
+        let z = || AtomicU64::new(0);
+        Lane {
+            owner: z(),
+            start: z(),
+            pidns: z(),
+            intent: z(),
+            need: z(),
+            moving: z(),
+            to: z(),
+            _unused: z(),
+        }
+    }
+}
+
+/// Lanes per ring: the most live handles (senders and receivers, all
+/// processes together) a ring serves at once. Descriptor owners are 8 bits.
+pub(crate) const LANES: usize = 256;
+pub(crate) const LANE_LEN: usize = 64;
+pub(crate) const LANES_LEN: usize = LANES * LANE_LEN;
+/// `Lane::owner`: the lane is in use (so that pid 0 never reads as free).
+pub(crate) const LANE_USED: u64 = 1 << 40;
+/// `Lane::owner` role: a sender.
+pub(crate) const ROLE_SENDER: u64 = 1;
+/// `Lane::owner` role: a receiver.
+pub(crate) const ROLE_RECEIVER: u64 = 2;
+/// `Lane::intent` / `Lane::moving`: the word is set (bit 0 of a cursor is
+/// the closed bit, never set in a cursor that a claim or take CASes from).
+pub(crate) const INTENT_SET: u64 = 1;
+const _: () = assert!(OWNER_MASK as usize + 1 == LANES);
+
+/// The owner word of a lane for process `pid` in `role`.
+#[inline]
+pub(crate) fn lane_owner(pid: u32, role: u64) -> u64 {
+    LANE_USED | (role << 32) | pid as u64
+}
+
+/// The role of a lane owner word (0 when free).
+#[inline]
+pub(crate) fn lane_role(owner: u64) -> u64 {
+    if owner & LANE_USED == 0 {
+        0
+    } else {
+        (owner >> 32) & 0xff
+    }
+}
+
+/// The pid of a lane owner word.
+#[inline]
+pub(crate) fn lane_pid(owner: u64) -> u32 {
+    owner as u32
 }
 
 /// See [`Control::epoch`]: at most two boundary crossings (2^36 granules)
@@ -328,6 +486,8 @@ const _: () = {
     assert!(std::mem::offset_of!(Control, recv_wait) == 384);
     assert!(std::mem::offset_of!(Control, send_wait) == 512);
     assert!(std::mem::offset_of!(Control, epoch) == 640);
+    assert!(std::mem::offset_of!(Control, seen) == 768);
+    assert!(std::mem::size_of::<Lane>() == LANE_LEN);
 };
 
 /// Where everything lies for a ring of `capacity` data bytes (offsets from
@@ -337,6 +497,7 @@ pub(crate) struct Geometry {
     pub capacity: usize,
     pub granules: u64,
     pub shift: u32,
+    pub lanes_off: usize,
     pub desc_off: usize,
     pub data_off: usize,
     pub ring_len: usize,
@@ -350,12 +511,14 @@ impl Geometry {
             return None;
         }
         let granules = (capacity / GRANULE) as u64;
-        let desc_off = HEADER_LEN;
+        let lanes_off = HEADER_LEN;
+        let desc_off = lanes_off + LANES_LEN;
         let data_off = (desc_off + granules as usize * 8).next_multiple_of(PAGE);
         Some(Geometry {
             capacity,
             granules,
             shift: granules.trailing_zeros(),
+            lanes_off,
             desc_off,
             data_off,
             ring_len: data_off + capacity,
@@ -453,15 +616,12 @@ mod tests {
     fn desc_round_trip_and_nonzero() {
         let d = Desc {
             tag: TAG_MASK,
-            state: ST_DONE,
-            len: u32::MAX,
+            owner: OWNER_MASK,
+            state: ST_SKIP,
+            len: LEN_MASK as u32,
         };
         assert_eq!(Desc::unpack(d.pack()), d);
-        let d = Desc {
-            tag: 0,
-            state: ST_COMMITTED,
-            len: 0,
-        };
+        let d = Desc::new(0, ST_COMMITTED, 0);
         assert_ne!(
             d.pack(),
             0,

@@ -53,6 +53,8 @@ mod futex;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
+mod proc;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod segment;

@@ -5,7 +5,9 @@
 //! model (see `sync`).
 
 use crate::error::{RecvError, SendError};
-use crate::ring::{Claim, Ring, SendBatch, SendCache};
+use crate::layout::{ROLE_RECEIVER, ROLE_SENDER};
+use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
+use crate::sync::ProcId;
 
 /// A heap ring of `capacity` bytes (power of two, at least 256) holding at
 /// most `maxsize` messages (0: bytes only).
@@ -13,9 +15,58 @@ pub struct LoomRing {
     ring: Ring,
 }
 
-/// A producer's private cache; one per producing thread.
+/// A producer's private cache (and lane, if it joined); one per producing
+/// thread.
 #[derive(Default)]
 pub struct Producer(SendCache);
+
+impl Producer {
+    /// A producer with a lane in `ring`, as model process `pid` (1..64).
+    pub fn joined(ring: &LoomRing, pid: u32) -> Self {
+        let p = Producer::default();
+        let lane = ring
+            .ring
+            .join(ROLE_SENDER, proc_id(pid))
+            .expect("a free lane");
+        p.0.lane.set(lane);
+        p
+    }
+}
+
+/// A consumer's lane: what it passes to the `*_as` calls.
+#[derive(Clone, Copy)]
+pub struct Consumer(u16);
+
+impl Consumer {
+    /// A consumer with a lane in `ring`, as model process `pid` (1..64).
+    pub fn joined(ring: &LoomRing, pid: u32) -> Self {
+        Consumer(
+            ring.ring
+                .join(ROLE_RECEIVER, proc_id(pid))
+                .expect("a free lane"),
+        )
+    }
+}
+
+fn proc_id(pid: u32) -> ProcId {
+    ProcId {
+        pid,
+        start: 1,
+        pidns: 1,
+    }
+}
+
+/// Makes the calling thread stop dead at death point `at` (one of
+/// `claimed`, `padded`, `written` in a send; `taken` in a take; `zeroed` in
+/// a release), leaving everything as a SIGKILL there would.
+pub fn die_at(at: &'static str) {
+    crate::sync::die_at(at)
+}
+
+/// Marks model process `pid` dead, as the liveness check will see it.
+pub fn kill(pid: u32) {
+    crate::sync::kill(pid)
+}
 
 /// A message taken but not yet released.
 pub struct Taken(Claim);
@@ -37,11 +88,26 @@ impl LoomRing {
     }
     /// Non-blocking take.
     pub fn try_take(&self) -> Result<Taken, RecvError> {
-        self.ring.try_recv().map(Taken)
+        self.ring.try_recv(NO_LANE).map(Taken)
+    }
+    /// Non-blocking take by consumer `c` (its lane notes the take).
+    pub fn try_take_as(&self, c: Consumer) -> Result<Taken, RecvError> {
+        self.ring.try_recv(c.0).map(Taken)
     }
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
-        self.ring.recv(None, crate::ring::SPIN_TRIES).map(Taken)
+        self.ring
+            .recv(None, crate::ring::SPIN_TRIES, NO_LANE)
+            .map(Taken)
+    }
+    /// Releases a message taken by consumer `c`.
+    pub fn release_as(&self, t: Taken, c: Consumer) {
+        self.ring.release(t.0, c.0)
+    }
+    /// What a blocked survivor does once per sleep slice: finish or undo
+    /// what dead processes left half done. Returns whether anything moved.
+    pub fn recover(&self, c: Option<Consumer>) -> bool {
+        self.ring.recover(c.map_or(NO_LANE, |c| c.0))
     }
     /// Copies a taken message out (a loom-tracked read of its cells).
     pub fn read(&self, t: &Taken) -> Vec<u8> {
@@ -51,7 +117,7 @@ impl LoomRing {
     }
     /// Gives a taken message's room back.
     pub fn release(&self, t: Taken) {
-        self.ring.release(t.0)
+        self.ring.release(t.0, NO_LANE)
     }
     /// Blocking receive: take, copy, release.
     pub fn recv(&self) -> Result<Vec<u8>, RecvError> {
@@ -79,13 +145,14 @@ impl LoomRing {
     /// Blocking batch take: waits for one message, then takes up to `max`
     /// ready ones, waking senders once.
     pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
-        let mut claims = vec![self.ring.recv(None, crate::ring::SPIN_TRIES)?];
-        self.ring.take_ready(max, &mut claims);
+        let mut claims = vec![self.ring.recv(None, crate::ring::SPIN_TRIES, NO_LANE)?];
+        self.ring.take_ready(max, &mut claims, NO_LANE);
         Ok(claims.into_iter().map(Taken).collect())
     }
     /// Releases taken messages, waking senders once.
     pub fn release_batch(&self, batch: Vec<Taken>) {
-        self.ring.release_batch(batch.into_iter().map(|t| t.0))
+        self.ring
+            .release_batch(batch.into_iter().map(|t| t.0), NO_LANE)
     }
     /// Blocking batch receive: take a batch, copy each out, release them.
     pub fn recv_batch(&self, max: usize) -> Result<Vec<Vec<u8>>, RecvError> {

@@ -4,8 +4,11 @@
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
-use crate::ring::{Claim, Ring, SendBatch, SendCache, SPIN_TRIES};
+use crate::layout::{ROLE_RECEIVER, ROLE_SENDER};
+use crate::proc;
+use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE, SPIN_TRIES};
 use crate::segment::{self, Segment};
+use std::cell::Cell;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -345,12 +348,15 @@ impl fmt::Debug for Queue {
 }
 
 /// The sending side of a [`Queue`]. Clone it for more producers (threads or
-/// processes); each clone caches its own view of the consumers' progress, so
-/// a handle is `Send` but not `Sync`.
+/// processes); each clone caches its own view of the consumers' progress and
+/// owns a lane (see [`Queue::diagnostics`]) that records its half-done sends
+/// for survivors if its process dies, so a handle is `Send` but not `Sync`.
 pub struct Sender {
     shared: Arc<Shared>,
     ring: u16,
     cache: SendCache,
+    /// The fork generation the lane in `cache` was taken under.
+    gen: Cell<u64>,
 }
 
 impl Clone for Sender {
@@ -364,11 +370,36 @@ impl Clone for Sender {
 
 impl Sender {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
-        Sender {
+        let s = Sender {
             shared,
             ring,
             cache: SendCache::default(),
+            gen: Cell::new(0),
+        };
+        // No lane free now: the first send tries again (and reports
+        // `TooManyHandles` if there is still none).
+        let _ = s.lane();
+        s
+    }
+
+    /// Makes sure the handle has a lane of this process: the one it took
+    /// when made, or a new one after a fork (the old one is the parent's)
+    /// or when none was free before.
+    #[inline]
+    fn lane(&self) -> Result<(), SendError> {
+        if self.cache.lane.get() != NO_LANE && self.gen.get() == proc::fork_gen() {
+            return Ok(());
         }
+        self.take_lane()
+    }
+
+    #[cold]
+    fn take_lane(&self) -> Result<(), SendError> {
+        proc::watch_forks();
+        self.gen.set(proc::fork_gen());
+        let lane = self.ring().join(ROLE_SENDER, proc::me());
+        self.cache.lane.set(lane.unwrap_or(NO_LANE));
+        lane.map(drop).ok_or(SendError::TooManyHandles)
     }
 
     #[inline]
@@ -409,6 +440,7 @@ impl Sender {
     /// # Errors
     /// [`SendError::Closed`], [`SendError::TooLarge`].
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.lane()?;
         self.ring().send(&self.cache, msg, None)
     }
 
@@ -425,6 +457,7 @@ impl Sender {
     /// # Errors
     /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`].
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.lane()?;
         self.ring().try_send(&self.cache, msg)
     }
 
@@ -433,6 +466,7 @@ impl Sender {
     /// # Errors
     /// [`SendError::Timeout`], [`SendError::Closed`], [`SendError::TooLarge`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.lane()?;
         self.ring()
             .send(&self.cache, msg, Instant::now().checked_add(timeout))
     }
@@ -461,6 +495,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
+        self.lane().map_err(|error| BatchError { sent: 0, error })?;
         batch_loop(&mut self.batch(None), msgs, |b, m| b.send(m.as_ref()))
     }
 
@@ -473,6 +508,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
+        self.lane().map_err(|error| BatchError { sent: 0, error })?;
         let deadline = Instant::now().checked_add(timeout);
         batch_loop(&mut self.batch(deadline), msgs, |b, m| b.send(m.as_ref()))
     }
@@ -487,6 +523,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
+        self.lane().map_err(|error| BatchError { sent: 0, error })?;
         batch_loop(&mut self.batch(None), msgs, |b, m| b.try_send(m.as_ref()))
     }
 
@@ -500,8 +537,25 @@ impl Sender {
         self.ring().is_closed()
     }
 
+    /// A batch of sends; the caller has made sure of the lane.
     pub(crate) fn batch(&self, deadline: Option<Instant>) -> SendBatch<'_> {
         SendBatch::new(self.ring(), &self.cache, deadline)
+    }
+
+    /// As [`Sender::lane`], for the typed layer.
+    pub(crate) fn ensure_lane(&self) -> Result<(), SendError> {
+        self.lane()
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let lane = self.cache.lane.get();
+        // A handle inherited across fork holds its parent's lane: not ours
+        // to free.
+        if lane != NO_LANE && self.gen.get() == proc::fork_gen() {
+            self.ring().leave_lane(lane, ROLE_SENDER);
+        }
     }
 }
 
@@ -533,21 +587,68 @@ impl fmt::Debug for Sender {
 }
 
 /// The receiving side of a [`Queue`]. Clone it for more consumers (threads
-/// or processes); each message goes to exactly one of them.
-#[derive(Clone)]
+/// or processes); each message goes to exactly one of them. Each clone owns
+/// a lane that records the messages it holds, so that they are reclaimed if
+/// its process dies; a handle is `Send` but not `Sync` (clone it for each
+/// thread).
 pub struct Receiver {
     shared: Arc<Shared>,
     ring: u16,
     spin: u32,
+    lane: Cell<u16>,
+    gen: Cell<u64>,
+}
+
+impl Clone for Receiver {
+    /// A new handle, with a lane of its own and the same spin setting.
+    fn clone(&self) -> Self {
+        let mut r = Receiver::new(self.shared.clone(), self.ring);
+        r.spin = self.spin;
+        r
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let lane = self.lane.get();
+        // As for `Sender`: never free a lane inherited across fork.
+        if lane != NO_LANE && self.gen.get() == proc::fork_gen() {
+            self.ring().leave_lane(lane, ROLE_RECEIVER);
+        }
+    }
 }
 
 impl Receiver {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
-        Receiver {
+        let r = Receiver {
             shared,
             ring,
             spin: SPIN_TRIES,
+            lane: Cell::new(NO_LANE),
+            gen: Cell::new(0),
+        };
+        // As in `Sender::new`: a missing lane is retried by the first call.
+        let _ = r.lane();
+        r
+    }
+
+    /// The handle's lane in this process (see `Sender::lane`).
+    #[inline]
+    fn lane(&self) -> Result<u16, RecvError> {
+        let lane = self.lane.get();
+        if lane != NO_LANE && self.gen.get() == proc::fork_gen() {
+            return Ok(lane);
         }
+        self.take_lane()
+    }
+
+    #[cold]
+    fn take_lane(&self) -> Result<u16, RecvError> {
+        proc::watch_forks();
+        self.gen.set(proc::fork_gen());
+        let lane = self.ring().join(ROLE_RECEIVER, proc::me());
+        self.lane.set(lane.unwrap_or(NO_LANE));
+        lane.ok_or(RecvError::TooManyHandles)
     }
 
     #[inline]
@@ -589,7 +690,10 @@ impl Receiver {
     /// [`RecvError::Closed`] once the queue is closed and drained;
     /// [`RecvError::Corrupted`] if the segment holds an impossible record.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        self.ring().recv(None, self.spin).map(|c| self.guard(c))
+        let lane = self.lane()?;
+        self.ring()
+            .recv(None, self.spin, lane)
+            .map(|c| self.guard(c, lane))
     }
 
     /// Receives a message if one is ready now.
@@ -603,7 +707,8 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        self.ring().try_recv().map(|c| self.guard(c))
+        let lane = self.lane()?;
+        self.ring().try_recv(lane).map(|c| self.guard(c, lane))
     }
 
     /// Receives a message, waiting at most `timeout`.
@@ -611,9 +716,10 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Timeout`], [`RecvError::Closed`], [`RecvError::Corrupted`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
+        let lane = self.lane()?;
         self.ring()
-            .recv(Instant::now().checked_add(timeout), self.spin)
-            .map(|c| self.guard(c))
+            .recv(Instant::now().checked_add(timeout), self.spin, lane)
+            .map(|c| self.guard(c, lane))
     }
 
     /// Waits for a message, then takes it and every message ready behind
@@ -626,8 +732,9 @@ impl Receiver {
     /// As [`Receiver::recv`]; an error met after the first message ends the
     /// batch early and is reported by the next call.
     pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let first = self.ring().recv(None, self.spin)?;
-        Ok(self.batch(first, max))
+        let lane = self.lane()?;
+        let first = self.ring().recv(None, self.spin, lane)?;
+        Ok(self.batch(first, max, lane))
     }
 
     /// As [`Receiver::recv_batch`], without waiting.
@@ -635,8 +742,9 @@ impl Receiver {
     /// # Errors
     /// As [`Receiver::try_recv`].
     pub fn try_recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let first = self.ring().try_recv()?;
-        Ok(self.batch(first, max))
+        let lane = self.lane()?;
+        let first = self.ring().try_recv(lane)?;
+        Ok(self.batch(first, max, lane))
     }
 
     /// As [`Receiver::recv_batch`], waiting at most `timeout` for the first
@@ -649,27 +757,30 @@ impl Receiver {
         max: usize,
         timeout: Duration,
     ) -> Result<Batch<'_>, RecvError> {
+        let lane = self.lane()?;
         let first = self
             .ring()
-            .recv(Instant::now().checked_add(timeout), self.spin)?;
-        Ok(self.batch(first, max))
+            .recv(Instant::now().checked_add(timeout), self.spin, lane)?;
+        Ok(self.batch(first, max, lane))
     }
 
-    fn batch(&self, first: Claim, max: usize) -> Batch<'_> {
+    fn batch(&self, first: Claim, max: usize, lane: u16) -> Batch<'_> {
         let max = max.max(1);
         let mut claims = Vec::with_capacity(max.min(64));
         claims.push(first);
-        self.ring().take_ready(max, &mut claims);
+        self.ring().take_ready(max, &mut claims, lane);
         Batch {
             ring: self.ring(),
             claims,
+            lane,
         }
     }
 
-    fn guard(&self, claim: Claim) -> RecvGuard<'_> {
+    fn guard(&self, claim: Claim, lane: u16) -> RecvGuard<'_> {
         RecvGuard {
             ring: self.ring(),
             claim: Some(claim),
+            lane,
         }
     }
 
@@ -714,6 +825,7 @@ impl fmt::Debug for Receiver {
 pub struct RecvGuard<'a> {
     ring: &'a Ring,
     claim: Option<Claim>,
+    lane: u16,
 }
 
 impl std::ops::Deref for RecvGuard<'_> {
@@ -736,7 +848,7 @@ impl AsRef<[u8]> for RecvGuard<'_> {
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.claim.take() {
-            self.ring.release(c);
+            self.ring.release(c, self.lane);
         }
     }
 }
@@ -756,6 +868,7 @@ impl fmt::Debug for RecvGuard<'_> {
 pub struct Batch<'a> {
     ring: &'a Ring,
     claims: Vec<Claim>,
+    lane: u16,
 }
 
 impl<'a> Batch<'a> {
@@ -785,7 +898,7 @@ impl<'a> Batch<'a> {
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        self.ring.release_batch(self.claims.drain(..));
+        self.ring.release_batch(self.claims.drain(..), self.lane);
     }
 }
 
@@ -817,6 +930,79 @@ mod tests {
         send::<Sender>();
         send::<Receiver>();
         send::<Queue>();
+    }
+
+    #[test]
+    fn every_handle_takes_a_lane_and_gives_it_back() {
+        let q = Queue::builder().capacity_bytes(4096).create().unwrap();
+        let seen = |q: &Queue| {
+            let d = q.diagnostics();
+            (d.senders, d.receivers)
+        };
+        let tx = q.sender();
+        let rxs: Vec<_> = (0..3).map(|_| q.receiver()).collect();
+        let tx2 = tx.clone();
+        assert_eq!(seen(&q), (2, 3));
+        drop(tx);
+        drop(rxs);
+        assert_eq!(seen(&q), (1, 0));
+        drop(tx2);
+        assert_eq!(seen(&q), (0, 0));
+        // 256 lanes: the 257th live handle gets none, and says so.
+        let many: Vec<_> = (0..256).map(|_| q.sender()).collect();
+        let extra = q.receiver();
+        assert_eq!(extra.try_recv().unwrap_err(), RecvError::TooManyHandles);
+        drop(many.into_iter().next());
+        assert_eq!(
+            extra.try_recv().unwrap_err(),
+            RecvError::Empty,
+            "a lane freed up"
+        );
+    }
+
+    #[test]
+    fn receivers_learn_that_every_sender_is_gone() {
+        let q = Queue::builder().capacity_bytes(4096).create().unwrap();
+        let rx = q.receiver();
+        // No sender yet: that is not "all gone", so recv waits.
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(250)).unwrap_err(),
+            RecvError::Timeout
+        );
+        let tx = q.sender();
+        tx.send(b"last words").unwrap();
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let rx = q.receiver();
+                let first = rx.recv().map(|m| m.to_vec());
+                (first, rx.recv().map(|m| m.to_vec()))
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        drop(tx);
+        let (first, second) = waiter.join().unwrap();
+        assert_eq!(first.unwrap(), b"last words", "drained first");
+        assert_eq!(second.unwrap_err(), RecvError::Disconnected);
+        // A new sender reconnects.
+        q.sender().send(b"again").unwrap();
+        assert_eq!(&*rx.recv().unwrap(), b"again");
+    }
+
+    #[test]
+    fn senders_learn_that_every_receiver_is_gone() {
+        let q = Queue::builder()
+            .capacity_bytes(4096)
+            .maxsize(1)
+            .create()
+            .unwrap();
+        let tx = q.sender();
+        let rx = q.receiver();
+        tx.send(b"fills it").unwrap();
+        let blocked = std::thread::spawn(move || tx.send(b"waits"));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(rx);
+        assert_eq!(blocked.join().unwrap(), Err(SendError::Disconnected));
     }
 
     #[test]

@@ -30,7 +30,9 @@
 
 use crate::error::{RecvError, SendError};
 use crate::layout::*;
-use crate::sync::{fence, futex_wait, futex_wake_all, mutant, spin_hint, AtomicU64, Ordering};
+use crate::sync::{
+    death_point, fence, futex_wait, futex_wake_all, mutant, spin_hint, AtomicU64, Ordering,
+};
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -121,6 +123,7 @@ impl Data {
 #[cfg(any(test, loom))]
 struct HeapParts {
     _ctrl: Box<Control>,
+    _lanes: Box<[Lane]>,
     _descs: Box<[AtomicU64]>,
     #[cfg(not(loom))]
     _data: Box<[AlignedGranule]>,
@@ -131,6 +134,9 @@ struct HeapParts {
 #[cfg(all(test, not(loom)))]
 #[repr(C, align(64))]
 struct AlignedGranule([u8; GRANULE]);
+
+mod lanes;
+pub(crate) use lanes::NO_LANE;
 
 /// A producer handle's private view: the last `head` and `read.seq` it saw.
 /// Both only ever grow, so a stale copy errs towards "full" and is refreshed
@@ -144,6 +150,9 @@ pub(crate) struct SendCache {
     epoch: Cell<u64>,
     /// Tries before a blocking send sleeps (see `Ring::block`).
     pub(crate) spin: u32,
+    /// The handle's lane ([`NO_LANE`]: none; its claims cannot be recovered
+    /// if it dies mid-send).
+    pub(crate) lane: Cell<u16>,
 }
 
 impl Default for SendCache {
@@ -153,6 +162,7 @@ impl Default for SendCache {
             read_seq: Cell::new(0),
             epoch: Cell::new(u64::MAX),
             spin: SPIN_TRIES,
+            lane: Cell::new(NO_LANE),
         }
     }
 }
@@ -232,6 +242,7 @@ pub(crate) struct Claim {
 /// A ring over some memory: shared memory mapped by `segment`, or the heap.
 pub(crate) struct Ring {
     ctrl: NonNull<Control>,
+    lanes: NonNull<Lane>,
     descs: NonNull<AtomicU64>,
     data: Data,
     granules: u64,
@@ -268,6 +279,7 @@ impl Ring {
             let p = base.as_ptr();
             Ring::from_parts(
                 NonNull::new_unchecked(p.add(CONTROL_OFF).cast()),
+                NonNull::new_unchecked(p.add(geo.lanes_off).cast()),
                 NonNull::new_unchecked(p.add(geo.desc_off).cast()),
                 Data {
                     base: NonNull::new_unchecked(p.add(geo.data_off)),
@@ -286,6 +298,7 @@ impl Ring {
     pub(crate) fn new_heap(capacity: usize, maxsize: u64) -> Self {
         let geo = Geometry::new(capacity).expect("heap ring: capacity out of range");
         let ctrl = Box::new(Control::new());
+        let lanes: Box<[Lane]> = (0..LANES).map(|_| Lane::new()).collect();
         let descs: Box<[AtomicU64]> = (0..geo.granules).map(|_| AtomicU64::new(0)).collect();
         #[cfg(not(loom))]
         let data: Box<[AlignedGranule]> = (0..geo.granules)
@@ -296,6 +309,7 @@ impl Ring {
             .map(|_| loom::cell::UnsafeCell::new([0; GRANULE]))
             .collect();
         let ctrl_ptr = NonNull::from(&*ctrl);
+        let lanes_ptr = NonNull::new(lanes.as_ptr() as *mut Lane).unwrap();
         let desc_ptr = NonNull::new(descs.as_ptr() as *mut AtomicU64).unwrap();
         #[cfg(not(loom))]
         let d = Data {
@@ -307,14 +321,16 @@ impl Ring {
         };
         let heap = HeapParts {
             _ctrl: ctrl,
+            _lanes: lanes,
             _descs: descs,
             _data: data,
         };
-        Ring::from_parts(ctrl_ptr, desc_ptr, d, &geo, maxsize, Some(heap))
+        Ring::from_parts(ctrl_ptr, lanes_ptr, desc_ptr, d, &geo, maxsize, Some(heap))
     }
 
     fn from_parts(
         ctrl: NonNull<Control>,
+        lanes: NonNull<Lane>,
         descs: NonNull<AtomicU64>,
         data: Data,
         geo: &Geometry,
@@ -323,6 +339,7 @@ impl Ring {
     ) -> Self {
         Ring {
             ctrl,
+            lanes,
             descs,
             data,
             granules: geo.granules,
@@ -385,6 +402,7 @@ impl Ring {
         }
         let fp = footprint(len);
         let ctrl = self.ctrl();
+        let lane = self.lane_opt(cache.lane.get());
         // Relaxed: the language model puts no bound on how late a bump
         // becomes visible, but hardware makes it visible within nanoseconds,
         // and to matter a missed bump would have to stay invisible across
@@ -400,6 +418,7 @@ impl Ring {
         let (pos, pad) = loop {
             let c = Cursor::unpack(t);
             if c.closed && mutant!("claim_ignores_closed", true, false) {
+                self.clear_intent(lane);
                 return Err(SendError::Closed);
             }
             let to_end = self.granules - (c.pos & self.mask);
@@ -429,7 +448,10 @@ impl Ring {
                         t = t2;
                         continue;
                     }
-                    None => return Err(SendError::Full),
+                    None => {
+                        self.clear_intent(lane);
+                        return Err(SendError::Full);
+                    }
                 }
             }
             let next = Cursor {
@@ -437,11 +459,21 @@ impl Ring {
                 pos: pos_add(c.pos, need),
                 closed: false,
             };
-            // Relaxed: see the load of `tail` above.
+            if let Some(l) = lane {
+                // Relaxed: published by the Release CAS below.
+                l.need.store(pad << 32 | fp, Ordering::Relaxed);
+                l.intent.store(t | INTENT_SET, Ordering::Relaxed);
+            }
+            // Release on success: whoever acquires this `tail` (a survivor in
+            // `recover_read`) sees the lane's intent, so a claim is never
+            // without a recorded owner. Otherwise `tail` is only a ticket
+            // dispenser: exclusive ownership of the bytes comes from the
+            // atomicity of the CAS, their being free from the Acquire load of
+            // `head`.
             match ctrl.tail.compare_exchange_weak(
                 t,
                 next.pack(),
-                Ordering::Relaxed,
+                mutant!("claim_relaxed", Ordering::Release, Ordering::Relaxed),
                 Ordering::Relaxed,
             ) {
                 Ok(_) => break (c.pos, pad),
@@ -449,29 +481,33 @@ impl Ring {
             }
         };
         // `[pos, pos + pad + fp)` is ours.
+        death_point!("claimed", Ok(()));
         if pad > 0 {
-            let d = Desc {
-                tag: tag_of(pos, self.shift),
-                state: ST_PADDING,
-                len: (pad as usize * GRANULE) as u32,
-            };
+            let d = Desc::new(
+                tag_of(pos, self.shift),
+                ST_PADDING,
+                (pad as usize * GRANULE) as u32,
+            );
             // SYNC: pairs with the consumer's Acquire load of the descriptor
             // (no payload to publish; Release keeps it uniform with commits).
             self.desc(pos).store(d.pack(), Ordering::Release);
         }
         let rec = pos_add(pos, pad);
+        death_point!("padded", Ok(()));
         // SAFETY: `rec & mask` + footprint <= granules (the record fits
         // before the end by the choice of `pad`), and the range is ours.
         unsafe { self.data.write(rec & self.mask, bytes) };
-        let d = Desc {
-            tag: tag_of(rec, self.shift),
-            state: ST_COMMITTED,
-            len: len as u32,
-        };
+        death_point!("written", Ok(()));
+        let d = Desc::new(tag_of(rec, self.shift), ST_COMMITTED, len as u32);
         // SYNC (commit): pairs with the Acquire load of the descriptor in
         // `try_recv`; the payload written above is visible to whoever sees it.
         let order = mutant!("commit_relaxed", Ordering::Release, Ordering::Relaxed);
         self.desc(rec).store(d.pack(), order);
+        if let Some(l) = lane {
+            // SYNC: Release, after the commit: a survivor that reads the
+            // intent cleared sees the commit, and never undoes it.
+            l.intent.store(0, Ordering::Release);
+        }
         if wake {
             self.wake_receivers();
         }
@@ -547,14 +583,30 @@ impl Ring {
         bytes: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
+        let attempt = || match self.try_send(cache, bytes) {
+            Err(SendError::Full) => None,
+            r => Some(r),
+        };
         match self.try_send(cache, bytes) {
             Err(SendError::Full) => self
-                .block(&self.ctrl().send_wait, deadline, cache.spin, || match self
-                    .try_send(cache, bytes)
-                {
-                    Err(SendError::Full) => None,
-                    r => Some(r),
-                })
+                .block(
+                    &self.ctrl().send_wait,
+                    deadline,
+                    cache.spin,
+                    attempt,
+                    |slice| {
+                        // As in `recv`: a dead receiver may hold the oldest
+                        // record, or every receiver may be gone.
+                        if slice {
+                            self.recover(cache.lane.get());
+                        }
+                        self.disconnected(ROLE_RECEIVER, slice)
+                            .then(|| match attempt() {
+                                None => Err(SendError::Disconnected),
+                                Some(r) => r,
+                            })
+                    },
+                )
                 .unwrap_or(Err(SendError::Timeout)),
             r => r,
         }
@@ -564,19 +616,20 @@ impl Ring {
 
     /// Takes the next committed record, or fails at once.
     #[inline]
-    pub(crate) fn try_recv(&self) -> Result<Claim, RecvError> {
-        self.try_recv_inner(true)
+    pub(crate) fn try_recv(&self, lane: u16) -> Result<Claim, RecvError> {
+        self.try_recv_inner(true, lane)
     }
 
     /// `try_recv` without waking a sender waiting for `maxsize`: the caller
     /// owes a [`Ring::wake_senders`] (see [`Ring::take_ready`]).
     #[inline]
-    pub(crate) fn try_recv_quiet(&self) -> Result<Claim, RecvError> {
-        self.try_recv_inner(false)
+    pub(crate) fn try_recv_quiet(&self, lane: u16) -> Result<Claim, RecvError> {
+        self.try_recv_inner(false, lane)
     }
 
-    fn try_recv_inner(&self, wake: bool) -> Result<Claim, RecvError> {
+    fn try_recv_inner(&self, wake: bool, lane_idx: u16) -> Result<Claim, RecvError> {
         let ctrl = self.ctrl();
+        let lane = self.lane_opt(lane_idx);
         // Relaxed: `read` is a ticket; the payload is published by the
         // descriptor, loaded with Acquire below.
         let mut r = ctrl.read.load(Ordering::Relaxed);
@@ -588,18 +641,20 @@ impl Ring {
             let d = Desc::unpack(w);
             let ready = w != 0
                 && d.tag == tag_of(c.pos, self.shift)
-                && (d.state == ST_COMMITTED || d.state == ST_PADDING);
+                && (d.state == ST_COMMITTED || d.state == ST_PADDING || d.state == ST_SKIP);
             if ready {
                 let is_msg = d.state == ST_COMMITTED;
+                let counted = is_msg || d.state == ST_SKIP;
                 let fp = footprint(d.len as usize);
                 // Untrusted: a peer may have written anything here.
-                if (is_msg && d.len as usize > self.max_len)
+                if (counted && d.len as usize > self.max_len)
                     || (c.pos & self.mask) + fp > self.granules
                 {
+                    self.clear_intent(lane);
                     return Err(RecvError::Corrupted("record length runs past the ring"));
                 }
                 let next = Cursor {
-                    seq: if is_msg {
+                    seq: if counted {
                         (c.seq + 1) & SEQ_MASK
                     } else {
                         c.seq
@@ -607,14 +662,20 @@ impl Ring {
                     pos: pos_add(c.pos, fp),
                     closed: false,
                 };
-                // Relaxed: uniqueness of the take comes from the CAS itself;
-                // the data was acquired through the descriptor.
+                if let Some(l) = lane {
+                    // Relaxed: published by the Release CAS below.
+                    l.intent.store(r | INTENT_SET, Ordering::Relaxed);
+                }
+                // Release on success: a survivor that acquires this `read`
+                // (`recover_head`) sees our intent. Otherwise uniqueness of
+                // the take comes from the CAS itself; the data was acquired
+                // through the descriptor.
                 let took = mutant!(
                     "take_by_store",
                     ctrl.read.compare_exchange_weak(
                         r,
                         next.pack(),
-                        Ordering::Relaxed,
+                        Ordering::Release,
                         Ordering::Relaxed,
                     ),
                     {
@@ -624,6 +685,21 @@ impl Ring {
                 );
                 match took {
                     Ok(_) if is_msg => {
+                        death_point!("taken", Err(RecvError::Empty));
+                        if let Some(l) = lane {
+                            let held = Desc {
+                                owner: lane_idx as u64,
+                                state: ST_TAKEN,
+                                ..d
+                            };
+                            // Relaxed: only survivors read the owner, after
+                            // acquiring our cleared intent (Release below).
+                            self.desc(c.pos).store(held.pack(), Ordering::Relaxed);
+                            // SYNC: Release pairs with a survivor's Acquire
+                            // load of the intent: seeing it cleared, it sees
+                            // TAKEN (and the lane that holds it).
+                            l.intent.store(0, Ordering::Release);
+                        }
                         if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
                             self.bump_epoch();
                         }
@@ -641,8 +717,14 @@ impl Ring {
                         });
                     }
                     Ok(_) => {
-                        // Padding: nothing to hand out, release it at once.
-                        self.release_at(c.pos, w, true);
+                        // Padding or a dead claim: nothing to hand out,
+                        // release it at once.
+                        if counted && crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
+                            self.bump_epoch();
+                        }
+                        death_point!("taken", Err(RecvError::Empty));
+                        self.release_at(c.pos, w, true, lane_idx);
+                        self.clear_intent(lane);
                         r = next.pack();
                     }
                     Err(actual) => r = actual,
@@ -671,6 +753,7 @@ impl Ring {
                 continue;
             }
             let closed_and_drained = mutant!("recv_closed_early", t.pos == c.pos, true);
+            self.clear_intent(lane);
             return Err(if t.closed && closed_and_drained {
                 RecvError::Closed
             } else {
@@ -681,14 +764,29 @@ impl Ring {
 
     /// Blocking receive: `spin` tries, then sleep until a commit, `close`,
     /// or `deadline`.
-    pub(crate) fn recv(&self, deadline: Option<Instant>, spin: u32) -> Result<Claim, RecvError> {
-        match self.try_recv() {
+    pub(crate) fn recv(
+        &self,
+        deadline: Option<Instant>,
+        spin: u32,
+        lane: u16,
+    ) -> Result<Claim, RecvError> {
+        let attempt = || match self.try_recv(lane) {
+            Err(RecvError::Empty) => None,
+            r => Some(r),
+        };
+        match self.try_recv(lane) {
             Err(RecvError::Empty) => self
-                .block(&self.ctrl().recv_wait, deadline, spin, || {
-                    match self.try_recv() {
-                        Err(RecvError::Empty) => None,
-                        r => Some(r),
+                .block(&self.ctrl().recv_wait, deadline, spin, attempt, |slice| {
+                    // Woken, or a sleep slice passed: a dead producer may be
+                    // holding the next record, or every sender may be gone.
+                    if slice {
+                        self.recover(lane);
                     }
+                    self.disconnected(ROLE_SENDER, slice)
+                        .then(|| match attempt() {
+                            None => Err(RecvError::Disconnected),
+                            Some(r) => r,
+                        })
                 })
                 .unwrap_or(Err(RecvError::Timeout)),
             r => r,
@@ -717,12 +815,14 @@ impl Ring {
 
     /// After a first take, takes what else is ready (until `out` holds
     /// `max` records) without waiting, and wakes senders once for all.
-    pub(crate) fn take_ready(&self, max: usize, out: &mut Vec<Claim>) {
+    pub(crate) fn take_ready(&self, max: usize, out: &mut Vec<Claim>, lane: u16) {
         let mut quiet = false;
         while out.len() < max {
             // An error (Empty, Closed, Corrupted) ends the batch; the next
             // call reports it.
-            let Ok(c) = self.try_recv_quiet() else { break };
+            let Ok(c) = self.try_recv_quiet(lane) else {
+                break;
+            };
             out.push(c);
             quiet = true;
         }
@@ -732,10 +832,10 @@ impl Ring {
     }
 
     /// Gives taken records' space back, waking senders once.
-    pub(crate) fn release_batch(&self, claims: impl IntoIterator<Item = Claim>) {
+    pub(crate) fn release_batch(&self, claims: impl IntoIterator<Item = Claim>, lane: u16) {
         let mut moved = false;
         for c in claims {
-            moved |= self.release_at(c.pos, c.desc, false);
+            moved |= self.release_at(c.pos, c.desc, false, lane);
         }
         if moved && mutant!("batch_release_no_wake", true, false) {
             self.wake_senders();
@@ -743,15 +843,17 @@ impl Ring {
     }
 
     /// Gives a taken record's space back.
-    pub(crate) fn release(&self, claim: Claim) {
-        self.release_at(claim.pos, claim.desc, true);
+    pub(crate) fn release(&self, claim: Claim, lane: u16) {
+        self.release_at(claim.pos, claim.desc, true, lane);
     }
 
-    /// Releases the record at `pos`; wakes senders if `wake` and `head`
-    /// moved. Returns whether `head` moved.
-    fn release_at(&self, pos: u64, w: u64, wake: bool) -> bool {
+    /// Releases the record at `pos` (committed as `w`); wakes senders if
+    /// `wake` and `head` moved. Returns whether `head` moved. `lane` is the
+    /// releaser's, where it records the `head` moves it makes.
+    fn release_at(&self, pos: u64, w: u64, wake: bool, lane_idx: u16) -> bool {
         let ctrl = self.ctrl();
         let d = Desc::unpack(w);
+        let lane = self.lane_opt(lane_idx);
         // If `head` equals `pos` it is current: nobody but us can move it past
         // our record, which is not DONE.
         let moved = if self.load_head_to_move() == pos {
@@ -760,15 +862,18 @@ impl Ring {
             // `try_recv` that finds it empty: our CAS of `read` past this
             // record then happens-before its re-load of `read`, so it cannot
             // report Empty from a stale `read`.
+            let next = pos_add(pos, footprint(d.len as usize));
+            self.note_move(lane, pos, next);
             let order = mutant!("clear_relaxed", Ordering::Release, Ordering::Relaxed);
             self.desc(pos).store(0, order);
-            let next = pos_add(pos, footprint(d.len as usize));
+            death_point!("zeroed", true);
             self.set_head(pos, next);
-            self.advance(next);
+            self.advance(next, lane);
             true
         } else {
             let done = Desc {
                 state: ST_DONE,
+                owner: 0,
                 ..d
             };
             // SYNC: pairs with the Acquire load in `advance`; our payload
@@ -779,7 +884,7 @@ impl Ring {
             // thread that stored it sees our DONE.
             fence(Ordering::SeqCst);
             let h = self.load_head_to_move();
-            self.advance(h)
+            self.advance(h, lane)
         };
         if moved && wake {
             // `advance` ended with a SeqCst fence after the last `head`
@@ -816,8 +921,10 @@ impl Ring {
     }
 
     /// Moves `head` on from `cur` (a value of `head` we stored or saw) past
-    /// every DONE record. Returns whether `head` moved.
-    fn advance(&self, mut cur: u64) -> bool {
+    /// every DONE record. Returns whether `head` moved. Each move is noted
+    /// in `lane` while it is half done (descriptor zeroed, `head` not yet
+    /// stored), and the note is cleared at the end.
+    fn advance(&self, mut cur: u64, lane: Option<&Lane>) -> bool {
         let mut moved = false;
         loop {
             fence(Ordering::SeqCst);
@@ -826,8 +933,15 @@ impl Ring {
             let w = slot.load(Ordering::Acquire);
             let d = Desc::unpack(w);
             if d.state != ST_DONE || d.tag != tag_of(cur, self.shift) {
+                if let Some(l) = lane {
+                    // Relaxed: a survivor only trusts a note whose `head`
+                    // is still current, which it checks with a CAS.
+                    l.moving.store(0, Ordering::Relaxed);
+                }
                 return moved;
             }
+            let next = pos_add(cur, footprint(d.len as usize));
+            self.note_move(lane, cur, next);
             // The CAS makes us the one thread that moves `head` past this
             // record (the tag rules out a DONE from another lap). Release: as
             // the zeroing store in `release_at`, for a `try_recv` that finds
@@ -841,9 +955,9 @@ impl Ring {
                 }
             );
             if won.is_err() {
-                return moved;
+                continue; // re-reads the slot and stops (it is no longer DONE)
             }
-            let next = pos_add(cur, footprint(d.len as usize));
+            death_point!("zeroed", moved);
             self.set_head(cur, next);
             cur = next;
             moved = true;
@@ -855,8 +969,10 @@ impl Ring {
     /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
     /// when it is done (success or a final error), `None` to keep waiting.
     /// It is retried `spin` times with a spin hint between tries before the
-    /// caller registers as a waiter and sleeps. Returns `None` when
-    /// `deadline` passed.
+    /// caller registers as a waiter and sleeps. After every sleep `check`
+    /// may end the wait (a peer died or left); its argument says whether a
+    /// whole slice passed since its last slow check (never under loom,
+    /// which has no clock). Returns `None` when `deadline` passed.
     #[cold]
     #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
     fn block<T>(
@@ -865,7 +981,10 @@ impl Ring {
         deadline: Option<Instant>,
         spin: u32,
         mut attempt: impl FnMut() -> Option<T>,
+        mut check: impl FnMut(bool) -> Option<T>,
     ) -> Option<T> {
+        #[cfg(not(loom))]
+        let mut next_check = Instant::now() + SLEEP_SLICE;
         for _ in 0..spin {
             spin_hint();
             if let Some(r) = attempt() {
@@ -898,8 +1017,20 @@ impl Ring {
             };
             futex_wait(&cell.word, seen, Some(until));
             self.leave(cell, seen);
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
                 return attempt();
+            }
+            #[cfg(not(loom))]
+            let slice = now >= next_check;
+            #[cfg(loom)]
+            let slice = false;
+            #[cfg(not(loom))]
+            if slice {
+                next_check = now + SLEEP_SLICE;
+            }
+            if let Some(r) = check(slice) {
+                return Some(r);
             }
         }
     }
@@ -1046,6 +1177,8 @@ impl Ring {
             send_wakes,
             desc_at_read: self.desc(r.pos).load(Ordering::Relaxed),
             desc_at_head: self.desc(head).load(Ordering::Relaxed),
+            senders: role_count(ctrl.seen.load(Ordering::Relaxed), ROLE_SENDER) as u32,
+            receivers: role_count(ctrl.seen.load(Ordering::Relaxed), ROLE_RECEIVER) as u32,
         }
     }
 
@@ -1077,6 +1210,7 @@ impl Control {
             recv_wait: cell(),
             send_wait: cell(),
             epoch: CachePadded::new(AtomicU64::new(0)),
+            seen: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }

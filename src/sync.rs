@@ -161,3 +161,71 @@ pub(crate) fn mutant_on(name: &str) -> bool {
         .as_deref()
         == Some(name)
 }
+
+/// A process, as lanes record it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProcId {
+    pub pid: u32,
+    /// Start time in clock ticks since boot; 0 if unknown.
+    pub start: u64,
+    /// Inode of the pid namespace; 0 if unknown.
+    pub pidns: u64,
+}
+
+/// Whether the process that owns a lane may still be running (see
+/// `proc::alive`).
+#[cfg(not(loom))]
+pub(crate) fn alive(pid: u32, start: u64, pidns: u64) -> bool {
+    crate::proc::alive(pid, start, pidns)
+}
+
+#[cfg(loom)]
+loom::lazy_static! {
+    /// Model "processes" (pids 1..64) that have died: bit `pid`.
+    static ref DEAD: AtomicU64 = AtomicU64::new(0);
+}
+
+/// loom model of the liveness check: a model thread "dies" with [`kill`].
+#[cfg(loom)]
+pub(crate) fn alive(pid: u32, _start: u64, _pidns: u64) -> bool {
+    pid >= 64 || DEAD.load(Ordering::SeqCst) & (1 << pid) == 0
+}
+
+/// Marks model process `pid` dead (it has stopped at a death point).
+#[cfg(loom)]
+pub(crate) fn kill(pid: u32) {
+    DEAD.fetch_or(1 << pid, Ordering::SeqCst);
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    /// The death point at which this loom thread's process dies, if any.
+    static DIE_AT: std::cell::Cell<Option<&'static str>> = std::cell::Cell::new(None);
+}
+
+/// Makes the calling loom thread stop dead (return at once, leaving shared
+/// state as a SIGKILL would) when it next reaches death point `at`.
+#[cfg(loom)]
+pub(crate) fn die_at(at: &'static str) {
+    DIE_AT.with(|d| d.set(Some(at)));
+}
+
+/// Whether the calling loom thread dies here.
+#[cfg(loom)]
+pub(crate) fn dies_here(at: &str) -> bool {
+    DIE_AT.with(|d| d.get() == Some(at))
+}
+
+/// A place where a process may be killed between two steps of the protocol.
+/// Normal builds: nothing. loom builds: if the model chose this point for
+/// the calling thread (`die_at`), return `$ret` at once, abandoning the
+/// operation half done.
+macro_rules! death_point {
+    ($name:literal, $ret:expr) => {
+        #[cfg(loom)]
+        if $crate::sync::dies_here($name) {
+            return $ret;
+        }
+    };
+}
+pub(crate) use death_point;

@@ -327,6 +327,9 @@ impl<T: Message> TypedSender<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
+        self.tx
+            .ensure_lane()
+            .map_err(|error| BatchError { sent: 0, error })?;
         let mut b = self.tx.batch(None);
         batch_loop(&mut b, values, |b, v| {
             self.with_bytes(v, |bytes| b.send(bytes))
@@ -346,6 +349,9 @@ impl<T: Message> TypedSender<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
+        self.tx
+            .ensure_lane()
+            .map_err(|error| BatchError { sent: 0, error })?;
         let mut b = self.tx.batch(Instant::now().checked_add(timeout));
         batch_loop(&mut b, values, |b, v| {
             self.with_bytes(v, |bytes| b.send(bytes))

@@ -263,7 +263,7 @@ fn consumer(q: &Queue, id: u8, seed: u64, producers: usize) {
                 std::thread::yield_now();
             }
             Err(RecvError::Timeout) => timeouts += 1,
-            Err(RecvError::Closed) => break,
+            Err(RecvError::Closed | RecvError::Disconnected) => break,
             Err(e) => panic!("consumer {id}: {e}"),
         }
     }

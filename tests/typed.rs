@@ -183,7 +183,7 @@ fn batches_keep_order_bytes_and_typed() {
                     batches += 1;
                     got.extend(b.iter().map(<[u8]>::to_vec));
                 }
-                Err(RecvError::Closed) => break,
+                Err(RecvError::Closed | RecvError::Disconnected) => break,
                 Err(e) => panic!("{e}"),
             }
         }
@@ -326,7 +326,7 @@ fn child_entry() {
                         assert_eq!(m.deserialize().unwrap(), order(i));
                         i += 1;
                     }
-                    Err(RecvError::Closed) => break,
+                    Err(RecvError::Closed | RecvError::Disconnected) => break,
                     Err(e) => panic!("{e}"),
                 }
             }
@@ -345,7 +345,7 @@ fn child_entry() {
                         c.send(&r).unwrap();
                         n += 1;
                     }
-                    Err(RecvError::Closed) => break,
+                    Err(RecvError::Closed | RecvError::Disconnected) => break,
                     Err(e) => panic!("{e}"),
                 }
             }

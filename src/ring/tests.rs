@@ -5,10 +5,10 @@ fn ring(cap: usize, maxsize: u64) -> (Ring, SendCache) {
 }
 
 fn recv_vec(r: &Ring) -> Result<Vec<u8>, RecvError> {
-    let c = r.try_recv()?;
+    let c = r.try_recv(NO_LANE)?;
     // SAFETY: `c` is taken and released right after the copy.
     let v = unsafe { r.payload(&c) }.to_vec();
-    r.release(c);
+    r.release(c, NO_LANE);
     Ok(v)
 }
 
@@ -55,9 +55,9 @@ fn full_by_bytes_then_room_after_release() {
     assert_eq!(r.try_send(&c, b"x"), Err(SendError::Full));
     assert!(r.is_full());
     // A taken but unreleased record still holds its space.
-    let g = r.try_recv().unwrap();
+    let g = r.try_recv(NO_LANE).unwrap();
     assert_eq!(r.try_send(&c, b"x"), Err(SendError::Full));
-    r.release(g);
+    r.release(g, NO_LANE);
     r.try_send(&c, b"x").unwrap();
 }
 
@@ -70,9 +70,9 @@ fn maxsize_counts_messages() {
     assert_eq!(r.try_send(&c, b"x"), Err(SendError::Full));
     assert!(r.is_full());
     // Taking a message frees a slot even before its guard is released.
-    let g = r.try_recv().unwrap();
+    let g = r.try_recv(NO_LANE).unwrap();
     r.try_send(&c, b"x").unwrap();
-    r.release(g);
+    r.release(g, NO_LANE);
 }
 
 #[test]
@@ -81,17 +81,17 @@ fn out_of_order_release_reclaims_in_order() {
     for i in 0..4 {
         r.try_send(&c, &msg(i, 5)).unwrap();
     }
-    let a = r.try_recv().unwrap();
-    let b = r.try_recv().unwrap();
-    let d = r.try_recv().unwrap();
-    r.release(d);
-    r.release(b);
+    let a = r.try_recv(NO_LANE).unwrap();
+    let b = r.try_recv(NO_LANE).unwrap();
+    let d = r.try_recv(NO_LANE).unwrap();
+    r.release(d, NO_LANE);
+    r.release(b, NO_LANE);
     assert_eq!(
         r.try_send(&c, b"y"),
         Err(SendError::Full),
         "a still holds head"
     );
-    r.release(a); // head moves past a, b and d at once
+    r.release(a, NO_LANE); // head moves past a, b and d at once
     for _ in 0..3 {
         r.try_send(&c, b"y").unwrap();
     }
@@ -162,7 +162,7 @@ fn close_drains_then_closed() {
     assert_eq!(recv_vec(&r).unwrap(), b"2");
     assert_eq!(recv_vec(&r), Err(RecvError::Closed));
     assert_eq!(
-        r.recv(None, SPIN_TRIES).map(|_| ()).unwrap_err(),
+        r.recv(None, SPIN_TRIES, NO_LANE).map(|_| ()).unwrap_err(),
         RecvError::Closed
     );
 }
@@ -197,13 +197,9 @@ fn corrupted_descriptor_is_an_error_not_a_crash() {
     let (r, c) = ring(256, 0);
     r.try_send(&c, b"ok").unwrap();
     // A buggy peer rewrites the descriptor with a huge length.
-    let bad = Desc {
-        tag: 0,
-        state: ST_COMMITTED,
-        len: u32::MAX,
-    };
+    let bad = Desc::new(0, ST_COMMITTED, (1 << 30) - 1);
     r.desc(0).store(bad.pack(), Ordering::Relaxed);
-    assert!(matches!(r.try_recv(), Err(RecvError::Corrupted(_))));
+    assert!(matches!(r.try_recv(NO_LANE), Err(RecvError::Corrupted(_))));
 }
 
 #[test]
@@ -211,7 +207,10 @@ fn timeouts() {
     let (r, c) = ring(256, 1);
     let t0 = Instant::now();
     let d = Duration::from_millis(30);
-    assert_eq!(r.recv(Some(t0 + d), 0).unwrap_err(), RecvError::Timeout);
+    assert_eq!(
+        r.recv(Some(t0 + d), 0, NO_LANE).unwrap_err(),
+        RecvError::Timeout
+    );
     assert!(t0.elapsed() >= d);
     r.try_send(&c, b"a").unwrap();
     let t0 = Instant::now();
@@ -235,7 +234,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
                 let mut last = [None::<u32>; P];
                 let mut got = Vec::new();
                 loop {
-                    match r.recv(None, SPIN[i]) {
+                    match r.recv(None, SPIN[i], NO_LANE) {
                         Ok(cl) => {
                             // SAFETY: released right after.
                             let p = unsafe { r.payload(&cl) };
@@ -245,7 +244,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
                             assert!(last[prod].map_or(true, |l| l < seq), "FIFO per producer");
                             last[prod] = Some(seq);
                             got.push((prod, seq));
-                            r.release(cl);
+                            r.release(cl, NO_LANE);
                         }
                         Err(RecvError::Closed) => return got,
                         Err(e) => panic!("{e:?}"),
@@ -369,7 +368,8 @@ fn garbage_control_block_and_descriptors_never_crash() {
                 // A plausible descriptor: small length, a real state, tag 0..2.
                 Desc {
                     tag: v % 3,
-                    state: 1 + (v >> 8) % 3,
+                    owner: (v >> 40) % 256,
+                    state: 1 + (v >> 8) % 5,
                     len: ((v >> 16) % 700) as u32,
                 }
                 .pack()
@@ -391,7 +391,7 @@ fn garbage_control_block_and_descriptors_never_crash() {
         for step in 0..64 {
             let len = (step * 53) % 600;
             let _ = r.try_send(&c, &msg(step, len));
-            if let Ok(cl) = r.try_recv() {
+            if let Ok(cl) = r.try_recv(NO_LANE) {
                 // SAFETY: taken, released below.
                 let p = unsafe { r.payload(&cl) };
                 assert!(p.len() <= r.max_len());
@@ -401,13 +401,13 @@ fn garbage_control_block_and_descriptors_never_crash() {
                 if step % 3 == 0 {
                     // Release out of order.
                     let i = step % held.len();
-                    r.release(held.swap_remove(i));
+                    r.release(held.swap_remove(i), NO_LANE);
                 }
             }
             let _ = (r.len(), r.is_full(), r.is_closed());
         }
         for cl in held {
-            r.release(cl);
+            r.release(cl, NO_LANE);
         }
     }
 }
