@@ -39,6 +39,10 @@ batch_release_no_wake     | batch_release_wakes_blocked_sender
 batch_take_no_wake        | batch_take_wakes_sender_blocked_on_maxsize
 wake_keeps_epoch          | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
 leave_after_wake          | sleepers_woken_together_are_uncounted_once
+claim_unnoted             | dead_producer_claim_is_skipped
+take_unmarked             | dead_consumer_room_is_reclaimed
+move_unnoted              | dead_releaser_head_move_is_finished
+recover_ignores_liveness  | live_slow_producer_is_never_skipped
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

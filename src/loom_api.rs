@@ -69,6 +69,7 @@ pub fn kill(pid: u32) {
 }
 
 /// A message taken but not yet released.
+#[derive(Debug)]
 pub struct Taken(Claim);
 
 impl LoomRing {

@@ -178,6 +178,50 @@ impl Queue {
         Segment::unlink(name)
     }
 
+    /// Whether the named queue is stale: no live process holds a
+    /// [`Sender`] or [`Receiver`] of it (its creator and every user exited
+    /// or died; a process that only holds the [`Queue`] does not count).
+    /// Processes are judged by pid and start time, so a reused pid does not
+    /// keep a queue alive; a process in another pid namespace is presumed
+    /// alive.
+    ///
+    /// ```
+    /// # let name = format!("shmq-doc-stale-{}", std::process::id());
+    /// let q = shmq::Queue::builder().create_named(&name)?;
+    /// assert!(shmq::Queue::is_stale(&name)?, "no handle yet");
+    /// let tx = q.sender();
+    /// assert!(!shmq::Queue::is_stale(&name)?);
+    /// drop(tx);
+    /// assert!(shmq::Queue::unlink_if_stale(&name)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Queue::open`]. A segment whose creator died before finishing it
+    /// reports [`OpenError::NotInitialized`] for good: remove it with
+    /// [`Queue::unlink`].
+    pub fn is_stale(name: &str) -> Result<bool, OpenError> {
+        let q = Queue::open(name)?;
+        Ok(!q.ring().any_live_lane())
+    }
+
+    /// Removes the queue's name if [`Queue::is_stale`] says it is stale;
+    /// returns whether it did. A process that opens the queue between the
+    /// check and the removal keeps a working queue, only the name is gone.
+    ///
+    /// # Errors
+    /// As [`Queue::is_stale`] and [`Queue::unlink`].
+    pub fn unlink_if_stale(name: &str) -> Result<bool, OpenError> {
+        if !Queue::is_stale(name)? {
+            return Ok(false);
+        }
+        match Queue::unlink(name) {
+            Ok(()) => Ok(true),
+            Err(OpenError::NotFound(_)) => Ok(false), // someone else removed it
+            Err(e) => Err(e),
+        }
+    }
+
     /// Attaches an anonymous queue from its memfd (received over a Unix
     /// socket, say). The fd must be sealed against shrinking and growing, as
     /// [`Builder::create`] leaves it.

@@ -459,7 +459,7 @@ impl Ring {
                 pos: pos_add(c.pos, need),
                 closed: false,
             };
-            if let Some(l) = lane {
+            if let Some(l) = lane.filter(|_| mutant!("claim_unnoted", true, false)) {
                 // Relaxed: published by the Release CAS below.
                 l.need.store(pad << 32 | fp, Ordering::Relaxed);
                 l.intent.store(t | INTENT_SET, Ordering::Relaxed);
@@ -473,7 +473,7 @@ impl Ring {
             match ctrl.tail.compare_exchange_weak(
                 t,
                 next.pack(),
-                mutant!("claim_relaxed", Ordering::Release, Ordering::Relaxed),
+                Ordering::Release,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => break (c.pos, pad),
@@ -599,6 +599,7 @@ impl Ring {
                         // record, or every receiver may be gone.
                         if slice {
                             self.recover(cache.lane.get());
+                            self.reap();
                         }
                         self.disconnected(ROLE_RECEIVER, slice)
                             .then(|| match attempt() {
@@ -694,7 +695,9 @@ impl Ring {
                             };
                             // Relaxed: only survivors read the owner, after
                             // acquiring our cleared intent (Release below).
-                            self.desc(c.pos).store(held.pack(), Ordering::Relaxed);
+                            if mutant!("take_unmarked", true, false) {
+                                self.desc(c.pos).store(held.pack(), Ordering::Relaxed);
+                            }
                             // SYNC: Release pairs with a survivor's Acquire
                             // load of the intent: seeing it cleared, it sees
                             // TAKEN (and the lane that holds it).
@@ -781,6 +784,7 @@ impl Ring {
                     // holding the next record, or every sender may be gone.
                     if slice {
                         self.recover(lane);
+                        self.reap();
                     }
                     self.disconnected(ROLE_SENDER, slice)
                         .then(|| match attempt() {

@@ -13,7 +13,7 @@
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use shmq::loom_api::{waits, LoomRing, Producer};
+use shmq::loom_api::{die_at, kill, waits, Consumer, LoomRing, Producer};
 use shmq::{RecvError, SendError};
 
 /// Runs `f` under every interleaving loom finds within the preemption bound
@@ -531,5 +531,182 @@ fn sleepers_woken_together_are_uncounted_once() {
         ids.extend(other.join().unwrap());
         prod.join().unwrap();
         check_exactly_once(ids, &[(1, 0), (1, 1), (1, 2)]);
+    });
+}
+
+// ------------------------------------------------------------ dead peers
+//
+// A "process" is a model thread with a pid (1..64) and a lane. It dies by
+// returning at a death point (`die_at`), leaving shared state exactly as a
+// SIGKILL between those two instructions would, then marks itself dead
+// (`kill`) as the liveness check will see it. Survivors poll: a failed
+// `try_*` is followed by `recover` (what a blocked call does once per sleep
+// slice); a survivor that makes no progress in `STUCK` polls reports the
+// ring stuck, which is how a protocol that cannot recover fails here.
+
+const STUCK: usize = 10;
+
+/// Sends `m` as `p`, recovering (and yielding) while the ring is full.
+fn send_recovering(r: &LoomRing, p: &Producer, m: &[u8]) {
+    for _ in 0..STUCK {
+        match r.try_send(p, m) {
+            Ok(()) => return,
+            Err(SendError::Full) => {
+                if !r.recover(None) {
+                    thread::yield_now();
+                }
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    panic!("stuck: no room for a send");
+}
+
+/// Receives `n` messages as `c`, recovering (and yielding) while empty.
+fn recv_recovering(r: &LoomRing, c: Consumer, n: usize) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    for _ in 0..STUCK * n {
+        if got.len() == n {
+            return got;
+        }
+        match r.try_take_as(c) {
+            Ok(t) => {
+                got.push(r.read(&t));
+                r.release_as(t, c);
+            }
+            Err(RecvError::Empty) => {
+                if !r.recover(Some(c)) {
+                    thread::yield_now();
+                }
+            }
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    panic!("stuck: received {} of {n}", got.len());
+}
+
+/// A producer dies between claiming room and committing (right after its
+/// CAS of `tail`, or with the payload written), before the others start:
+/// the consumer must get past the dead claim (turned into SKIP, the owner
+/// being dead) while a live producer sends, and receive the live message
+/// exactly once; nothing is left queued.
+#[test]
+fn dead_producer_claim_is_skipped() {
+    for at in ["claimed", "written"] {
+        model(move || {
+            let r = Arc::new(LoomRing::new(256, 0));
+            let r1 = r.clone();
+            thread::spawn(move || {
+                let p = Producer::joined(&r1, 1);
+                die_at(at);
+                let _ = r1.try_send(&p, &msg(1, 0, 8));
+                kill(1);
+            })
+            .join()
+            .unwrap();
+            let r2 = r.clone();
+            let live = thread::spawn(move || {
+                let p = Producer::joined(&r2, 2);
+                send_recovering(&r2, &p, &msg(2, 0, 8));
+            });
+            let c = Consumer::joined(&r, 3);
+            let got = recv_recovering(&r, c, 1);
+            check_exactly_once(check_fifo(&got), &[(2, 0)]);
+            live.join().unwrap();
+            assert_eq!(r.try_take_as(c).unwrap_err(), RecvError::Empty);
+            assert_eq!(r.len(), 0, "the dead claim is passed");
+        });
+    }
+}
+
+/// A live producer is slow to commit while a consumer recovers as hard as
+/// it can: its claim must never be skipped (its owner is alive), so every
+/// message arrives exactly once.
+#[test]
+fn live_slow_producer_is_never_skipped() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let r1 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::joined(&r1, 1);
+            for s in 0..2 {
+                send_recovering(&r1, &p, &msg(1, s, 8));
+            }
+        });
+        let c = Consumer::joined(&r, 2);
+        let got = recv_recovering(&r, c, 2);
+        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1)]);
+        prod.join().unwrap();
+    });
+}
+
+/// A consumer dies holding a message: right after its CAS of `read` (before
+/// it marks the record TAKEN) or after the mark. The producer needs that
+/// room (messages of two granules in a four-granule ring): survivors must
+/// see the holder dead, mark its record DONE and reclaim it, so that the
+/// other consumer receives the next two, in order, exactly once.
+#[test]
+fn dead_consumer_room_is_reclaimed() {
+    for at in ["taken", "holding"] {
+        model(move || {
+            let r = Arc::new(LoomRing::new(256, 0));
+            let p = Producer::joined(&r, 3);
+            r.try_send(&p, &msg(3, 0, 100)).unwrap();
+            let r1 = r.clone();
+            thread::spawn(move || {
+                let c = Consumer::joined(&r1, 1);
+                if at == "holding" {
+                    let t = r1.try_take_as(c).unwrap();
+                    std::mem::forget(t); // dies holding it
+                } else {
+                    die_at(at);
+                    let _ = r1.try_take_as(c);
+                }
+                kill(1);
+            })
+            .join()
+            .unwrap();
+            let r2 = r.clone();
+            let other = thread::spawn(move || {
+                let c = Consumer::joined(&r2, 2);
+                check_fifo(&recv_recovering(&r2, c, 2))
+            });
+            for s in 1..3 {
+                send_recovering(&r, &p, &msg(3, s, 100));
+            }
+            check_exactly_once(other.join().unwrap(), &[(3, 1), (3, 2)]);
+        });
+    }
+}
+
+/// A consumer dies while releasing the oldest record: after zeroing its
+/// descriptor, before storing the new `head`. Survivors must finish the move
+/// from the dying consumer's note (`moving`, `to`) so that the producer gets
+/// its room back.
+#[test]
+fn dead_releaser_head_move_is_finished() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::joined(&r, 3);
+        r.try_send(&p, &msg(3, 0, 100)).unwrap();
+        let r1 = r.clone();
+        thread::spawn(move || {
+            let c = Consumer::joined(&r1, 1);
+            let t = r1.try_take_as(c).unwrap();
+            die_at("zeroed");
+            r1.release_as(t, c);
+            kill(1);
+        })
+        .join()
+        .unwrap();
+        let r2 = r.clone();
+        let other = thread::spawn(move || {
+            let c = Consumer::joined(&r2, 2);
+            check_fifo(&recv_recovering(&r2, c, 2))
+        });
+        for s in 1..3 {
+            send_recovering(&r, &p, &msg(3, s, 100));
+        }
+        check_exactly_once(other.join().unwrap(), &[(3, 1), (3, 2)]);
     });
 }

@@ -65,7 +65,7 @@ impl Ring {
     /// Notes that we are moving `head` from `from` to `to`.
     #[inline]
     pub(super) fn note_move(&self, lane: Option<&Lane>, from: u64, to: u64) {
-        if let Some(l) = lane {
+        if let Some(l) = lane.filter(|_| mutant!("move_unnoted", true, false)) {
             // Relaxed: published by the Release store (or CAS) that zeroes
             // the descriptor at `from`, which a survivor acquires.
             l.to.store(to, Ordering::Relaxed);
@@ -77,11 +77,12 @@ impl Ring {
     fn owner_alive(&self, l: &Lane, owner: u64) -> bool {
         // Relaxed: written before the owner's first step, which the caller
         // acquired; 0 (not yet written) reads as "alive".
-        alive(
-            lane_pid(owner),
-            l.start.load(Ordering::Relaxed),
-            l.pidns.load(Ordering::Relaxed),
-        )
+        mutant!("recover_ignores_liveness", true, false)
+            && alive(
+                lane_pid(owner),
+                l.start.load(Ordering::Relaxed),
+                l.pidns.load(Ordering::Relaxed),
+            )
     }
 
     /// Takes a free lane for a handle of `role` in process `me`; frees the
@@ -174,10 +175,19 @@ impl Ring {
         })
     }
 
+    /// Whether any lane is held by a live process (or one being set up).
+    pub(crate) fn any_live_lane(&self) -> bool {
+        (0..LANES).any(|i| {
+            let l = self.lane(i);
+            let o = l.owner.load(Ordering::Acquire);
+            o != 0 && (lane_role(o) == ROLE_REAPING || self.owner_alive(l, o))
+        })
+    }
+
     /// Finishes or undoes what dead processes left half done where the ring
     /// is stuck (a claim at `read`, a take, hold or move at `head`), wakes
-    /// whoever that unblocks, and frees the lanes of dead processes. `lane`
-    /// is the caller's (it may move `head`). Returns whether anything moved.
+    /// whoever that unblocks. `lane` is the caller's (it may move `head`).
+    /// Returns whether anything moved.
     pub(crate) fn recover(&self, lane: u16) -> bool {
         let mut any = self.recover_read();
         for _ in 0..LANES {
@@ -186,7 +196,6 @@ impl Ring {
             }
             any = true;
         }
-        self.reap();
         any
     }
 
