@@ -975,8 +975,9 @@ impl Ring {
     /// It is retried `spin` times with a spin hint between tries before the
     /// caller registers as a waiter and sleeps. After every sleep `check`
     /// may end the wait (a peer died or left); its argument says whether a
-    /// whole slice passed since its last slow check (never under loom,
-    /// which has no clock). Returns `None` when `deadline` passed.
+    /// whole slice passed since its last slow check, or the deadline did
+    /// (never under loom, which has no clock). Returns `None` when
+    /// `deadline` passed.
     #[cold]
     #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
     fn block<T>(
@@ -1023,7 +1024,10 @@ impl Ring {
             self.leave(cell, seen);
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return attempt();
+                // A short timeout may never see a whole slice pass: check
+                // for dead peers before giving up, so that callers looping
+                // on `*_timeout` recover too.
+                return check(cfg!(not(loom))).or_else(attempt);
             }
             #[cfg(not(loom))]
             let slice = now >= next_check;
