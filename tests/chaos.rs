@@ -88,7 +88,10 @@ impl State {
     fn delivered(&self, p: usize, s: u64) -> &AtomicU8 {
         assert!(p < MAX_PRODUCERS && s < MAX_SEQ);
         // SAFETY: in bounds of the file sized in `open`.
-        unsafe { &*(self.map.as_ptr().add(WORDS * 8) as *const AtomicU8).add(p * MAX_SEQ as usize + s as usize) }
+        unsafe {
+            &*(self.map.as_ptr().add(WORDS * 8) as *const AtomicU8)
+                .add(p * MAX_SEQ as usize + s as usize)
+        }
     }
 }
 
@@ -287,9 +290,8 @@ fn main() {
     }
     // Verify.
     let (mut verified, mut lost, mut dup, mut maybe_got) = (0u64, 0u64, 0u64, 0u64);
-    for p in 0..np {
+    for (p, gaps) in maybe.iter().enumerate() {
         let next = st.next(p).load(SeqCst);
-        let gaps = &maybe[p];
         for s in 0..next {
             let n = st.delivered(p, s).load(SeqCst);
             dup += (n > 1) as u64;

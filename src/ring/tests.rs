@@ -411,3 +411,54 @@ fn garbage_control_block_and_descriptors_never_crash() {
         }
     }
 }
+
+/// A dead sender's lane note with impossible values (a buggy or hostile
+/// peer wrote it) is ignored; a plausible one turns the stuck claim into a
+/// SKIP of exactly its footprint.
+#[test]
+fn lane_notes_are_range_checked_before_recovery() {
+    let me = crate::proc::me();
+    // A pid that is certainly gone: a child we reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let (fp_bad, pad_bad) = (u64::MAX >> 32, 1u64 << 40);
+    for (need, ok) in [
+        (0, false),             // empty footprint
+        (fp_bad, false),        // footprint far past the ring
+        (pad_bad | 1, false),   // padding longer than the ring
+        ((1 << 32) | 1, false), // padding that does not end at the ring's end
+        (3, false),             // claim longer than half the ring
+        (2, true),              // two granules: plausible
+    ] {
+        let r = Ring::new_heap(256, 0);
+        let ctrl = r.ctrl();
+        let claim = Cursor {
+            seq: 0,
+            pos: 0,
+            closed: false,
+        };
+        let after = Cursor {
+            seq: 1,
+            pos: 2,
+            closed: false,
+        };
+        ctrl.tail.store(after.pack(), Ordering::Relaxed);
+        let l = r.lane_opt(0).unwrap();
+        l.owner
+            .store(lane_owner(dead, ROLE_SENDER), Ordering::Relaxed);
+        l.start.store(1, Ordering::Relaxed);
+        l.pidns.store(me.pidns, Ordering::Relaxed);
+        l.need.store(need, Ordering::Relaxed);
+        l.intent.store(claim.pack() | INTENT_SET, Ordering::Relaxed);
+        assert_eq!(r.recover_read(), ok, "need {need:#x}");
+        let d = Desc::unpack(r.desc(0).load(Ordering::Relaxed));
+        if ok {
+            assert_eq!((d.state, d.len), (ST_SKIP, 128));
+            assert_eq!(r.try_recv(NO_LANE).unwrap_err(), RecvError::Empty);
+            assert_eq!(r.len(), 0, "the skipped claim counts as taken");
+        } else {
+            assert_eq!(d.state, ST_EMPTY, "need {need:#x}");
+        }
+    }
+}
