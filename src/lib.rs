@@ -16,6 +16,11 @@
 //! * Typed messages with rkyv ([`Builder::create_typed`], [`Queue::typed`]):
 //!   serialized once into the ring, validated and read in place
 //!   ([`Typed`] derefs to the archived value in shared memory); see [`typed`].
+//! * Dead peers: a process killed mid-send or holding a message does not
+//!   stall the others (survivors skip or reclaim what it left half done, in
+//!   blocking calls, within about 100 ms); [`RecvError::Disconnected`] and
+//!   [`SendError::Disconnected`] say that every peer of the other side is
+//!   gone; [`Queue::is_stale`] finds named queues nobody uses any more.
 //! * Batches ([`Sender::send_batch`], [`Receiver::recv_batch`]: one wake-up
 //!   per batch) and pipes ([`pipe`], [`pipe_duplex`], [`Connection`]).
 //!
