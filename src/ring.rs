@@ -631,6 +631,8 @@ impl Ring {
     fn try_recv_inner(&self, wake: bool, lane_idx: u16) -> Result<Claim, RecvError> {
         let ctrl = self.ctrl();
         let lane = self.lane_opt(lane_idx);
+        // Whether our lane notes a take; an empty poll then writes nothing.
+        let mut noted = None;
         // Relaxed: `read` is a ticket; the payload is published by the
         // descriptor, loaded with Acquire below.
         let mut r = ctrl.read.load(Ordering::Relaxed);
@@ -651,7 +653,7 @@ impl Ring {
                 if (counted && d.len as usize > self.max_len)
                     || (c.pos & self.mask) + fp > self.granules
                 {
-                    self.clear_intent(lane);
+                    self.clear_intent(noted);
                     return Err(RecvError::Corrupted("record length runs past the ring"));
                 }
                 let next = Cursor {
@@ -666,6 +668,7 @@ impl Ring {
                 if let Some(l) = lane {
                     // Relaxed: published by the Release CAS below.
                     l.intent.store(r | INTENT_SET, Ordering::Relaxed);
+                    noted = Some(l);
                 }
                 // Release on success: a survivor that acquires this `read`
                 // (`recover_head`) sees our intent. Otherwise uniqueness of
@@ -728,6 +731,7 @@ impl Ring {
                         death_point!("taken", Err(RecvError::Empty));
                         self.release_at(c.pos, w, true, lane_idx);
                         self.clear_intent(lane);
+                        noted = None;
                         r = next.pack();
                     }
                     Err(actual) => r = actual,
@@ -756,7 +760,7 @@ impl Ring {
                 continue;
             }
             let closed_and_drained = mutant!("recv_closed_early", t.pos == c.pos, true);
-            self.clear_intent(lane);
+            self.clear_intent(noted);
             return Err(if t.closed && closed_and_drained {
                 RecvError::Closed
             } else {
