@@ -400,7 +400,44 @@ pub struct Sender {
     ring: u16,
     cache: SendCache,
     /// The fork generation the lane in `cache` was taken under.
-    gen: Cell<u64>,
+    gen: LaneGen,
+}
+
+/// The fork generation a handle's lane was taken under: a handle inherited
+/// across `fork` holds its parent's lane, which is neither its to use nor
+/// its to free.
+#[derive(Default)]
+struct LaneGen(Cell<u64>);
+
+impl LaneGen {
+    /// The handle's lane (kept in `lane`) in this process: the one it took,
+    /// or a new one after a fork or when none was free before. `None`: every
+    /// lane is held by a live handle.
+    #[inline]
+    fn get(&self, lane: &Cell<u16>, ring: &Ring, role: u64) -> Option<u16> {
+        let l = lane.get();
+        if l != NO_LANE && self.0.get() == proc::fork_gen() {
+            return Some(l);
+        }
+        self.take(lane, ring, role)
+    }
+
+    #[cold]
+    fn take(&self, lane: &Cell<u16>, ring: &Ring, role: u64) -> Option<u16> {
+        proc::watch_forks();
+        self.0.set(proc::fork_gen());
+        let l = ring.join(role, proc::me());
+        lane.set(l.unwrap_or(NO_LANE));
+        l
+    }
+
+    /// Frees the handle's lane, if it has one of this process.
+    fn release(&self, lane: &Cell<u16>, ring: &Ring, role: u64) {
+        let l = lane.get();
+        if l != NO_LANE && self.0.get() == proc::fork_gen() {
+            ring.leave_lane(l, role);
+        }
+    }
 }
 
 impl Clone for Sender {
@@ -418,7 +455,7 @@ impl Sender {
             shared,
             ring,
             cache: SendCache::default(),
-            gen: Cell::new(0),
+            gen: LaneGen::default(),
         };
         // No lane free now: the first send tries again (and reports
         // `TooManyHandles` if there is still none).
@@ -426,24 +463,14 @@ impl Sender {
         s
     }
 
-    /// Makes sure the handle has a lane of this process: the one it took
-    /// when made, or a new one after a fork (the old one is the parent's)
-    /// or when none was free before.
+    /// Makes sure the handle has a lane of this process (see [`LaneGen`]);
+    /// every send calls it first.
     #[inline]
-    fn lane(&self) -> Result<(), SendError> {
-        if self.cache.lane.get() != NO_LANE && self.gen.get() == proc::fork_gen() {
-            return Ok(());
-        }
-        self.take_lane()
-    }
-
-    #[cold]
-    fn take_lane(&self) -> Result<(), SendError> {
-        proc::watch_forks();
-        self.gen.set(proc::fork_gen());
-        let lane = self.ring().join(ROLE_SENDER, proc::me());
-        self.cache.lane.set(lane.unwrap_or(NO_LANE));
-        lane.map(drop).ok_or(SendError::TooManyHandles)
+    pub(crate) fn lane(&self) -> Result<(), SendError> {
+        self.gen
+            .get(&self.cache.lane, self.ring(), ROLE_SENDER)
+            .map(drop)
+            .ok_or(SendError::TooManyHandles)
     }
 
     #[inline]
@@ -585,21 +612,11 @@ impl Sender {
     pub(crate) fn batch(&self, deadline: Option<Instant>) -> SendBatch<'_> {
         SendBatch::new(self.ring(), &self.cache, deadline)
     }
-
-    /// As [`Sender::lane`], for the typed layer.
-    pub(crate) fn ensure_lane(&self) -> Result<(), SendError> {
-        self.lane()
-    }
 }
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        let lane = self.cache.lane.get();
-        // A handle inherited across fork holds its parent's lane: not ours
-        // to free.
-        if lane != NO_LANE && self.gen.get() == proc::fork_gen() {
-            self.ring().leave_lane(lane, ROLE_SENDER);
-        }
+        self.gen.release(&self.cache.lane, self.ring(), ROLE_SENDER);
     }
 }
 
@@ -640,7 +657,7 @@ pub struct Receiver {
     ring: u16,
     spin: u32,
     lane: Cell<u16>,
-    gen: Cell<u64>,
+    gen: LaneGen,
 }
 
 impl Clone for Receiver {
@@ -654,11 +671,7 @@ impl Clone for Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        let lane = self.lane.get();
-        // As for `Sender`: never free a lane inherited across fork.
-        if lane != NO_LANE && self.gen.get() == proc::fork_gen() {
-            self.ring().leave_lane(lane, ROLE_RECEIVER);
-        }
+        self.gen.release(&self.lane, self.ring(), ROLE_RECEIVER);
     }
 }
 
@@ -669,30 +682,20 @@ impl Receiver {
             ring,
             spin: SPIN_TRIES,
             lane: Cell::new(NO_LANE),
-            gen: Cell::new(0),
+            gen: LaneGen::default(),
         };
         // As in `Sender::new`: a missing lane is retried by the first call.
         let _ = r.lane();
         r
     }
 
-    /// The handle's lane in this process (see `Sender::lane`).
+    /// The handle's lane in this process (see [`LaneGen`]); every receive
+    /// calls it first.
     #[inline]
     fn lane(&self) -> Result<u16, RecvError> {
-        let lane = self.lane.get();
-        if lane != NO_LANE && self.gen.get() == proc::fork_gen() {
-            return Ok(lane);
-        }
-        self.take_lane()
-    }
-
-    #[cold]
-    fn take_lane(&self) -> Result<u16, RecvError> {
-        proc::watch_forks();
-        self.gen.set(proc::fork_gen());
-        let lane = self.ring().join(ROLE_RECEIVER, proc::me());
-        self.lane.set(lane.unwrap_or(NO_LANE));
-        lane.ok_or(RecvError::TooManyHandles)
+        self.gen
+            .get(&self.lane, self.ring(), ROLE_RECEIVER)
+            .ok_or(RecvError::TooManyHandles)
     }
 
     #[inline]

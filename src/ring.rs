@@ -403,6 +403,8 @@ impl Ring {
         let fp = footprint(len);
         let ctrl = self.ctrl();
         let lane = self.lane_opt(cache.lane.get());
+        // Whether our lane notes a claim; a failed try then writes nothing.
+        let mut noted = None;
         // Relaxed: the language model puts no bound on how late a bump
         // becomes visible, but hardware makes it visible within nanoseconds,
         // and to matter a missed bump would have to stay invisible across
@@ -418,7 +420,7 @@ impl Ring {
         let (pos, pad) = loop {
             let c = Cursor::unpack(t);
             if c.closed && mutant!("claim_ignores_closed", true, false) {
-                self.clear_intent(lane);
+                self.clear_intent(noted);
                 return Err(SendError::Closed);
             }
             let to_end = self.granules - (c.pos & self.mask);
@@ -449,7 +451,7 @@ impl Ring {
                         continue;
                     }
                     None => {
-                        self.clear_intent(lane);
+                        self.clear_intent(noted);
                         return Err(SendError::Full);
                     }
                 }
@@ -463,6 +465,7 @@ impl Ring {
                 // Relaxed: published by the Release CAS below.
                 l.need.store(pad << 32 | fp, Ordering::Relaxed);
                 l.intent.store(t | INTENT_SET, Ordering::Relaxed);
+                noted = Some(l);
             }
             // Release on success: whoever acquires this `tail` (a survivor in
             // `recover_read`) sees the lane's intent, so a claim is never
@@ -595,17 +598,8 @@ impl Ring {
                     cache.spin,
                     attempt,
                     |slice| {
-                        // As in `recv`: a dead receiver may hold the oldest
-                        // record, or every receiver may be gone.
-                        if slice {
-                            self.recover(cache.lane.get());
-                            self.reap();
-                        }
-                        self.disconnected(ROLE_RECEIVER, slice)
-                            .then(|| match attempt() {
-                                None => Err(SendError::Disconnected),
-                                Some(r) => r,
-                            })
+                        self.peers_gone(cache.lane.get(), ROLE_RECEIVER, slice)
+                            .then(|| attempt().unwrap_or(Err(SendError::Disconnected)))
                     },
                 )
                 .unwrap_or(Err(SendError::Timeout)),
@@ -730,8 +724,7 @@ impl Ring {
                         }
                         death_point!("taken", Err(RecvError::Empty));
                         self.release_at(c.pos, w, true, lane_idx);
-                        self.clear_intent(lane);
-                        noted = None;
+                        self.clear_intent(noted.take());
                         r = next.pack();
                     }
                     Err(actual) => r = actual,
@@ -784,17 +777,8 @@ impl Ring {
         match self.try_recv(lane) {
             Err(RecvError::Empty) => self
                 .block(&self.ctrl().recv_wait, deadline, spin, attempt, |slice| {
-                    // Woken, or a sleep slice passed: a dead producer may be
-                    // holding the next record, or every sender may be gone.
-                    if slice {
-                        self.recover(lane);
-                        self.reap();
-                    }
-                    self.disconnected(ROLE_SENDER, slice)
-                        .then(|| match attempt() {
-                            None => Err(RecvError::Disconnected),
-                            Some(r) => r,
-                        })
+                    self.peers_gone(lane, ROLE_SENDER, slice)
+                        .then(|| attempt().unwrap_or(Err(RecvError::Disconnected)))
                 })
                 .unwrap_or(Err(RecvError::Timeout)),
             r => r,
@@ -1176,6 +1160,7 @@ impl Ring {
         };
         let (recv_waiters, recv_wakes) = cell(&ctrl.recv_wait);
         let (send_waiters, send_wakes) = cell(&ctrl.send_wait);
+        let seen = ctrl.seen.load(Ordering::Relaxed);
         crate::diag::Diagnostics {
             tail_pos: t.pos,
             tail_seq: t.seq,
@@ -1189,8 +1174,8 @@ impl Ring {
             send_wakes,
             desc_at_read: self.desc(r.pos).load(Ordering::Relaxed),
             desc_at_head: self.desc(head).load(Ordering::Relaxed),
-            senders: role_count(ctrl.seen.load(Ordering::Relaxed), ROLE_SENDER) as u32,
-            receivers: role_count(ctrl.seen.load(Ordering::Relaxed), ROLE_RECEIVER) as u32,
+            senders: role_count(seen, ROLE_SENDER) as u32,
+            receivers: role_count(seen, ROLE_RECEIVER) as u32,
         }
     }
 

@@ -328,7 +328,7 @@ impl<T: Message> TypedSender<T> {
         T: 'v,
     {
         self.tx
-            .ensure_lane()
+            .lane()
             .map_err(|error| BatchError { sent: 0, error })?;
         let mut b = self.tx.batch(None);
         batch_loop(&mut b, values, |b, v| {
@@ -350,7 +350,7 @@ impl<T: Message> TypedSender<T> {
         T: 'v,
     {
         self.tx
-            .ensure_lane()
+            .lane()
             .map_err(|error| BatchError { sent: 0, error })?;
         let mut b = self.tx.batch(Instant::now().checked_add(timeout));
         batch_loop(&mut b, values, |b, v| {

@@ -19,6 +19,9 @@
 //! Environment: `SHMQ_CHAOS_SECS`, `SHMQ_CHAOS_SEED`, `SHMQ_CHAOS_PRODUCERS`
 //! (3), `SHMQ_CHAOS_CONSUMERS` (2), `SHMQ_CHAOS_STALL_SECS`.
 
+mod common;
+
+use common::splitmix;
 use memmap2::MmapMut;
 use shmq::{Queue, RecvError, SendError};
 use std::process::{Child, Command};
@@ -93,13 +96,6 @@ impl State {
                 .add(p * MAX_SEQ as usize + s as usize)
         }
     }
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
 }
 
 /// Message `s` of producer `p`: `[p: u32][s: u64]` then a pattern; 12 to

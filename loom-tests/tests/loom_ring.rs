@@ -657,7 +657,7 @@ fn dead_consumer_room_is_reclaimed() {
                 let c = Consumer::joined(&r1, 1);
                 if at == "holding" {
                     let t = r1.try_take_as(c).unwrap();
-                    std::mem::forget(t); // dies holding it
+                    drop(t); // dies holding it: never released
                 } else {
                     die_at(at);
                     let _ = r1.try_take_as(c);
@@ -666,15 +666,7 @@ fn dead_consumer_room_is_reclaimed() {
             })
             .join()
             .unwrap();
-            let r2 = r.clone();
-            let other = thread::spawn(move || {
-                let c = Consumer::joined(&r2, 2);
-                check_fifo(&recv_recovering(&r2, c, 2))
-            });
-            for s in 1..3 {
-                send_recovering(&r, &p, &msg(3, s, 100));
-            }
-            check_exactly_once(other.join().unwrap(), &[(3, 1), (3, 2)]);
+            sends_need_the_dead_consumers_room(&r, &p);
         });
     }
 }
@@ -699,14 +691,22 @@ fn dead_releaser_head_move_is_finished() {
         })
         .join()
         .unwrap();
-        let r2 = r.clone();
-        let other = thread::spawn(move || {
-            let c = Consumer::joined(&r2, 2);
-            check_fifo(&recv_recovering(&r2, c, 2))
-        });
-        for s in 1..3 {
-            send_recovering(&r, &p, &msg(3, s, 100));
-        }
-        check_exactly_once(other.join().unwrap(), &[(3, 1), (3, 2)]);
+        sends_need_the_dead_consumers_room(&r, &p);
     });
+}
+
+/// After a consumer died with message 0 of producer `p` (pid 3, two
+/// granules each) not given back: `p` sends messages 1 and 2, the second of
+/// which fits a four-granule ring only once that room is recovered, while a
+/// live consumer (pid 2) receives both, in order, exactly once.
+fn sends_need_the_dead_consumers_room(r: &Arc<LoomRing>, p: &Producer) {
+    let r2 = r.clone();
+    let other = thread::spawn(move || {
+        let c = Consumer::joined(&r2, 2);
+        check_fifo(&recv_recovering(&r2, c, 2))
+    });
+    for s in 1..3 {
+        send_recovering(r, p, &msg(3, s, 100));
+    }
+    check_exactly_once(other.join().unwrap(), &[(3, 1), (3, 2)]);
 }

@@ -85,6 +85,13 @@ impl Ring {
             )
     }
 
+    /// Whether the note `note` that lane `l` held in `word` may still be
+    /// its owner's to finish: the owner is alive, or the note has changed
+    /// since (so someone alive is using the lane).
+    fn note_live(&self, l: &Lane, owner: u64, word: &AtomicU64, note: u64) -> bool {
+        self.owner_alive(l, owner) || word.load(Ordering::Acquire) != note
+    }
+
     /// Takes a free lane for a handle of `role` in process `me`; frees the
     /// lanes of dead processes first if none is free. `None`: all lanes are
     /// held by live handles.
@@ -161,10 +168,22 @@ impl Ring {
         l.owner.store(0, Ordering::Release);
     }
 
+    /// The check a blocked call makes after each sleep: with `slice` (a
+    /// whole sleep slice, or the deadline, passed) it first recovers what
+    /// dead processes left half done and frees their lanes; then it says
+    /// whether every peer of `role` (the other side) is gone.
+    pub(super) fn peers_gone(&self, lane: u16, role: u64, slice: bool) -> bool {
+        if slice {
+            self.recover(lane);
+            self.reap();
+        }
+        self.disconnected(role, slice)
+    }
+
     /// Whether every peer of `role` is gone: some registered once and none
     /// is registered now, or (`slow`, which costs a liveness check per lane)
     /// none of those registered is alive.
-    pub(super) fn disconnected(&self, role: u64, slow: bool) -> bool {
+    fn disconnected(&self, role: u64, slow: bool) -> bool {
         // Relaxed: a snapshot; a peer that registers after it is not missed
         // for long (the caller checks again after its next sleep).
         let w = self.ctrl().seen.load(Ordering::Relaxed);
@@ -251,7 +270,7 @@ impl Ring {
             if ic.seq != r.seq || !(at_pad || rec == r.pos) {
                 continue;
             }
-            if self.owner_alive(l, owner) || l.intent.load(Ordering::Acquire) != intent {
+            if self.note_live(l, owner, &l.intent, intent) {
                 return false;
             }
             // Untrusted: the note must describe a claim this ring allows.
@@ -339,7 +358,7 @@ impl Ring {
                 if mv != (h << 1 | INTENT_SET) || lane_role(owner) != ROLE_RECEIVER {
                     continue;
                 }
-                if self.owner_alive(l, owner) || l.moving.load(Ordering::Acquire) != mv {
+                if self.note_live(l, owner, &l.moving, mv) {
                     return false;
                 }
                 let t = l.to.load(Ordering::Relaxed);
@@ -396,7 +415,7 @@ impl Ring {
                     {
                         continue;
                     }
-                    if self.owner_alive(l, owner) || l.intent.load(Ordering::Acquire) != intent {
+                    if self.note_live(l, owner, &l.intent, intent) {
                         return false;
                     }
                     noted = true;
