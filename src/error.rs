@@ -3,8 +3,9 @@
 
 /// Why a message was not sent. Nothing was written to the queue in any case.
 ///
-/// `send` returns `Closed` or `TooLarge`; `try_send` adds `Full`;
-/// `send_timeout` adds `Timeout`.
+/// `send` returns `Closed`, `TooLarge` or `Disconnected`; `try_send`
+/// returns `Full` instead of `Disconnected`; `send_timeout` adds `Timeout`.
+/// Any of them may return `TooManyHandles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -60,8 +61,9 @@ pub struct BatchError {
 
 /// Why no message was received.
 ///
-/// `recv` returns `Closed` or `Corrupted`; `try_recv` adds `Empty`;
-/// `recv_timeout` adds `Timeout`.
+/// `recv` returns `Closed`, `Disconnected` or `Corrupted`; `try_recv`
+/// returns `Empty` instead of `Disconnected`; `recv_timeout` adds `Timeout`.
+/// Any of them may return `TooManyHandles`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {

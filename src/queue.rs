@@ -509,7 +509,10 @@ impl Sender {
     /// Sends a message, waiting while the queue is full.
     ///
     /// # Errors
-    /// [`SendError::Closed`], [`SendError::TooLarge`].
+    /// [`SendError::Closed`], [`SendError::TooLarge`];
+    /// [`SendError::Disconnected`] if the queue is full and every receiver
+    /// is gone (checked at least every 100 ms while it waits);
+    /// [`SendError::TooManyHandles`] if the handle has no lane.
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
         self.lane()?;
         self.ring().send(&self.cache, msg, None)
@@ -526,7 +529,8 @@ impl Sender {
     /// ```
     ///
     /// # Errors
-    /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`].
+    /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`],
+    /// [`SendError::TooManyHandles`].
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
         self.lane()?;
         self.ring().try_send(&self.cache, msg)
@@ -535,7 +539,7 @@ impl Sender {
     /// Sends a message, waiting at most `timeout` for room.
     ///
     /// # Errors
-    /// [`SendError::Timeout`], [`SendError::Closed`], [`SendError::TooLarge`].
+    /// [`SendError::Timeout`], then as [`Sender::send`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.lane()?;
         self.ring()
@@ -560,7 +564,7 @@ impl Sender {
     ///
     /// # Errors
     /// [`BatchError`] with the number sent and the error that stopped the
-    /// batch ([`SendError::Closed`], [`SendError::TooLarge`]).
+    /// batch (as [`Sender::send`]).
     pub fn send_batch<I>(&self, msgs: I) -> Result<usize, BatchError>
     where
         I: IntoIterator,
@@ -735,7 +739,13 @@ impl Receiver {
     ///
     /// # Errors
     /// [`RecvError::Closed`] once the queue is closed and drained;
-    /// [`RecvError::Corrupted`] if the segment holds an impossible record.
+    /// [`RecvError::Disconnected`] if it is empty and every sender is gone
+    /// (dropped, exited or killed: checked at least every 100 ms while it
+    /// waits); [`RecvError::Corrupted`] if the segment holds an impossible
+    /// record; [`RecvError::TooManyHandles`] if the handle has no lane.
+    ///
+    /// While it waits, it also recovers what dead processes left half done
+    /// (see docs/DESIGN.md, *Dead peers*); `try_recv` never does.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
         let lane = self.lane()?;
         self.ring()
@@ -752,7 +762,8 @@ impl Receiver {
     /// ```
     ///
     /// # Errors
-    /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`].
+    /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`],
+    /// [`RecvError::TooManyHandles`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
         let lane = self.lane()?;
         self.ring().try_recv(lane).map(|c| self.guard(c, lane))
@@ -761,7 +772,7 @@ impl Receiver {
     /// Receives a message, waiting at most `timeout`.
     ///
     /// # Errors
-    /// [`RecvError::Timeout`], [`RecvError::Closed`], [`RecvError::Corrupted`].
+    /// [`RecvError::Timeout`], then as [`Receiver::recv`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
         let lane = self.lane()?;
         self.ring()

@@ -89,6 +89,7 @@ impl Ring {
     /// its owner's to finish: the owner is alive, or the note has changed
     /// since (so someone alive is using the lane).
     fn note_live(&self, l: &Lane, owner: u64, word: &AtomicU64, note: u64) -> bool {
+        // Acquire: as the first load of the note (see its callers).
         self.owner_alive(l, owner) || word.load(Ordering::Acquire) != note
     }
 
@@ -195,6 +196,7 @@ impl Ring {
         }
         slow && !(0..LANES).any(|i| {
             let l = self.lane(i);
+            // Acquire: as in `any_live_lane`.
             let o = l.owner.load(Ordering::Acquire);
             lane_role(o) == role && self.owner_alive(l, o)
         })
@@ -204,6 +206,8 @@ impl Ring {
     pub(crate) fn any_live_lane(&self) -> bool {
         (0..LANES).any(|i| {
             let l = self.lane(i);
+            // Acquire pairs with the Release that freed a lane; a snapshot
+            // otherwise (the answer can be stale the moment it is given).
             let o = l.owner.load(Ordering::Acquire);
             o != 0 && (lane_role(o) == ROLE_REAPING || self.owner_alive(l, o))
         })
@@ -257,6 +261,8 @@ impl Ring {
             // SYNC: Acquire pairs with the Release clear after a commit: a
             // cleared note means the commit is visible.
             let intent = l.intent.load(Ordering::Acquire);
+            // Acquire: the owner word and the identity stored with it were
+            // written before the owner's first claim, which we acquired.
             let owner = l.owner.load(Ordering::Acquire);
             if intent & INTENT_SET == 0 || lane_role(owner) != ROLE_SENDER {
                 continue;
@@ -321,6 +327,9 @@ impl Ring {
         if t.seq == next {
             return t.pos == end;
         }
+        // Acquire (both): only values are compared; Acquire keeps these
+        // loads from being satisfied earlier than the caller's loads of
+        // `tail` and the notes it already made.
         if self.ready(self.desc(end).load(Ordering::Acquire), end) {
             return true;
         }
@@ -353,6 +362,8 @@ impl Ring {
             let mut to = None;
             for i in 0..LANES {
                 let l = self.lane(i);
+                // Acquire: the note was written before the Release zeroing
+                // we acquired; the owner word before its first take.
                 let mv = l.moving.load(Ordering::Acquire);
                 let owner = l.owner.load(Ordering::Acquire);
                 if mv != (h << 1 | INTENT_SET) || lane_role(owner) != ROLE_RECEIVER {
@@ -361,6 +372,7 @@ impl Ring {
                 if self.note_live(l, owner, &l.moving, mv) {
                     return false;
                 }
+                // Relaxed: written before `moving`, which we acquired.
                 let t = l.to.load(Ordering::Relaxed);
                 if (1..=held).contains(&pos_sub(t, h)) {
                     to = Some(t);
@@ -393,6 +405,7 @@ impl Ring {
             ST_DONE => false,
             ST_TAKEN => {
                 let l = self.lane(d.owner as usize);
+                // Acquire: pairs with the Release that freed the lane.
                 let owner = l.owner.load(Ordering::Acquire);
                 // A lane freed or reused by another role: the holder is gone
                 // (a leaked guard whose handle was dropped, or reaped).
@@ -407,6 +420,8 @@ impl Ring {
                 let mut noted = false;
                 for i in 0..LANES {
                     let l = self.lane(i);
+                    // Acquire: a taker notes its take before its Release
+                    // CAS of `read`, which we acquired above.
                     let intent = l.intent.load(Ordering::Acquire);
                     let owner = l.owner.load(Ordering::Acquire);
                     if intent & INTENT_SET == 0
@@ -454,6 +469,7 @@ impl Ring {
         let mut n = 0;
         for i in 0..LANES {
             let l = self.lane(i);
+            // Acquire: pairs with the Release that freed or filled the lane.
             let owner = l.owner.load(Ordering::Acquire);
             let role = lane_role(owner);
             if !(role == ROLE_SENDER || role == ROLE_RECEIVER)
@@ -463,7 +479,7 @@ impl Ring {
                 continue;
             }
             // Take the lane out of use while its fields are cleared, so that
-            // nobody registers in it meanwhile.
+            // nobody registers in it meanwhile. Acquire: as the load above.
             let reaping = lane_owner(lane_pid(owner), ROLE_REAPING);
             if l.owner
                 .compare_exchange(owner, reaping, Ordering::Acquire, Ordering::Relaxed)
@@ -481,6 +497,9 @@ impl Ring {
     /// receiver) no TAKEN record it still holds.
     fn settled(&self, i: usize, l: &Lane, role: u64) -> bool {
         let ctrl = self.ctrl();
+        // Acquire (all): the lane's owner is dead, so its notes no longer
+        // change; Acquire orders these loads after the liveness check and
+        // makes the descriptors read below at least as new as `read`.
         let head = ctrl.head.load(Ordering::Acquire);
         let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
         let intent = l.intent.load(Ordering::Acquire);
