@@ -20,8 +20,10 @@
 //! +--------------------------------------------------------------------+  768
 //! | epoch     u64 (bumped when head/read.seq cross a boundary)         |
 //! +--------------------------------------------------------------------+  896
-//! | seen      u64 {receiver lanes:16 | sender lanes:16} + ever-seen bits |
+//! | seen      u64 {queue:16 | receiver:16 | sender:16 lanes} + seen bits |
 //! +--------------------------------------------------------------------+  1024
+//! | watch     u64 {watcher lane + 1:16 | last scan ms:48}              |
+//! +--------------------------------------------------------------------+  1152
 //! | zero                                                               |
 //! +--------------------------------------------------------------------+  4096 = lanes_off
 //! | lanes: 256 x 64 bytes, one per live Sender/Receiver handle (below) |
@@ -77,9 +79,11 @@
 //! ## Lanes
 //!
 //! ```text
-//! +0  owner   u64  0: free; else pid (low 32) | role << 32 | LANE_USED
-//! +8  start   u64  the owner process's start time (clock ticks since boot)
-//! +16 pidns   u64  inode of the owner's pid namespace
+//! +0  owner   u64  gen << 40 | [NOLOCK] | [USED] | role << 32 | pid
+//!                  USED clear: free (gen survives, so that a lane freed and
+//!                  taken again never reads as the same owner)
+//! +8  -       u64  unused (zero)
+//! +16 -       u64  unused (zero)
 //! +24 intent  u64  0, or the `tail` (sender) / `read` (receiver) word it is
 //!                  about to CAS, | 1, until the claim is committed / the take
 //!                  marked TAKEN
@@ -90,8 +94,12 @@
 //! Every live handle owns one lane (one cache line, written only by it). A
 //! lane says who holds each half-done step, so that when a process dies
 //! (SIGKILL, OOM) a survivor can tell its claims, takes and head moves from
-//! slow live ones (pid + start time) and finish or undo them; see
-//! `ring::recover` and docs/DESIGN.md.
+//! slow live ones and finish or undo them; see `ring::recover` and
+//! docs/DESIGN.md. Whether a lane's owner lives is not read from the lane:
+//! the owner holds an open-file-description lock on byte
+//! `LOCK_BASE + ring * LANES + lane` of the segment's file, which the
+//! kernel drops when the owner's process dies (see `proc`). The pid is kept
+//! for reports only.
 
 use crate::sync::{AtomicU32, AtomicU64, WaitWord};
 use crossbeam_utils::CachePadded;
@@ -99,7 +107,7 @@ use crossbeam_utils::CachePadded;
 /// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
 /// Bumped on any incompatible change of this file.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 /// `ready` once every header field is written (stored last, Release).
 /// (`ready` is 0 while the creator is still initialising.)
 pub(crate) const READY_YES: u32 = 1;
@@ -314,35 +322,44 @@ pub(crate) struct Control {
     /// it was loaded under is current, so it can never be a whole wrap of
     /// the 38-bit (25-bit) space old and alias a current value.
     pub epoch: CachePadded<AtomicU64>,
-    /// Registered lanes and which roles ever had one:
-    /// senders (bits 0..16) | receivers (16..32) | [`SEEN_SENDER`] |
-    /// [`SEEN_RECEIVER`], so that "no sender left" means "all gone", not
-    /// "none yet".
+    /// Registered lanes by role and which roles ever had one:
+    /// senders (bits 0..16) | receivers (16..32) | queue handles (32..48) |
+    /// [`SEEN_SENDER`] | [`SEEN_RECEIVER`], so that "no sender left" means
+    /// "all gone", not "none yet". A count changes only with the CAS that
+    /// takes a lane (+1) or starts freeing it (-1), so it never underflows.
     pub seen: CachePadded<AtomicU64>,
+    /// The watcher of this ring's blocked waiters:
+    /// `{lane + 1: 16 | last scan, ms of CLOCK_MONOTONIC: 48}`, 0 for none.
+    /// One blocked waiter at a time holds it and makes the liveness scan
+    /// (recover, reap, disconnect) every slice; the others sleep longer.
+    pub watch: CachePadded<AtomicU64>,
 }
 
-/// [`Control::seen`]: a sender has registered.
-pub(crate) const SEEN_SENDER: u64 = 1 << 32;
-/// [`Control::seen`]: a receiver has registered.
-pub(crate) const SEEN_RECEIVER: u64 = 1 << 33;
+/// [`Control::seen`]: a potential sender (a sender or a queue handle) has
+/// registered.
+pub(crate) const SEEN_SENDER: u64 = 1 << 48;
+/// [`Control::seen`]: a potential receiver (a receiver or a queue handle)
+/// has registered.
+pub(crate) const SEEN_RECEIVER: u64 = 1 << 49;
 
 /// One lane of `role` in [`Control::seen`]'s counts.
 #[inline]
 pub(crate) fn role_unit(role: u64) -> u64 {
-    if role == ROLE_SENDER {
-        1
-    } else {
-        1 << 16
+    match role {
+        ROLE_SENDER => 1,
+        ROLE_RECEIVER => 1 << 16,
+        _ => 1 << 32,
     }
 }
 
-/// The seen flag of `role`.
+/// The seen flags a lane of `role` sets: a queue handle could send and
+/// receive.
 #[inline]
 pub(crate) fn role_seen(role: u64) -> u64 {
-    if role == ROLE_SENDER {
-        SEEN_SENDER
-    } else {
-        SEEN_RECEIVER
+    match role {
+        ROLE_SENDER => SEEN_SENDER,
+        ROLE_RECEIVER => SEEN_RECEIVER,
+        _ => SEEN_SENDER | SEEN_RECEIVER,
     }
 }
 
@@ -352,13 +369,23 @@ pub(crate) fn role_count(w: u64, role: u64) -> u64 {
     (w / role_unit(role)) & 0xffff
 }
 
+/// Whether a `seen` word says that every handle that could act as `peer`
+/// (ROLE_SENDER: send; ROLE_RECEIVER: receive) is gone: one registered
+/// once, and no lane of that role nor any queue handle is left.
+#[inline]
+pub(crate) fn peers_all_gone(w: u64, peer: u64) -> bool {
+    w & role_seen(peer) & (SEEN_SENDER | SEEN_RECEIVER) != 0
+        && role_count(w, peer) == 0
+        && role_count(w, ROLE_QUEUE) == 0
+}
+
 /// A handle's lane; see the module docs. One cache line, so that a
 /// handle's stores to its own lane never contend with another's.
 #[repr(C, align(64))]
 pub(crate) struct Lane {
     pub owner: AtomicU64,
-    pub start: AtomicU64,
-    pub pidns: AtomicU64,
+    _unused1: AtomicU64,
+    _unused2: AtomicU64,
     pub intent: AtomicU64,
     pub need: AtomicU64,
     pub moving: AtomicU64,
@@ -373,8 +400,8 @@ impl Lane {
         let z = || AtomicU64::new(0);
         Lane {
             owner: z(),
-            start: z(),
-            pidns: z(),
+            _unused1: z(),
+            _unused2: z(),
             intent: z(),
             need: z(),
             moving: z(),
@@ -394,20 +421,50 @@ pub(crate) const LANES: usize = 4;
 pub(crate) const LANE_LEN: usize = 64;
 pub(crate) const LANES_LEN: usize = LANES * LANE_LEN;
 /// `Lane::owner`: the lane is in use (so that pid 0 never reads as free).
-pub(crate) const LANE_USED: u64 = 1 << 40;
+pub(crate) const LANE_USED: u64 = 1 << 38;
+/// `Lane::owner`: the owner could not take its liveness lock (no way to
+/// open the segment's file again, e.g. a memfd without `/proc`), so its
+/// process is always presumed alive.
+pub(crate) const LANE_NOLOCK: u64 = 1 << 39;
+/// `Lane::owner`: the generation, bumped each time the lane is taken.
+const LANE_GEN_SHIFT: u32 = 40;
 /// `Lane::owner` role: a sender.
 pub(crate) const ROLE_SENDER: u64 = 1;
 /// `Lane::owner` role: a receiver.
 pub(crate) const ROLE_RECEIVER: u64 = 2;
+/// `Lane::owner` role: a queue handle (could make senders and receivers).
+pub(crate) const ROLE_QUEUE: u64 = 3;
+/// `Lane::owner` role while a survivor frees the lane.
+pub(crate) const ROLE_REAPING: u64 = 0x3f;
+/// Byte of the segment's file whose lock says lane 0 of ring 0 is alive
+/// (lane `i` of ring `k`: `LOCK_BASE + k * LANES + i`); past any data, so
+/// that nothing else ever locks it. Record locks may lie past the end of a
+/// file.
+pub(crate) const LOCK_BASE: u64 = 1 << 40;
 /// `Lane::intent` / `Lane::moving`: the word is set (bit 0 of a cursor is
 /// the closed bit, never set in a cursor that a claim or take CASes from).
 pub(crate) const INTENT_SET: u64 = 1;
 const _: () = assert!(OWNER_MASK as usize + 1 >= LANES);
 
-/// The owner word of a lane for process `pid` in `role`.
+/// The owner word that takes a lane whose word was `prev` (free, or held
+/// by a dead owner) for process `pid` in `role`: the next generation.
 #[inline]
-pub(crate) fn lane_owner(pid: u32, role: u64) -> u64 {
-    LANE_USED | (role << 32) | pid as u64
+pub(crate) fn lane_owner(prev: u64, pid: u32, role: u64, locked: bool) -> u64 {
+    let gen = (prev >> LANE_GEN_SHIFT).wrapping_add(1) << LANE_GEN_SHIFT;
+    gen | LANE_USED | if locked { 0 } else { LANE_NOLOCK } | (role << 32) | pid as u64
+}
+
+/// The free word that a lane owned as `owner` goes back to (same
+/// generation).
+#[inline]
+pub(crate) fn lane_free(owner: u64) -> u64 {
+    owner & !((1 << LANE_GEN_SHIFT) - 1)
+}
+
+/// The word of a lane being freed by process `pid`, which held `owner`.
+#[inline]
+pub(crate) fn lane_reaping(owner: u64, pid: u32) -> u64 {
+    lane_free(owner) | LANE_USED | (ROLE_REAPING << 32) | pid as u64
 }
 
 /// The role of a lane owner word (0 when free).
@@ -416,11 +473,12 @@ pub(crate) fn lane_role(owner: u64) -> u64 {
     if owner & LANE_USED == 0 {
         0
     } else {
-        (owner >> 32) & 0xff
+        (owner >> 32) & 0x3f
     }
 }
 
-/// The pid of a lane owner word.
+/// The pid of a lane owner word (the loom models' liveness; reports).
+#[cfg_attr(not(loom), allow(dead_code))]
 #[inline]
 pub(crate) fn lane_pid(owner: u64) -> u32 {
     owner as u32
@@ -491,6 +549,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Control, send_wait) == 512);
     assert!(std::mem::offset_of!(Control, epoch) == 640);
     assert!(std::mem::offset_of!(Control, seen) == 768);
+    assert!(std::mem::offset_of!(Control, watch) == 896);
     assert!(std::mem::size_of::<Lane>() == LANE_LEN);
 };
 

@@ -7,7 +7,6 @@
 use crate::error::{RecvError, SendError};
 use crate::layout::{ROLE_RECEIVER, ROLE_SENDER};
 use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
-use crate::sync::ProcId;
 
 /// A heap ring of `capacity` bytes (power of two, at least 256) holding at
 /// most `maxsize` messages (0: bytes only).
@@ -24,10 +23,7 @@ impl Producer {
     /// A producer with a lane in `ring`, as model process `pid` (1..64).
     pub fn joined(ring: &LoomRing, pid: u32) -> Self {
         let p = Producer::default();
-        let lane = ring
-            .ring
-            .join(ROLE_SENDER, proc_id(pid))
-            .expect("a free lane");
+        let lane = ring.ring.join(ROLE_SENDER, pid).expect("a free lane");
         p.0.lane.set(lane);
         p
     }
@@ -40,19 +36,7 @@ pub struct Consumer(u16);
 impl Consumer {
     /// A consumer with a lane in `ring`, as model process `pid` (1..64).
     pub fn joined(ring: &LoomRing, pid: u32) -> Self {
-        Consumer(
-            ring.ring
-                .join(ROLE_RECEIVER, proc_id(pid))
-                .expect("a free lane"),
-        )
-    }
-}
-
-fn proc_id(pid: u32) -> ProcId {
-    ProcId {
-        pid,
-        start: 1,
-        pidns: 1,
+        Consumer(ring.ring.join(ROLE_RECEIVER, pid).expect("a free lane"))
     }
 }
 

@@ -1,22 +1,42 @@
-//! Who we are and whether another process is still alive: the identity a
-//! handle writes into its lane, and the check a survivor makes before it
-//! finishes or undoes a step that a lane says is in progress.
+//! Processes: the fork generation, and whether the owner of a lane is alive,
+//! answered by the kernel rather than by parsing `/proc`.
 //!
-//! A process is named by its pid *and* its start time (field 22 of
-//! `/proc/<pid>/stat`, clock ticks since boot), so a pid reused by a new
-//! process never passes for the old one, and by the inode of its pid
-//! namespace: a pid from another namespace means nothing here, so such a
-//! peer is always presumed alive (its half-done steps are never undone).
+//! # Liveness
 //!
-//! A forked child is a new process with copies of its parent's handles. A
-//! `pthread_atfork` child handler bumps [`fork_gen`]; a handle registered
-//! under an older generation takes a lane of its own before its next
-//! operation (and never frees its parent's).
+//! Each process that owns lanes in a ring opens the segment's file once
+//! more, privately (a new *open file description*, CLOEXEC), and holds an
+//! OFD read lock (`F_OFD_SETLK`) on one byte per lane it owns
+//! (`layout::LOCK_BASE + ring * LANES + lane`). Any process asks whether
+//! lane `i` is alive with `F_OFD_GETLK` on that byte through its own segment
+//! fd, which never holds locks: "locked" means alive.
+//!
+//! Why this holds where `/proc` does not:
+//! * The kernel drops the lock when the last fd of that description
+//!   closes, which happens when the process dies in any way (SIGKILL, OOM,
+//!   a crash) or exits: positive evidence of death, from the kernel.
+//! * Threads share the description: a process whose main thread exited
+//!   while a worker runs still holds its locks (a `/proc/<pid>/stat`
+//!   reading of `Z` said otherwise).
+//! * Nothing is looked up by pid, so pid reuse, pid namespaces (with or
+//!   without their own `/proc`) and `hidepid` mounts change nothing.
+//! * A forked child would share the description, and keep its parent's
+//!   locks after the parent died; the `pthread_atfork` child handler closes
+//!   the child's copy at once (the child takes lanes and a description of
+//!   its own when it next uses a handle; see [`fork_gen`]).
+//! * POSIX (process-owned) record locks were rejected: closing *any* fd of
+//!   the file drops all of a process's locks on it, so a second `Queue`
+//!   dropped in the same process would make the first look dead.
+//! * If the file cannot be opened again (a memfd without `/proc` mounted),
+//!   the lane is taken without a lock and marked `LANE_NOLOCK`: its owner is
+//!   presumed alive for good. Unknown means alive.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(test)]
+use std::os::fd::AsRawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Once;
 
-pub(crate) use crate::sync::ProcId;
+use nix::libc;
 
 /// Bumped in every forked child (Relaxed: read and written only by the
 /// child's one thread right after `fork`, then read by its threads, which it
@@ -24,8 +44,24 @@ pub(crate) use crate::sync::ProcId;
 static FORK_GEN: AtomicU64 = AtomicU64::new(1);
 static ATFORK: Once = Once::new();
 
+/// Private lock descriptions of this process, closed in a forked child.
+/// -1: a free slot. A description that finds no slot is not closed in a
+/// child, which then keeps its parent's lanes looking alive while it lives
+/// (never the other way round).
+static LOCK_FDS: [AtomicI32; 128] = [const { AtomicI32::new(-1) }; 128];
+
 extern "C" fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    for slot in &LOCK_FDS {
+        // Relaxed: the child has one thread now.
+        let fd = slot.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: `close` is async-signal-safe; the fd is this child's
+            // copy of a lock description nothing else in the child uses
+            // (every user checks the fork generation first).
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 /// The fork generation of this process (see the module docs).
@@ -34,11 +70,11 @@ pub(crate) fn fork_gen() -> u64 {
     FORK_GEN.load(Ordering::Relaxed)
 }
 
-/// Installs the fork handler (once per process); call before registering.
+/// Installs the fork handler (once per process); call before taking lanes.
 pub(crate) fn watch_forks() {
     ATFORK.call_once(|| {
-        // SAFETY: the handler is an `extern "C"` function that only does an
-        // atomic add, which is async-signal-safe and valid in a fork child.
+        // SAFETY: the handler is an `extern "C"` function that only does
+        // atomic operations and `close`, which are async-signal-safe.
         let rc = unsafe { nix::libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
         // ENOMEM is the only documented failure; without the handler a
         // forked child would keep using its parent's lanes, so say so loudly
@@ -47,76 +83,203 @@ pub(crate) fn watch_forks() {
     });
 }
 
-/// This process's identity (cached per fork generation, in atomics rather
-/// than a lock so that a forked child never meets a lock held by a thread it
-/// did not inherit).
-pub(crate) fn me() -> ProcId {
-    static GEN: AtomicU64 = AtomicU64::new(0);
-    static PID: AtomicU64 = AtomicU64::new(0);
-    static START: AtomicU64 = AtomicU64::new(0);
-    static NS: AtomicU64 = AtomicU64::new(0);
-    let gen = fork_gen();
-    // Acquire pairs with the Release store of GEN below: the fields stored
-    // before it are the ones read here (two threads racing to fill the cache
-    // store the same values).
-    if GEN.load(Ordering::Acquire) == gen {
-        return ProcId {
-            pid: PID.load(Ordering::Relaxed) as u32,
-            start: START.load(Ordering::Relaxed),
-            pidns: NS.load(Ordering::Relaxed),
+/// This process's pid, for reports in lanes.
+pub(crate) fn pid() -> u32 {
+    std::process::id()
+}
+
+fn lock(ty: i32, start: u64) -> libc::flock {
+    // SAFETY: `flock` is plain data; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = ty as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = start as _;
+    fl.l_len = 1;
+    fl
+}
+
+/// One ring's liveness locks in this process (see the module docs).
+pub(crate) struct Locks {
+    /// For queries: the segment's fd (never holds a lock), borrowed from
+    /// the segment, which outlives the ring; or `own_query` for heap rings.
+    query: RawFd,
+    _own_query: Option<OwnedFd>,
+    /// Byte of lane 0.
+    base: u64,
+    /// How to open the file again if `/proc/self/fd` is not there.
+    name: Option<String>,
+    /// This process's private description: `{fork gen: 32 | fd + 1: 32}`,
+    /// 0 before the first lock. A value from an older generation is a
+    /// parent's (closed by the fork handler), never used or closed here.
+    own: AtomicU64,
+    /// Serialises this ring's lane joins, leaves and reaps in this process
+    /// (they share one description, whose locks never conflict with each
+    /// other, so an unlock by one could drop another's lock): the fork
+    /// generation of the holder, 0 when free. A holder from an older
+    /// generation was a parent's thread, absent here: taken over.
+    busy: AtomicU64,
+}
+
+/// Holds [`Locks::busy`] until dropped.
+pub(crate) struct Serial<'a>(&'a AtomicU64);
+
+impl Drop for Serial<'_> {
+    fn drop(&mut self) {
+        // Release: our lock changes and lane stores come before the next
+        // holder's.
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+impl Locks {
+    /// Locks of ring `ring` of the segment open as `fd` (named `name`).
+    pub(crate) fn new(fd: RawFd, ring: u16, name: Option<&str>) -> Self {
+        Locks {
+            query: fd,
+            _own_query: None,
+            base: crate::layout::LOCK_BASE + ring as u64 * crate::layout::LANES as u64,
+            name: name.map(str::to_owned),
+            own: AtomicU64::new(0),
+            busy: AtomicU64::new(0),
+        }
+    }
+
+    /// Locks over a private memfd, for rings on the heap (tests).
+    #[cfg(test)]
+    pub(crate) fn private() -> Self {
+        let fd =
+            nix::sys::memfd::memfd_create(c"shmq-locks", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+                .expect("memfd");
+        let mut l = Locks::new(fd.as_raw_fd(), 0, None);
+        l._own_query = Some(fd);
+        l
+    }
+
+    /// Serialises lane changes in this process (see `busy`).
+    pub(crate) fn serial(&self) -> Serial<'_> {
+        let gen = fork_gen();
+        loop {
+            // Relaxed: only compared.
+            let cur = self.busy.load(Ordering::Relaxed);
+            // Acquire: the previous holder's lane stores come first.
+            if (cur == 0 || cur != gen)
+                && self
+                    .busy
+                    .compare_exchange(cur, gen, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return Serial(&self.busy);
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// This process's private description of the file, opened on first
+    /// use in each fork generation; `None` if the file cannot be opened
+    /// again. The caller holds [`Locks::serial`].
+    fn own_fd(&self) -> Option<RawFd> {
+        let gen = fork_gen() & 0xffff_ffff;
+        // Relaxed: only this process's serialised lane changes use it.
+        let w = self.own.load(Ordering::Relaxed);
+        if w >> 32 == gen && w as u32 != 0 {
+            return Some((w as u32 - 1) as RawFd);
+        }
+        let fd = self.reopen()?;
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        for slot in &LOCK_FDS {
+            // Relaxed: read only by the fork handler of this process.
+            if slot
+                .compare_exchange(-1, raw, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        self.own
+            .store(gen << 32 | (raw as u32 + 1) as u64, Ordering::Relaxed);
+        Some(raw)
+    }
+
+    /// A new description of the segment's file: through `/proc/self/fd`,
+    /// else (a named segment) by name, checked to be the same file.
+    fn reopen(&self) -> Option<OwnedFd> {
+        use nix::fcntl::{open, OFlag};
+        use nix::sys::stat::{fstat, Mode};
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let via_proc = open(
+            format!("/proc/self/fd/{}", self.query).as_str(),
+            flags,
+            Mode::empty(),
+        )
+        .ok();
+        let fd = via_proc.or_else(|| {
+            let name = self.name.as_deref()?;
+            nix::sys::mman::shm_open(name, OFlag::O_RDONLY, Mode::empty()).ok()
+        })?;
+        // SAFETY: `query` is open for the life of `self` (see the field).
+        let q = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.query) };
+        let (a, b) = (fstat(q).ok()?, fstat(&fd).ok()?);
+        (a.st_dev == b.st_dev && a.st_ino == b.st_ino).then_some(fd)
+    }
+
+    /// Takes the liveness lock of lane `i`; `false` if it cannot (no
+    /// private description: the lane is then taken as `LANE_NOLOCK`). The
+    /// caller holds [`Locks::serial`].
+    pub(crate) fn hold(&self, i: usize) -> bool {
+        let Some(fd) = self.own_fd() else {
+            return false;
         };
+        let fl = lock(libc::F_RDLCK, self.base + i as u64);
+        // SAFETY: `fd` is open (ours, this generation); `fl` is a valid
+        // flock that the call only reads.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
     }
-    let pid = std::process::id();
-    let id = ProcId {
-        pid,
-        start: stat(pid).map(|(_, s)| s).unwrap_or(0),
-        pidns: pidns("self").unwrap_or(0),
-    };
-    PID.store(pid as u64, Ordering::Relaxed);
-    START.store(id.start, Ordering::Relaxed);
-    NS.store(id.pidns, Ordering::Relaxed);
-    GEN.store(gen, Ordering::Release);
-    id
+
+    /// Drops the liveness lock of lane `i`, if this process's generation
+    /// holds it. The caller holds [`Locks::serial`].
+    pub(crate) fn unhold(&self, i: usize) {
+        let gen = fork_gen() & 0xffff_ffff;
+        // Relaxed: as in `own_fd`.
+        let w = self.own.load(Ordering::Relaxed);
+        if w >> 32 != gen || w as u32 == 0 {
+            return;
+        }
+        let fl = lock(libc::F_UNLCK, self.base + i as u64);
+        // SAFETY: as in `hold`.
+        unsafe { libc::fcntl((w as u32 - 1) as RawFd, libc::F_OFD_SETLK, &fl) };
+    }
+
+    /// Whether some process holds the liveness lock of lane `i`: `false`
+    /// only when the kernel says nobody does. An error answers `true`.
+    pub(crate) fn held(&self, i: usize) -> bool {
+        let mut fl = lock(libc::F_WRLCK, self.base + i as u64);
+        // SAFETY: `query` is open for the life of `self`; `fl` is a valid
+        // flock the kernel fills in.
+        let r = unsafe { libc::fcntl(self.query, libc::F_OFD_GETLK, &mut fl) };
+        r != 0 || fl.l_type != libc::F_UNLCK as libc::c_short
+    }
 }
 
-/// Whether the process that registered `(pid, start, pidns)` may still be
-/// running. `false` only when it is certainly gone: no such pid, a zombie,
-/// or a pid now owned by a process that started at another time.
-pub(crate) fn alive(pid: u32, start: u64, ns: u64) -> bool {
-    let mine = me();
-    if ns == 0 || mine.pidns == 0 || ns != mine.pidns {
-        return true; // cannot judge a pid from another (or unknown) namespace
+impl Drop for Locks {
+    fn drop(&mut self) {
+        let gen = fork_gen() & 0xffff_ffff;
+        let w = *self.own.get_mut();
+        if w >> 32 == gen && w as u32 != 0 {
+            let fd = (w as u32 - 1) as RawFd;
+            for slot in &LOCK_FDS {
+                // Relaxed: as in `own_fd`.
+                if slot
+                    .compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+            // SAFETY: the description is ours (this generation) and no lane
+            // of this ring is used any more.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
     }
-    if pid == mine.pid {
-        return start == 0 || mine.start == 0 || start == mine.start;
-    }
-    match stat(pid) {
-        None => false,
-        Some((state, st)) => !matches!(state, b'Z' | b'X') && (start == 0 || st == start),
-    }
-}
-
-/// Field 3 (state) and field 22 (start time) of `/proc/<pid>/stat`; `None`
-/// if there is no such process.
-fn stat(pid: u32) -> Option<(u8, u64)> {
-    let s = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold anything,
-    // so count fields from the last ')'.
-    let close = s.iter().rposition(|&b| b == b')')?;
-    let mut fields = s[close + 1..]
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let state = *fields.next()?.first()?;
-    let start = fields.nth(18)?; // fields 4..=21 skipped: 22 is the 19th after state
-    let start = std::str::from_utf8(start).ok()?.parse().ok()?;
-    Some((state, start))
-}
-
-fn pidns(who: &str) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{who}/ns/pid"))
-        .ok()
-        .map(|m| m.ino())
 }
 
 #[cfg(test)]
@@ -124,33 +287,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn self_is_alive_and_a_stranger_start_time_is_not() {
-        let me = me();
-        assert!(me.start != 0 && me.pidns != 0, "{me:?}");
-        assert!(alive(me.pid, me.start, me.pidns));
-        // pid 1 exists, but not with our start time.
-        if let Some((_, st)) = stat(1) {
-            assert!(!alive(1, st + 1, me.pidns));
-            assert!(alive(1, st, me.pidns));
-        }
-        // Another namespace: presumed alive, whatever the pid.
-        assert!(alive(u32::MAX - 1, 1, me.pidns + 1));
-    }
-
-    #[test]
-    fn exited_child_is_dead_even_as_a_zombie() {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        let st = stat(pid).map(|(_, s)| s);
-        // Wait until it is a zombie (exited, not yet reaped).
-        for _ in 0..2000 {
-            if stat(pid).map(|(s, _)| s) == Some(b'Z') {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(!alive(pid, st.unwrap_or(0), me().pidns));
-        child.wait().unwrap();
-        assert!(!alive(pid, st.unwrap_or(0), me().pidns));
+    fn a_lock_is_seen_by_others_and_gone_when_dropped() {
+        let l = Locks::private();
+        let _s = l.serial();
+        assert!(!l.held(3));
+        assert!(l.hold(3));
+        assert!(l.held(3), "our own lock is seen through the query fd");
+        assert!(!l.held(4));
+        l.unhold(3);
+        assert!(!l.held(3));
+        assert!(l.hold(5));
+        drop(_s);
+        // Another attachment of the same file in this process: its own
+        // description, whose locks are seen by the first, and which can
+        // take a lane byte of its own.
+        let other = Locks::new(l.query, 0, None);
+        assert!(other.held(5));
+        let s2 = other.serial();
+        assert!(other.hold(6));
+        drop(s2);
+        drop(other); // closes its description: its lock goes, ours stays
+        assert!(!l.held(6));
+        assert!(l.held(5));
     }
 }

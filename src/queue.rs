@@ -4,15 +4,17 @@
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
-use crate::layout::{ROLE_RECEIVER, ROLE_SENDER};
-use crate::proc;
+use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
+use crate::proc::{self, Locks};
 use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE, SPIN_TRIES};
 use crate::segment::{self, Segment};
 use std::cell::Cell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,10 +29,13 @@ impl Shared {
     pub(crate) fn new(seg: Segment) -> Arc<Self> {
         let rings = (0..seg.spec().rings)
             .map(|k| {
+                let locks = Locks::new(seg.fd().as_raw_fd(), k, seg.name());
                 // SAFETY: ring `k` is `ring_len` bytes at a page-aligned
                 // offset of the mapping, which lives in `Shared` beside the
-                // ring and is dropped after it.
-                unsafe { Ring::from_raw(seg.ring_base(k), seg.geometry(), seg.spec().maxsize) }
+                // ring and is dropped after it (as is the fd `locks` uses).
+                unsafe {
+                    Ring::from_raw(seg.ring_base(k), seg.geometry(), seg.spec().maxsize, locks)
+                }
             })
             .collect();
         Arc::new(Shared { rings, seg })
@@ -123,11 +128,81 @@ impl Builder {
 /// A queue in shared memory: make [`Sender`]s and [`Receiver`]s from it, ask
 /// its state, close it, or hand it to another process.
 ///
-/// Cloning is cheap and shares the mapping. Every method works the same in
-/// every process attached to the queue.
-#[derive(Clone)]
+/// Cloning shares the mapping. Every method works the same in every process
+/// attached to the queue.
+///
+/// A `Queue` handle could make a sender or a receiver at any time, so, as
+/// in Python, while one lives anywhere (in any process) receivers never
+/// report [`RecvError::Disconnected`] and senders never
+/// [`SendError::Disconnected`]: they wait. A consumer that should learn
+/// that every producer is gone keeps only its [`Receiver`]
+/// (`Queue::from_env("JOBS")?.receiver()`). Like a [`Sender`], each handle
+/// owns a lane of the queue (see [`SendError::TooManyHandles`]).
 pub struct Queue {
     pub(crate) shared: Arc<Shared>,
+    /// `{fork generation: 48 | lane: 16}` of the handle's [`ROLE_QUEUE`]
+    /// lane; atomics, so that a `Queue` stays `Sync`.
+    lane: QueueLane,
+}
+
+impl Clone for Queue {
+    /// Another handle on the same mapping, with a lane of its own.
+    fn clone(&self) -> Self {
+        Queue::attached(self.shared.clone(), true)
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.lane.release(self.shared.ring(0));
+    }
+}
+
+/// A `Queue` handle's lane (see [`Queue`]): taken when the handle is made,
+/// and again in a forked child on the handle's first use there.
+struct QueueLane(AtomicU64);
+
+impl QueueLane {
+    const NONE: u64 = u64::MAX;
+
+    fn new() -> Self {
+        QueueLane(AtomicU64::new(Self::NONE))
+    }
+
+    /// Takes a lane unless the handle has one of this process.
+    fn ensure(&self, ring: &Ring) {
+        let gen = proc::fork_gen() & 0xffff_ffff_ffff;
+        // Relaxed (all): the word is this process's own bookkeeping.
+        let w = self.0.load(Ordering::Relaxed);
+        if w != Self::NONE && w >> 16 == gen {
+            return;
+        }
+        proc::watch_forks();
+        let Some(lane) = ring.join(ROLE_QUEUE, proc::pid()) else {
+            return; // no lane free: the handle counts from its next use
+        };
+        if self
+            .0
+            .compare_exchange(
+                w,
+                gen << 16 | lane as u64,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            ring.leave_lane(lane, ROLE_QUEUE); // another thread took one
+        }
+    }
+
+    fn release(&self, ring: &Ring) {
+        let gen = proc::fork_gen() & 0xffff_ffff_ffff;
+        // Relaxed: as in `ensure`; `&mut self` in drop.
+        let w = self.0.swap(Self::NONE, Ordering::Relaxed);
+        if w != Self::NONE && w >> 16 == gen {
+            ring.leave_lane(w as u16, ROLE_QUEUE);
+        }
+    }
 }
 
 impl Queue {
@@ -142,15 +217,30 @@ impl Queue {
     }
 
     fn from_segment(seg: Segment) -> Result<Self, OpenError> {
+        Queue::checked(seg, true)
+    }
+
+    fn checked(seg: Segment, with_lane: bool) -> Result<Self, OpenError> {
         if seg.spec().kind != KIND_QUEUE {
             return Err(OpenError::KindMismatch {
                 expected: "queue",
                 found: "pipe",
             });
         }
-        Ok(Queue {
-            shared: Shared::new(seg),
-        })
+        Ok(Queue::attached(Shared::new(seg), with_lane))
+    }
+
+    /// A handle on `shared`; with `with_lane`, one that counts as a
+    /// potential sender and receiver (every public one).
+    fn attached(shared: Arc<Shared>, with_lane: bool) -> Self {
+        let q = Queue {
+            shared,
+            lane: QueueLane::new(),
+        };
+        if with_lane {
+            q.lane.ensure(q.ring());
+        }
+        q
     }
 
     fn ring(&self) -> &Ring {
@@ -201,7 +291,8 @@ impl Queue {
     /// reports [`OpenError::NotInitialized`] for good: remove it with
     /// [`Queue::unlink`].
     pub fn is_stale(name: &str) -> Result<bool, OpenError> {
-        let q = Queue::open(name)?;
+        // Looked at without a lane of our own, which would count as live.
+        let q = Queue::checked(Segment::open_named(name)?, false)?;
         Ok(!q.ring().any_live_lane())
     }
 
@@ -262,11 +353,13 @@ impl Queue {
 
     /// A new sending handle.
     pub fn sender(&self) -> Sender {
+        self.lane.ensure(self.ring());
         Sender::new(self.shared.clone(), 0)
     }
 
     /// A new receiving handle.
     pub fn receiver(&self) -> Receiver {
+        self.lane.ensure(self.ring());
         Receiver::new(self.shared.clone(), 0)
     }
 
@@ -426,7 +519,7 @@ impl LaneGen {
     fn take(&self, lane: &Cell<u16>, ring: &Ring, role: u64) -> Option<u16> {
         proc::watch_forks();
         self.0.set(proc::fork_gen());
-        let l = ring.join(role, proc::me());
+        let l = ring.join(role, proc::pid());
         lane.set(l.unwrap_or(NO_LANE));
         l
     }
@@ -831,6 +924,8 @@ impl Receiver {
             ring: self.ring(),
             claims,
             lane,
+            gen: proc::fork_gen(),
+            _not_send: PhantomData,
         }
     }
 
@@ -839,6 +934,8 @@ impl Receiver {
             ring: self.ring(),
             claim: Some(claim),
             lane,
+            gen: proc::fork_gen(),
+            _not_send: PhantomData,
         }
     }
 
@@ -880,11 +977,35 @@ impl fmt::Debug for Receiver {
 /// not stop other receivers taking later messages, but room is reclaimed in
 /// order, so a guard held for long keeps the room of every later message too.
 /// A guard that is leaked (`mem::forget`) never gives its room back.
+///
+/// A guard is released only by the process (and thread) that received it:
+/// it is not `Send`, and a copy inherited by a forked child does nothing
+/// when the child drops it (the parent's copy still gives the room back, so
+/// a child must copy what it needs before the parent drops its guard).
+///
+/// ```compile_fail
+/// let q = shmq::Queue::builder().create()?;
+/// q.sender().send(b"x")?;
+/// let rx = q.receiver();
+/// let g = rx.recv()?;
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(g)); // error: `RecvGuard` cannot be sent
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct RecvGuard<'a> {
     ring: &'a Ring,
     claim: Option<Claim>,
     lane: u16,
+    /// The fork generation that took the claim: only it releases.
+    gen: u64,
+    _not_send: NotSend,
 }
+
+/// Makes a guard `!Send` (its release writes the receiving handle's lane,
+/// which only that handle's thread may) and leaves it `Sync` (reading the
+/// bytes from several threads is fine).
+type NotSend = PhantomData<std::sync::MutexGuard<'static, ()>>;
 
 impl std::ops::Deref for RecvGuard<'_> {
     type Target = [u8];
@@ -906,9 +1027,18 @@ impl AsRef<[u8]> for RecvGuard<'_> {
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.claim.take() {
-            self.ring.release(c, self.lane);
+            if taken_here(self.gen) {
+                self.ring.release(c, self.lane);
+            }
         }
     }
+}
+
+/// Whether a guard taken under fork generation `gen` is this process's to
+/// release (a forked child's inherited copy is not).
+#[inline]
+fn taken_here(gen: u64) -> bool {
+    gen == proc::fork_gen()
 }
 
 impl fmt::Debug for RecvGuard<'_> {
@@ -922,11 +1052,26 @@ impl fmt::Debug for RecvGuard<'_> {
 /// Messages taken together by [`Receiver::recv_batch`], read in place from
 /// shared memory, in queue order. Their room is given back, with one
 /// wake-up of the senders, when the batch drops; as with [`RecvGuard`],
-/// holding it pins the room of every later message.
+/// holding it pins the room of every later message. Like a guard, a batch
+/// is not `Send` and is released only by the process that received it
+/// (not by a forked child's copy).
+///
+/// ```compile_fail
+/// let q = shmq::Queue::builder().create()?;
+/// q.sender().send(b"x")?;
+/// let rx = q.receiver();
+/// let b = rx.recv_batch(8)?;
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(b)); // error: `Batch` cannot be sent
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Batch<'a> {
     ring: &'a Ring,
     claims: Vec<Claim>,
     lane: u16,
+    gen: u64,
+    _not_send: NotSend,
 }
 
 impl<'a> Batch<'a> {
@@ -956,7 +1101,9 @@ impl<'a> Batch<'a> {
 
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
-        self.ring.release_batch(self.claims.drain(..), self.lane);
+        if taken_here(self.gen) {
+            self.ring.release_batch(self.claims.drain(..), self.lane);
+        }
     }
 }
 
@@ -1022,29 +1169,56 @@ mod tests {
     fn receivers_learn_that_every_sender_is_gone() {
         let q = Queue::builder().capacity_bytes(4096).create().unwrap();
         let rx = q.receiver();
-        // No sender yet: that is not "all gone", so recv waits.
+        // A `Queue` handle could still send: receivers wait.
         assert_eq!(
-            rx.recv_timeout(Duration::from_millis(250)).unwrap_err(),
+            rx.recv_timeout(Duration::from_millis(150)).unwrap_err(),
             RecvError::Timeout
         );
         let tx = q.sender();
+        let rx2 = q.receiver();
+        drop(q);
         tx.send(b"last words").unwrap();
-        let waiter = {
-            let q = q.clone();
-            std::thread::spawn(move || {
-                let rx = q.receiver();
-                let first = rx.recv().map(|m| m.to_vec());
-                (first, rx.recv().map(|m| m.to_vec()))
-            })
-        };
+        let waiter = std::thread::spawn(move || {
+            let first = rx2.recv().map(|m| m.to_vec());
+            (first, rx2.recv().map(|m| m.to_vec()))
+        });
         std::thread::sleep(Duration::from_millis(50));
         drop(tx);
         let (first, second) = waiter.join().unwrap();
         assert_eq!(first.unwrap(), b"last words", "drained first");
         assert_eq!(second.unwrap_err(), RecvError::Disconnected);
-        // A new sender reconnects.
-        q.sender().send(b"again").unwrap();
-        assert_eq!(&*rx.recv().unwrap(), b"again");
+        // Known at the call: no waiting for a slice.
+        let t = Instant::now();
+        assert_eq!(rx.recv().unwrap_err(), RecvError::Disconnected);
+        assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_live_queue_handle_keeps_receivers_waiting() {
+        // Python's pattern: the parent keeps the queue, the producers come
+        // and go, and a sentinel comes last from a fresh sender.
+        let q = Queue::builder().capacity_bytes(4096).create().unwrap();
+        let rx = q.receiver();
+        let consumer = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                match rx.recv() {
+                    Ok(m) if &*m == b"STOP" => return Ok(got),
+                    Ok(m) => got.push(m.to_vec()),
+                    Err(e) => return Err(e),
+                }
+            }
+        });
+        for i in 0..3u8 {
+            q.sender().send(&[i]).unwrap(); // a sender per send
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        q.sender().send(b"STOP").unwrap();
+        assert_eq!(
+            consumer.join().unwrap(),
+            Ok(vec![vec![0], vec![1], vec![2]])
+        );
     }
 
     #[test]
@@ -1056,6 +1230,7 @@ mod tests {
             .unwrap();
         let tx = q.sender();
         let rx = q.receiver();
+        drop(q);
         tx.send(b"fills it").unwrap();
         let blocked = std::thread::spawn(move || tx.send(b"waits"));
         std::thread::sleep(Duration::from_millis(50));

@@ -31,15 +31,20 @@
 use crate::error::{RecvError, SendError};
 use crate::layout::*;
 use crate::sync::{
-    death_point, fence, futex_wait, futex_wake_all, mutant, spin_hint, AtomicU64, Ordering,
+    death_point, fence, futex_wait, futex_wake_all, mutant, spin_hint, AtomicU64, Locks, Ordering,
 };
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-/// Longest single futex sleep: a sleeper wakes at least this often to
-/// re-check, so a wake-up that a dead peer never sent costs at most this.
+/// The watcher's futex sleep (see [`Ring::watch`]): it wakes at least this
+/// often to scan for dead peers, so a wake-up that a dead peer never sent
+/// costs it at most this.
 const SLEEP_SLICE: Duration = Duration::from_millis(100);
+/// Every other blocked waiter's futex sleep: it wakes this often to check
+/// whether its peers are gone (no system call) and to replace a watcher
+/// that stopped watching.
+const LONG_SLICE: Duration = Duration::from_millis(1000);
 /// Failed attempts (with a spin hint between them) before a blocking call
 /// registers as a waiter and sleeps. Zero under loom: spinning there only
 /// multiplies the interleavings to explore.
@@ -250,6 +255,8 @@ pub(crate) struct Ring {
     shift: u32,
     maxsize: u64,
     max_len: usize,
+    /// Liveness of the lanes' owners (see `proc`).
+    locks: Locks,
     #[cfg(any(test, loom))]
     _heap: Option<HeapParts>,
 }
@@ -271,7 +278,12 @@ impl Ring {
     /// shmq ring left them in (any value is memory-safe: every index is
     /// masked and every length checked).
     #[cfg(not(loom))]
-    pub(crate) unsafe fn from_raw(base: NonNull<u8>, geo: &Geometry, maxsize: u64) -> Self {
+    pub(crate) unsafe fn from_raw(
+        base: NonNull<u8>,
+        geo: &Geometry,
+        maxsize: u64,
+        locks: Locks,
+    ) -> Self {
         // SAFETY: offsets lie inside the mapping per the caller's contract and
         // are aligned for their types (page-aligned base, const-asserted
         // offsets).
@@ -286,6 +298,7 @@ impl Ring {
                 },
                 geo,
                 maxsize,
+                locks,
                 #[cfg(test)]
                 None,
             )
@@ -325,7 +338,20 @@ impl Ring {
             _descs: descs,
             _data: data,
         };
-        Ring::from_parts(ctrl_ptr, lanes_ptr, desc_ptr, d, &geo, maxsize, Some(heap))
+        #[cfg(not(loom))]
+        let locks = Locks::private();
+        #[cfg(loom)]
+        let locks = Locks;
+        Ring::from_parts(
+            ctrl_ptr,
+            lanes_ptr,
+            desc_ptr,
+            d,
+            &geo,
+            maxsize,
+            locks,
+            Some(heap),
+        )
     }
 
     fn from_parts(
@@ -335,6 +361,7 @@ impl Ring {
         data: Data,
         geo: &Geometry,
         maxsize: u64,
+        locks: Locks,
         #[cfg(any(test, loom))] heap: Option<HeapParts>,
     ) -> Self {
         Ring {
@@ -347,6 +374,7 @@ impl Ring {
             shift: geo.shift,
             maxsize: if maxsize == 0 { UNBOUNDED } else { maxsize },
             max_len: geo.max_message(),
+            locks,
             #[cfg(any(test, loom))]
             _heap: heap,
         }
@@ -596,11 +624,10 @@ impl Ring {
                     &self.ctrl().send_wait,
                     deadline,
                     cache.spin,
+                    cache.lane.get(),
+                    ROLE_RECEIVER,
                     attempt,
-                    |slice| {
-                        self.peers_gone(cache.lane.get(), ROLE_RECEIVER, slice)
-                            .then(|| attempt().unwrap_or(Err(SendError::Disconnected)))
-                    },
+                    || Err(SendError::Disconnected),
                 )
                 .unwrap_or(Err(SendError::Timeout)),
             r => r,
@@ -776,10 +803,15 @@ impl Ring {
         };
         match self.try_recv(lane) {
             Err(RecvError::Empty) => self
-                .block(&self.ctrl().recv_wait, deadline, spin, attempt, |slice| {
-                    self.peers_gone(lane, ROLE_SENDER, slice)
-                        .then(|| attempt().unwrap_or(Err(RecvError::Disconnected)))
-                })
+                .block(
+                    &self.ctrl().recv_wait,
+                    deadline,
+                    spin,
+                    lane,
+                    ROLE_SENDER,
+                    attempt,
+                    || Err(RecvError::Disconnected),
+                )
                 .unwrap_or(Err(RecvError::Timeout)),
             r => r,
         }
@@ -961,30 +993,42 @@ impl Ring {
     /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
     /// when it is done (success or a final error), `None` to keep waiting.
     /// It is retried `spin` times with a spin hint between tries before the
-    /// caller registers as a waiter and sleeps. After every sleep `check`
-    /// may end the wait (a peer died or left); its argument says whether a
-    /// whole slice passed since its last slow check, or the deadline did
-    /// (never under loom, which has no clock). Returns `None` when
-    /// `deadline` passed.
+    /// caller registers as a waiter and sleeps. The wait ends with
+    /// `disconnected()` when every handle that could act as `peer` is gone
+    /// (checked before each sleep, no system call). One blocked waiter of
+    /// the ring, the watcher, also scans for dead processes every
+    /// [`SLEEP_SLICE`] (see [`Ring::watch`]); the others sleep up to
+    /// [`LONG_SLICE`] at a time. Returns `None` when `deadline` passed.
     #[cold]
-    #[cfg_attr(loom, allow(clippy::reversed_empty_ranges))]
+    #[allow(clippy::too_many_arguments)]
     fn block<T>(
         &self,
         cell: &WaitCell,
         deadline: Option<Instant>,
         spin: u32,
+        lane: u16,
+        peer: u64,
         mut attempt: impl FnMut() -> Option<T>,
-        mut check: impl FnMut(bool) -> Option<T>,
+        disconnected: impl Fn() -> T,
     ) -> Option<T> {
-        #[cfg(not(loom))]
-        let mut next_check = Instant::now() + SLEEP_SLICE;
         for _ in 0..spin {
             spin_hint();
             if let Some(r) = attempt() {
                 return Some(r);
             }
         }
-        loop {
+        let mut watching = false;
+        let result = loop {
+            let (watcher, scan) = self.watch(lane);
+            watching |= watcher;
+            if scan {
+                self.scan(lane);
+            }
+            // Known at the call, or learnt after a sleep: the peers are
+            // gone. Whatever they committed is still taken first.
+            if self.disconnected(peer) {
+                break Some(attempt().unwrap_or_else(&disconnected));
+            }
             let late = mutant!("register_after_recheck", false, true);
             let early = (!late).then(|| self.register(cell));
             if mutant!("no_recheck", true, false) {
@@ -992,7 +1036,7 @@ impl Ring {
                     if let Some(e) = early {
                         self.leave(cell, e);
                     }
-                    return Some(r);
+                    break Some(r);
                 }
             }
             // The break `register_after_recheck`: counted as a sleeper only
@@ -1003,32 +1047,30 @@ impl Ring {
                 // between the two (which also uncounted us) goes unnoticed.
                 seen = wake_epoch(cell.word.load(Ordering::Relaxed));
             }
-            let slice_end = Instant::now() + SLEEP_SLICE;
+            let slice = if watcher { SLEEP_SLICE } else { LONG_SLICE };
+            let slice_end = Instant::now() + slice;
             let until = match deadline {
                 Some(d) if d < slice_end => d,
                 _ => slice_end,
             };
             futex_wait(&cell.word, seen, Some(until));
             self.leave(cell, seen);
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                // A short timeout may never see a whole slice pass: check
-                // for dead peers before giving up, so that callers looping
-                // on `*_timeout` recover too.
-                return check(cfg!(not(loom))).or_else(attempt);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // A short timeout may never sleep a whole slice: scan for
+                // dead peers before giving up if nobody did lately, so that
+                // callers looping on `*_timeout` recover too.
+                let (watcher, scan) = self.watch(lane);
+                watching |= watcher;
+                if scan {
+                    self.scan(lane);
+                }
+                break attempt().or_else(|| self.disconnected(peer).then(&disconnected));
             }
-            #[cfg(not(loom))]
-            let slice = now >= next_check;
-            #[cfg(loom)]
-            let slice = false;
-            #[cfg(not(loom))]
-            if slice {
-                next_check = now + SLEEP_SLICE;
-            }
-            if let Some(r) = check(slice) {
-                return Some(r);
-            }
+        };
+        if watching {
+            self.unwatch(lane);
         }
+        result
     }
 
     /// Counts the caller among `cell`'s sleepers and returns the epoch to
@@ -1208,6 +1250,7 @@ impl Control {
             send_wait: cell(),
             epoch: CachePadded::new(AtomicU64::new(0)),
             seen: CachePadded::new(AtomicU64::new(0)),
+            watch: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }

@@ -162,33 +162,48 @@ pub(crate) fn mutant_on(name: &str) -> bool {
         == Some(name)
 }
 
-/// A process, as lanes record it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ProcId {
-    pub pid: u32,
-    /// Start time in clock ticks since boot; 0 if unknown.
-    pub start: u64,
-    /// Inode of the pid namespace; 0 if unknown.
-    pub pidns: u64,
+/// Liveness locks of one ring's lanes (see `proc`). Normal builds: the
+/// kernel's open-file-description locks on the segment's file.
+#[cfg(not(loom))]
+pub(crate) use crate::proc::Locks;
+
+/// Whether the owner of lane `i`, whose owner word was `owner`, may still
+/// be alive: `false` only on the kernel's word that nobody holds the lane's
+/// lock (an owner without a lock, `LANE_NOLOCK`, is always alive).
+#[cfg(not(loom))]
+pub(crate) fn lane_alive(locks: &Locks, i: usize, owner: u64) -> bool {
+    let alive = owner & crate::layout::LANE_NOLOCK != 0 || locks.held(i);
+    // The kernel released a dead owner's lock after the owner's last store;
+    // the fence keeps the caller's later loads of its notes after this
+    // verdict.
+    fence(Ordering::SeqCst);
+    alive
 }
 
-/// Whether the process that owns a lane may still be running (see
-/// `proc::alive`).
-#[cfg(not(loom))]
-pub(crate) fn alive(pid: u32, start: u64, pidns: u64) -> bool {
-    crate::proc::alive(pid, start, pidns)
+/// The loom model of [`Locks`]: a lane's owner is alive unless its model
+/// process was [`kill`]ed.
+#[cfg(loom)]
+pub(crate) struct Locks;
+
+#[cfg(loom)]
+impl Locks {
+    pub(crate) fn serial(&self) {}
+    pub(crate) fn hold(&self, _i: usize) -> bool {
+        true
+    }
+    pub(crate) fn unhold(&self, _i: usize) {}
+}
+
+#[cfg(loom)]
+pub(crate) fn lane_alive(_locks: &Locks, _i: usize, owner: u64) -> bool {
+    let pid = crate::layout::lane_pid(owner);
+    pid >= 64 || DEAD.load(Ordering::SeqCst) & (1 << pid) == 0
 }
 
 #[cfg(loom)]
 loom::lazy_static! {
     /// Model "processes" (pids 1..64) that have died: bit `pid`.
     static ref DEAD: AtomicU64 = AtomicU64::new(0);
-}
-
-/// loom model of the liveness check: a model thread "dies" with [`kill`].
-#[cfg(loom)]
-pub(crate) fn alive(pid: u32, _start: u64, _pidns: u64) -> bool {
-    pid >= 64 || DEAD.load(Ordering::SeqCst) & (1 << pid) == 0
 }
 
 /// Marks model process `pid` dead (it has stopped at a death point).
@@ -229,3 +244,34 @@ macro_rules! death_point {
     };
 }
 pub(crate) use death_point;
+
+/// Milliseconds of `CLOCK_MONOTONIC` (the same clock in every process of
+/// the host), for the watcher's stamps; `None` under loom, which has no
+/// clock (nobody watches in the models).
+#[cfg(not(loom))]
+pub(crate) fn now_ms() -> Option<u64> {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the kernel to fill in.
+    let r = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_MONOTONIC, &mut ts) };
+    (r == 0).then(|| ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000)
+}
+
+#[cfg(loom)]
+pub(crate) fn now_ms() -> Option<u64> {
+    None
+}
+
+/// The pid written into a lane this process reaps (reports only).
+#[cfg(not(loom))]
+pub(crate) fn my_pid() -> u32 {
+    crate::proc::pid()
+}
+
+/// Under loom: model pid 0, which never dies.
+#[cfg(loom)]
+pub(crate) fn my_pid() -> u32 {
+    0
+}

@@ -198,12 +198,12 @@ fn process_killed_asleep_is_uncounted_by_the_next_wake() {
 }
 
 /// Case 4: every sender died without closing: receivers drain what was
-/// sent, then get `Disconnected` instead of blocking forever.
+/// sent, then get `Disconnected` instead of blocking forever. (The parent
+/// keeps only its receiver: a live `Queue` handle could still send.)
 #[test]
 fn receivers_learn_that_senders_died() {
     let n = name("nosender");
-    let q = Queue::builder().create_named(&n).unwrap();
-    let rx = q.receiver();
+    let rx = Queue::builder().create_named(&n).unwrap().receiver();
     assert_eq!(run("send_and_die", &n).signal(), Some(9));
     for i in 0..3u8 {
         assert_eq!(&*rx.recv().unwrap(), &[b's', i]);
@@ -219,8 +219,11 @@ fn receivers_learn_that_senders_died() {
 #[test]
 fn senders_learn_that_receivers_died() {
     let n = name("noreceiver");
-    let q = Queue::builder().maxsize(1).create_named(&n).unwrap();
-    let tx = q.sender();
+    let tx = Queue::builder()
+        .maxsize(1)
+        .create_named(&n)
+        .unwrap()
+        .sender();
     tx.send(b"fills it").unwrap();
     assert_eq!(run("recv_and_die", &n).signal(), Some(9));
     let t0 = Instant::now();

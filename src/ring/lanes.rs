@@ -20,14 +20,17 @@
 //! slice. Values read from lanes are untrusted and checked before use.
 
 use super::*;
-use crate::sync::alive;
+use crate::sync::{lane_alive, my_pid, now_ms};
 
 /// A lane index meaning "none" (the handle could not get one, or has not
 /// yet).
 pub(crate) const NO_LANE: u16 = u16::MAX;
 
-/// Lane `owner` role while a survivor frees the lane.
-const ROLE_REAPING: u64 = 0xff;
+/// How often the watcher scans (ms).
+const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
+/// A watcher that has not scanned for this long (ms) is replaced.
+const TAKEOVER_MS: u64 = LONG_SLICE.as_millis() as u64;
+const MS_MASK: u64 = (1 << 48) - 1;
 
 /// Whether `a` is strictly before `b` in the wrapping `seq` space.
 fn seq_behind(a: u64, b: u64) -> bool {
@@ -73,30 +76,26 @@ impl Ring {
         }
     }
 
-    /// Whether the process owning lane `l` (owner word `owner`) may be alive.
-    fn owner_alive(&self, l: &Lane, owner: u64) -> bool {
-        // Relaxed: written before the owner's first step, which the caller
-        // acquired; 0 (not yet written) reads as "alive".
-        mutant!("recover_ignores_liveness", true, false)
-            && alive(
-                lane_pid(owner),
-                l.start.load(Ordering::Relaxed),
-                l.pidns.load(Ordering::Relaxed),
-            )
+    /// Whether the owner of lane `i` (owner word `owner`) may be alive:
+    /// `false` only on the kernel's word (see `proc`).
+    fn owner_alive(&self, i: usize, owner: u64) -> bool {
+        mutant!("recover_ignores_liveness", true, false) && lane_alive(&self.locks, i, owner)
     }
 
-    /// Whether the note `note` that lane `l` held in `word` may still be
+    /// Whether the note `note` that lane `i` held in `word` may still be
     /// its owner's to finish: the owner is alive, or the note has changed
     /// since (so someone alive is using the lane).
-    fn note_live(&self, l: &Lane, owner: u64, word: &AtomicU64, note: u64) -> bool {
+    fn note_live(&self, i: usize, owner: u64, word: &AtomicU64, note: u64) -> bool {
         // Acquire: as the first load of the note (see its callers).
-        self.owner_alive(l, owner) || word.load(Ordering::Acquire) != note
+        self.owner_alive(i, owner) || word.load(Ordering::Acquire) != note
     }
 
-    /// Takes a free lane for a handle of `role` in process `me`; frees the
-    /// lanes of dead processes first if none is free. `None`: all lanes are
-    /// held by live handles.
-    pub(crate) fn join(&self, role: u64, me: crate::sync::ProcId) -> Option<u16> {
+    /// Takes a free lane for a handle of `role` in process `pid`, with its
+    /// liveness lock; if none is free, first recovers and frees the lanes
+    /// of dead processes (without a lane of its own, so it moves no
+    /// `head`). `None`: every lane is held by a live handle.
+    pub(crate) fn join(&self, role: u64, pid: u32) -> Option<u16> {
+        let _serial = self.locks.serial();
         for round in 0..2 {
             // Even lanes first: the adjacent-line prefetcher pairs 64-byte
             // lines into 128-byte blocks, so two busy handles in lanes 2k
@@ -106,35 +105,45 @@ impl Ring {
             for k in 0..LANES {
                 let i = (2 * k) % LANES + (2 * k >= LANES) as usize;
                 let l = self.lane(i);
+                // Relaxed: only a hint; the CAS below decides.
+                let w = l.owner.load(Ordering::Relaxed);
+                if w & LANE_USED != 0 {
+                    continue;
+                }
+                // The lock first: from the moment the lane is ours, a
+                // survivor must find it held.
+                let locked = self.locks.hold(i);
                 // Acquire pairs with the Release store that freed the lane:
                 // the previous owner's last writes to it come before ours.
-                if l.owner.load(Ordering::Relaxed) == 0
-                    && l.owner
-                        .compare_exchange(
-                            0,
-                            lane_owner(me.pid, role),
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
+                if l.owner
+                    .compare_exchange(
+                        w,
+                        lane_owner(w, pid, role, locked),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
                 {
                     // Relaxed: published by our first claim or take (Release).
                     l.intent.store(0, Ordering::Relaxed);
                     l.moving.store(0, Ordering::Relaxed);
-                    l.start.store(me.start, Ordering::Relaxed);
-                    l.pidns.store(me.pidns, Ordering::Relaxed);
-                    // Relaxed: a count for liveness checks, not a publication.
-                    self.ctrl()
-                        .seen
-                        .fetch_add(role_unit(role), Ordering::Relaxed);
-                    self.ctrl()
-                        .seen
-                        .fetch_or(role_seen(role), Ordering::Relaxed);
+                    // Relaxed: a count for the disconnect check, not a
+                    // publication.
+                    let seen = &self.ctrl().seen;
+                    seen.fetch_add(role_unit(role), Ordering::Relaxed);
+                    seen.fetch_or(role_seen(role), Ordering::Relaxed);
                     return Some(i as u16);
                 }
+                if locked {
+                    self.locks.unhold(i);
+                }
             }
-            if round == 0 && self.reap() == 0 {
-                break;
+            if round == 0 {
+                self.recover(NO_LANE);
+                self.release_dead_holds();
+                if self.reap_serial() == 0 {
+                    break;
+                }
             }
         }
         None
@@ -145,72 +154,113 @@ impl Ring {
     /// this was the last of its peers.
     pub(crate) fn leave_lane(&self, i: u16, role: u64) {
         let Some(l) = self.lane_opt(i) else { return };
-        self.free_lane(l, role);
+        {
+            let _serial = self.locks.serial();
+            // Relaxed: our own lane's word, which only we change while it
+            // is ours.
+            let owner = l.owner.load(Ordering::Relaxed);
+            // Relaxed: a count, see `join`.
+            self.ctrl()
+                .seen
+                .fetch_sub(role_unit(role), Ordering::Relaxed);
+            self.free_lane(l, owner);
+            self.locks.unhold(i as usize);
+        }
         fence(Ordering::SeqCst);
         let ctrl = self.ctrl();
-        self.wake_if_waiting(if role == ROLE_SENDER {
-            &ctrl.recv_wait
-        } else {
-            &ctrl.send_wait
-        });
+        if role != ROLE_RECEIVER {
+            self.wake_if_waiting(&ctrl.recv_wait);
+        }
+        if role != ROLE_SENDER {
+            self.wake_if_waiting(&ctrl.send_wait);
+        }
     }
 
-    fn free_lane(&self, l: &Lane, role: u64) {
+    /// Clears lane `l`'s notes and frees it (its word was `owner`).
+    fn free_lane(&self, l: &Lane, owner: u64) {
         // Relaxed: published by the Release store of `owner` below.
         l.intent.store(0, Ordering::Relaxed);
         l.moving.store(0, Ordering::Relaxed);
-        l.start.store(0, Ordering::Relaxed);
-        l.pidns.store(0, Ordering::Relaxed);
-        // Relaxed: see `register`.
-        self.ctrl()
-            .seen
-            .fetch_sub(role_unit(role), Ordering::Relaxed);
-        // SYNC: pairs with the Acquire CAS in `register`.
-        l.owner.store(0, Ordering::Release);
+        // SYNC: pairs with the Acquire CAS in `join`.
+        l.owner.store(lane_free(owner), Ordering::Release);
     }
 
-    /// The check a blocked call makes after each sleep: with `slice` (a
-    /// whole sleep slice, or the deadline, passed) it first recovers what
-    /// dead processes left half done and frees their lanes; then it says
-    /// whether every peer of `role` (the other side) is gone.
-    pub(super) fn peers_gone(&self, lane: u16, role: u64, slice: bool) -> bool {
-        if slice {
-            self.recover(lane);
-            self.reap();
-        }
-        self.disconnected(role, slice)
-    }
-
-    /// Whether every peer of `role` is gone: some registered once and none
-    /// is registered now, or (`slow`, which costs a liveness check per lane)
-    /// none of those registered is alive.
-    fn disconnected(&self, role: u64, slow: bool) -> bool {
+    /// Whether every handle that could act as `peer` (sender or receiver;
+    /// queue handles count as both) is gone: one registered once, and none
+    /// is registered now. Dead processes' lanes count until the watcher
+    /// reaps them (see [`Ring::scan`]).
+    pub(super) fn disconnected(&self, peer: u64) -> bool {
         // Relaxed: a snapshot; a peer that registers after it is not missed
         // for long (the caller checks again after its next sleep).
-        let w = self.ctrl().seen.load(Ordering::Relaxed);
-        if w & role_seen(role) == 0 {
-            return false;
-        }
-        if role_count(w, role) == 0 {
-            return true;
-        }
-        slow && !(0..LANES).any(|i| {
-            let l = self.lane(i);
-            // Acquire: as in `any_live_lane`.
-            let o = l.owner.load(Ordering::Acquire);
-            lane_role(o) == role && self.owner_alive(l, o)
+        peers_all_gone(self.ctrl().seen.load(Ordering::Relaxed), peer)
+    }
+
+    /// Whether any lane is held by a live process.
+    pub(crate) fn any_live_lane(&self) -> bool {
+        (0..LANES).any(|i| {
+            // Acquire pairs with the Release that freed a lane; a snapshot
+            // otherwise (the answer can be stale the moment it is given).
+            let o = self.lane(i).owner.load(Ordering::Acquire);
+            matches!(lane_role(o), ROLE_SENDER | ROLE_RECEIVER | ROLE_QUEUE)
+                && self.owner_alive(i, o)
         })
     }
 
-    /// Whether any lane is held by a live process (or one being set up).
-    pub(crate) fn any_live_lane(&self) -> bool {
-        (0..LANES).any(|i| {
-            let l = self.lane(i);
-            // Acquire pairs with the Release that freed a lane; a snapshot
-            // otherwise (the answer can be stale the moment it is given).
-            let o = l.owner.load(Ordering::Acquire);
-            o != 0 && (lane_role(o) == ROLE_REAPING || self.owner_alive(l, o))
-        })
+    /// Whether the blocked waiter with lane `lane` is (or now becomes) the
+    /// ring's watcher, and whether it should scan now. One waiter at a time
+    /// watches and scans every [`SLEEP_SLICE`]; the others only replace a
+    /// watcher that stopped scanning for [`LONG_SLICE`] (it returned, or
+    /// died). Without a clock (loom) nobody watches.
+    pub(super) fn watch(&self, lane: u16) -> (bool, bool) {
+        let Some(now) = now_ms() else {
+            return (false, false);
+        };
+        if lane as usize >= LANES {
+            return (false, false);
+        }
+        let me = lane as u64 + 1;
+        let word = &self.ctrl().watch;
+        // Relaxed (all): the word elects a scanner; what a scan reads is
+        // ordered by its own Acquire loads.
+        let w = word.load(Ordering::Relaxed);
+        let (who, at) = (w >> 48, w & MS_MASK);
+        let since = now.wrapping_sub(at) & MS_MASK;
+        if !(who == me || who == 0 || since >= TAKEOVER_MS) {
+            return (false, false);
+        }
+        let scan = since >= SCAN_MS;
+        let next = me << 48 | if scan { now & MS_MASK } else { at };
+        if next != w
+            && word
+                .compare_exchange(w, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return (false, false);
+        }
+        (true, scan)
+    }
+
+    /// Gives up watching (the waiter with lane `lane` stops waiting).
+    pub(super) fn unwatch(&self, lane: u16) {
+        let word = &self.ctrl().watch;
+        // Relaxed: as in `watch`.
+        let w = word.load(Ordering::Relaxed);
+        if w >> 48 == lane as u64 + 1 {
+            let _ = word.compare_exchange(w, w & MS_MASK, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// The watcher's scan: recover what dead processes left half done, free
+    /// their lanes, and if that leaves one side without peers, wake the
+    /// other side's sleepers so that they see it. System calls: one
+    /// `F_OFD_GETLK` per lane in use, at most.
+    pub(super) fn scan(&self, lane: u16) {
+        self.recover(lane);
+        if self.reap_serial() > 0 {
+            fence(Ordering::SeqCst);
+            self.wake_if_waiting(&self.ctrl().recv_wait);
+            self.wake_if_waiting(&self.ctrl().send_wait);
+        }
     }
 
     /// Finishes or undoes what dead processes left half done where the ring
@@ -276,7 +326,7 @@ impl Ring {
             if ic.seq != r.seq || !(at_pad || rec == r.pos) {
                 continue;
             }
-            if self.note_live(l, owner, &l.intent, intent) {
+            if self.note_live(i, owner, &l.intent, intent) {
                 return false;
             }
             // Untrusted: the note must describe a claim this ring allows.
@@ -356,7 +406,7 @@ impl Ring {
         // SYNC: Acquire pairs with the Release zeroing (after a mover's
         // note) and the Release store of DONE.
         let w = self.desc(h).load(Ordering::Acquire);
-        if w == 0 {
+        if w == 0 && mine.is_some() {
             // A move of `head` half done: descriptor zeroed, `head` not yet
             // stored. Its mover noted where it goes.
             let mut to = None;
@@ -369,7 +419,7 @@ impl Ring {
                 if mv != (h << 1 | INTENT_SET) || lane_role(owner) != ROLE_RECEIVER {
                     continue;
                 }
-                if self.note_live(l, owner, &l.moving, mv) {
+                if self.note_live(i, owner, &l.moving, mv) {
                     return false;
                 }
                 // Relaxed: written before `moving`, which we acquired.
@@ -396,7 +446,7 @@ impl Ring {
             return true;
         }
         let d = Desc::unpack(w);
-        if d.tag != tag_of(h, self.shift) {
+        if w == 0 || d.tag != tag_of(h, self.shift) {
             return false;
         }
         let undo = match d.state {
@@ -404,12 +454,12 @@ impl Ring {
             // to): moving it is idempotent under `advance`'s CAS.
             ST_DONE => false,
             ST_TAKEN => {
-                let l = self.lane(d.owner as usize);
+                let i = d.owner as usize;
                 // Acquire: pairs with the Release that freed the lane.
-                let owner = l.owner.load(Ordering::Acquire);
+                let owner = self.lane(i).owner.load(Ordering::Acquire);
                 // A lane freed or reused by another role: the holder is gone
                 // (a leaked guard whose handle was dropped, or reaped).
-                if lane_role(owner) == ROLE_RECEIVER && self.owner_alive(l, owner) {
+                if lane_role(owner) == ROLE_RECEIVER && self.owner_alive(i, owner) {
                     return false;
                 }
                 true
@@ -430,7 +480,7 @@ impl Ring {
                     {
                         continue;
                     }
-                    if self.note_live(l, owner, &l.intent, intent) {
+                    if self.note_live(i, owner, &l.intent, intent) {
                         return false;
                     }
                     noted = true;
@@ -439,6 +489,12 @@ impl Ring {
             }
             _ => return false,
         };
+        // Without a lane (`join` finding every lane taken) we only mark
+        // records DONE: a `head` move we made could not be noted, so a
+        // death in it could not be finished by others.
+        if mine.is_none() && !undo {
+            return false;
+        }
         if undo {
             let done = Desc {
                 state: ST_DONE,
@@ -455,6 +511,10 @@ impl Ring {
                 return false;
             }
         }
+        if mine.is_none() {
+            self.wake_senders();
+            return true;
+        }
         fence(Ordering::SeqCst);
         let moved = self.advance(self.load_head_to_move(), mine);
         if moved {
@@ -463,30 +523,104 @@ impl Ring {
         moved
     }
 
+    /// Marks DONE every record in `[head, read)` held (TAKEN) by a dead
+    /// receiver, so that its lane is settled and can be reaped, without
+    /// moving `head` (for a caller without a lane: `join` when every lane is
+    /// taken). Whoever next releases or recovers at `head` moves it past
+    /// them.
+    fn release_dead_holds(&self) {
+        let ctrl = self.ctrl();
+        // Acquire: as in `recover_head`.
+        let mut p = ctrl.head.load(Ordering::Acquire);
+        let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
+        let mut left = pos_sub(r.pos, p).min(self.granules);
+        while left > 0 {
+            // Acquire: as in `recover_head`.
+            let w = self.desc(p).load(Ordering::Acquire);
+            let d = Desc::unpack(w);
+            if w == 0 || d.tag != tag_of(p, self.shift) {
+                return; // moved on under us, or not a record: stop
+            }
+            if d.state == ST_TAKEN {
+                let i = d.owner as usize;
+                // Acquire: pairs with the Release that freed the lane.
+                let owner = self.lane(i).owner.load(Ordering::Acquire);
+                if lane_role(owner) != ROLE_RECEIVER || !self.owner_alive(i, owner) {
+                    let done = Desc {
+                        state: ST_DONE,
+                        owner: 0,
+                        ..d
+                    };
+                    // Release: as a release's DONE store. The CAS fails if
+                    // anything changed.
+                    let _ = self.desc(p).compare_exchange(
+                        w,
+                        done.pack(),
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            let fp = footprint(d.len as usize).min(left);
+            p = pos_add(p, fp);
+            left -= fp;
+        }
+    }
+
     /// Frees the lanes of dead processes that hold nothing a survivor still
     /// needs. Returns how many it freed.
+    #[cfg(loom)]
     pub(crate) fn reap(&self) -> usize {
+        let _serial = self.locks.serial();
+        self.reap_serial()
+    }
+
+    /// `reap`, for a caller that holds `locks.serial()`.
+    fn reap_serial(&self) -> usize {
         let mut n = 0;
         for i in 0..LANES {
             let l = self.lane(i);
             // Acquire: pairs with the Release that freed or filled the lane.
             let owner = l.owner.load(Ordering::Acquire);
             let role = lane_role(owner);
-            if !(role == ROLE_SENDER || role == ROLE_RECEIVER)
-                || self.owner_alive(l, owner)
-                || !self.settled(i, l, role)
+            // A reaper that died half way (REAPING, no lock) is finished
+            // like any other dead owner; it had found the lane settled.
+            if !matches!(
+                role,
+                ROLE_SENDER | ROLE_RECEIVER | ROLE_QUEUE | ROLE_REAPING
+            ) || self.owner_alive(i, owner)
+                || (role != ROLE_REAPING && !self.settled(i, l, role))
             {
                 continue;
             }
             // Take the lane out of use while its fields are cleared, so that
-            // nobody registers in it meanwhile. Acquire: as the load above.
-            let reaping = lane_owner(lane_pid(owner), ROLE_REAPING);
+            // nobody registers in it meanwhile; our lock on it says we are
+            // alive while we do. The CAS (the generation is in the word)
+            // fails if the lane changed hands since we judged it.
+            let locked = self.locks.hold(i);
+            // Acquire: as the load above.
             if l.owner
-                .compare_exchange(owner, reaping, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(
+                    owner,
+                    lane_reaping(owner, my_pid()),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
-                self.free_lane(l, role);
+                if role != ROLE_REAPING {
+                    // Relaxed: a count, see `join`. Only the CAS that takes
+                    // the lane from its dead owner uncounts it.
+                    self.ctrl()
+                        .seen
+                        .fetch_sub(role_unit(role), Ordering::Relaxed);
+                }
+                death_point!("reaping", n);
+                self.free_lane(l, owner);
                 n += 1;
+            }
+            if locked {
+                self.locks.unhold(i);
             }
         }
         n

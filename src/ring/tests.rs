@@ -417,11 +417,7 @@ fn garbage_control_block_and_descriptors_never_crash() {
 /// SKIP of exactly its footprint.
 #[test]
 fn lane_notes_are_range_checked_before_recovery() {
-    let me = crate::proc::me();
-    // A pid that is certainly gone: a child we reaped.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
+    // A lane whose owner holds no liveness lock: dead, on the kernel's word.
     let (fp_bad, pad_bad) = (u64::MAX >> 32, 1u64 << 40);
     for (need, ok) in [
         (0, false),             // empty footprint
@@ -446,9 +442,7 @@ fn lane_notes_are_range_checked_before_recovery() {
         ctrl.tail.store(after.pack(), Ordering::Relaxed);
         let l = r.lane_opt(0).unwrap();
         l.owner
-            .store(lane_owner(dead, ROLE_SENDER), Ordering::Relaxed);
-        l.start.store(1, Ordering::Relaxed);
-        l.pidns.store(me.pidns, Ordering::Relaxed);
+            .store(lane_owner(0, 1, ROLE_SENDER, true), Ordering::Relaxed);
         l.need.store(need, Ordering::Relaxed);
         l.intent.store(claim.pack() | INTENT_SET, Ordering::Relaxed);
         assert_eq!(r.recover_read(), ok, "need {need:#x}");
