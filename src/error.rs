@@ -34,11 +34,14 @@ pub enum SendError {
     /// This end of a one-way pipe only receives.
     #[error("this pipe end is read-only")]
     ReadOnly,
-    /// The queue is full and every receiver is gone: receivers registered
-    /// once and none is left alive (dropped, exited, or killed). A blocking
-    /// send reports it instead of waiting for room that will never come;
-    /// see `docs/DESIGN.md` ("Dead peers") for when it is detected. Not
-    /// final: a receiver made later makes sends succeed again.
+    /// The queue is full and nothing could ever make room: no `Receiver`
+    /// and no `Queue` handle is left in any process (dropped, exited, or
+    /// killed). A blocking send reports it instead of waiting for room that
+    /// will never come; while any process holds the `Queue` it waits, as
+    /// Python's `put` does. Detected at the call, at once when the last
+    /// handle drops, within about 100 ms of the last holder's death (see
+    /// `docs/DESIGN.md`, "Dead peers"). A named queue opened again
+    /// reconnects.
     #[error("queue is full and no receiver is left")]
     Disconnected,
     /// Every one of the queue's 256 lanes is held by a live handle: drop
@@ -91,12 +94,15 @@ pub enum RecvError {
     /// This end of a one-way pipe only sends.
     #[error("this pipe end is write-only")]
     WriteOnly,
-    /// The queue is empty and every sender is gone: senders registered once
-    /// and none is left alive (dropped, exited, or killed without `close`).
-    /// A blocking receive reports it instead of waiting forever; see
-    /// `docs/DESIGN.md` ("Dead peers") for when it is detected. Not final: a
-    /// sender made later (another process opening the queue) makes receives
-    /// succeed again. `try_recv` never reports it (it makes no system call).
+    /// The queue is empty and nothing could ever send: no `Sender` and no
+    /// `Queue` handle is left in any process (dropped, exited, or killed
+    /// without `close`); for a pipe, the other end is gone (Python's
+    /// `EOFError`). A blocking receive reports it instead of waiting
+    /// forever; while any process holds the `Queue` it waits, as Python's
+    /// `get` does, so keep only the `Receiver` to learn of it. Detected at
+    /// the call, at once when the last handle drops, within about 100 ms of
+    /// the last holder's death (see `docs/DESIGN.md`, "Dead peers"). A
+    /// named queue opened again reconnects. `try_recv` never reports it.
     #[error("queue is empty and no sender is left")]
     Disconnected,
     /// Every one of the queue's 256 lanes is held by a live handle: drop

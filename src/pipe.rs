@@ -191,8 +191,10 @@ impl Connection {
     ///
     /// # Errors
     /// [`RecvError::Closed`] once either end closed and everything sent
-    /// before has been received; [`RecvError::WriteOnly`];
-    /// [`RecvError::Corrupted`].
+    /// before has been received; [`RecvError::Disconnected`] once the other
+    /// end was dropped, or its process exited or died, without `close`, and
+    /// everything it sent has been received (both are Python's `EOFError`);
+    /// [`RecvError::WriteOnly`]; [`RecvError::Corrupted`].
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
         self.rx()?.recv()
     }

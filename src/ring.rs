@@ -354,6 +354,7 @@ impl Ring {
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn from_parts(
         ctrl: NonNull<Control>,
         lanes: NonNull<Lane>,

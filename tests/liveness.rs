@@ -1,6 +1,7 @@
 //! Dead-peer recovery never harms a live peer, and Python-shaped programs
 //! never see a spurious end of stream (issue 13). Each test is a
-//! multi-process program that failed on layout v4.
+//! multi-process program; all but the pid-namespace one failed on layout
+//! v4 (which presumed peers in another namespace alive).
 
 mod common;
 
@@ -82,13 +83,25 @@ fn child_entry() {
         // The slow send from a worker thread while the thread that started
         // it has exited (`/proc/<pid>/stat` then reads `Z`).
         "slow_from_orphan_thread" => {
+            // libtest runs this entry off the main thread: fork, so that the
+            // calling thread is the new process's main thread.
+            // SAFETY: the harness's other threads are idle (one test runs).
+            match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Parent { child } => {
+                    let st = nix::sys::wait::waitpid(child, None).unwrap();
+                    assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+                    return;
+                }
+                nix::unistd::ForkResult::Child => {}
+            }
             let q = Queue::open(&n).unwrap();
             std::thread::spawn(move || {
                 slow_send(&q);
-                std::process::exit(0);
+                // SAFETY: ends the whole process at once, as a child must.
+                unsafe { nix::libc::_exit(0) };
             });
-            // This thread (the main one: libtest runs a lone test on it)
-            // ends without unwinding; the process lives on in the other.
+            // The main thread ends without unwinding (`/proc/<pid>/stat`
+            // now reads `Z`); the process lives on in the other thread.
             // SAFETY: the raw `exit` ends only the calling thread; it
             // releases nothing the other thread uses.
             unsafe { nix::libc::syscall(nix::libc::SYS_exit, 0) };

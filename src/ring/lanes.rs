@@ -416,7 +416,10 @@ impl Ring {
                 // we acquired; the owner word before its first take.
                 let mv = l.moving.load(Ordering::Acquire);
                 let owner = l.owner.load(Ordering::Acquire);
-                if mv != (h << 1 | INTENT_SET) || lane_role(owner) != ROLE_RECEIVER {
+                // Senders move `head` too, when their blocked calls recover.
+                if mv != (h << 1 | INTENT_SET)
+                    || !matches!(lane_role(owner), ROLE_RECEIVER | ROLE_SENDER)
+                {
                     continue;
                 }
                 if self.note_live(i, owner, &l.moving, mv) {
