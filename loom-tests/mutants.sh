@@ -43,6 +43,12 @@ claim_unnoted             | dead_producer_claim_is_skipped
 take_unmarked             | dead_consumer_room_is_reclaimed
 move_unnoted              | dead_releaser_head_move_is_finished
 recover_ignores_liveness  | live_slow_producer_is_never_skipped
+taken_relaxed             | try_recv_never_empty_while_a_message_waits
+leave_no_wake             | receiver_learns_the_last_sender_left_after_its_message
+disconnect_before_attempt | receiver_learns_the_last_sender_left_after_its_message
+disconnected_relaxed      | receiver_learns_the_last_sender_left_after_its_message
+disconnect_unrechecked    | receiver_learns_the_last_sender_left_after_its_message
+reap_unsettled            | dead_holder_lane_is_reaped_only_once_settled
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

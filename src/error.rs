@@ -189,6 +189,24 @@ pub enum OpenError {
         /// The seals found (`F_GET_SEALS`), or -1 if the fd cannot be sealed.
         seals: i32,
     },
+    /// `open`: the named segment belongs to another user, who could feed
+    /// this process messages or truncate the segment under it (SIGBUS). If
+    /// you trust that user, attach with [`crate::Queue::open_trusted`].
+    #[error("segment is owned by uid {owner}, not by this process's uid {me}; use Queue::open_trusted if you trust that user")]
+    ForeignOwner {
+        /// The segment's owner.
+        owner: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
+    /// `create_named`: `/dev/shm` has no room for the segment's pages
+    /// (Docker's default is 64 MiB). Nothing was left behind: use a smaller
+    /// `capacity_bytes`, free room there, or an anonymous queue.
+    #[error("no room in /dev/shm for a segment of {needed} bytes")]
+    NoSpace {
+        /// Bytes the segment needs.
+        needed: u64,
+    },
     /// An operating-system call failed; `op` names it.
     #[error("{op}: {source}")]
     Os {

@@ -29,6 +29,14 @@ impl Producer {
     }
 }
 
+impl Producer {
+    /// Gives the producer's lane back (its handle drops), waking receivers
+    /// so that they notice if it was the last sender.
+    pub fn leave(self, ring: &LoomRing) {
+        ring.ring.leave_lane(self.0.lane.get(), ROLE_SENDER)
+    }
+}
+
 /// A consumer's lane: what it passes to the `*_as` calls.
 #[derive(Clone, Copy)]
 pub struct Consumer(u16);
@@ -84,6 +92,21 @@ impl LoomRing {
         self.ring
             .recv(None, crate::ring::SPIN_TRIES, NO_LANE)
             .map(Taken)
+    }
+    /// Blocking receive by consumer `c`: take (waiting while empty,
+    /// returning `Disconnected` once every sender has left), copy, release.
+    pub fn recv_as(&self, c: Consumer) -> Result<Vec<u8>, RecvError> {
+        let t = self
+            .ring
+            .recv(None, crate::ring::SPIN_TRIES, c.0)
+            .map(Taken)?;
+        let v = self.read(&t);
+        self.release_as(t, c);
+        Ok(v)
+    }
+    /// Frees the lanes of dead model processes that hold nothing pending.
+    pub fn reap(&self) -> usize {
+        self.ring.reap()
     }
     /// Releases a message taken by consumer `c`.
     pub fn release_as(&self, t: Taken, c: Consumer) {

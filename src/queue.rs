@@ -74,7 +74,9 @@ impl Builder {
         self
     }
 
-    /// Permission bits of a named segment (default `0o600`: owner only).
+    /// Permission bits of a named segment (default `0o600`: owner only),
+    /// applied exactly (not cut by the umask). Other users still need
+    /// [`Queue::open_trusted`] to attach.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
@@ -115,10 +117,13 @@ impl Builder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// The segment's pages are reserved at creation, so a full `/dev/shm` is
+    /// [`OpenError::NoSpace`] here, never a SIGBUS later.
+    ///
     /// # Errors
     /// [`OpenError::AlreadyExists`] if the name is taken,
-    /// [`OpenError::InvalidName`], [`OpenError::InvalidConfig`],
-    /// [`OpenError::Os`].
+    /// [`OpenError::NoSpace`], [`OpenError::InvalidName`],
+    /// [`OpenError::InvalidConfig`], [`OpenError::Os`].
     pub fn create_named(self, name: &str) -> Result<Queue, OpenError> {
         let seg = Segment::create_named(name, self.capacity, self.spec(KIND_QUEUE, 1), self.mode)?;
         Queue::from_segment(seg)
@@ -247,16 +252,29 @@ impl Queue {
         self.shared.ring(0)
     }
 
-    /// Attaches a named queue created by [`Builder::create_named`].
+    /// Attaches a named queue created by [`Builder::create_named`] of this
+    /// user (see [`Queue::open_trusted`] for another user's).
     ///
     /// # Errors
-    /// [`OpenError::NotFound`]; for a segment that is not a complete shmq
+    /// [`OpenError::NotFound`]; [`OpenError::ForeignOwner`] if another
+    /// user owns it; for a segment that is not a complete shmq
     /// queue of this version: [`OpenError::NotAQueue`],
     /// [`OpenError::VersionMismatch`], [`OpenError::NotInitialized`],
     /// [`OpenError::Truncated`], [`OpenError::Corrupted`],
     /// [`OpenError::KindMismatch`].
     pub fn open(name: &str) -> Result<Queue, OpenError> {
-        Queue::from_segment(Segment::open_named(name)?)
+        Queue::from_segment(Segment::open_named(name, false)?)
+    }
+
+    /// As [`Queue::open`], but also attaches a queue that another user owns
+    /// (one created with a [`Builder::mode`] that lets you in). Every
+    /// process attached to a queue can read, write and stall it (see
+    /// docs/SECURITY.md): use this only for users you trust.
+    ///
+    /// # Errors
+    /// As [`Queue::open`], without [`OpenError::ForeignOwner`].
+    pub fn open_trusted(name: &str) -> Result<Queue, OpenError> {
+        Queue::from_segment(Segment::open_named(name, true)?)
     }
 
     /// Removes a queue's name. Processes that have it open keep using it; the
@@ -292,7 +310,7 @@ impl Queue {
     /// [`Queue::unlink`].
     pub fn is_stale(name: &str) -> Result<bool, OpenError> {
         // Looked at without a lane of our own, which would count as live.
-        let q = Queue::checked(Segment::open_named(name)?, false)?;
+        let q = Queue::checked(Segment::open_named(name, false)?, false)?;
         Ok(!q.ring().any_live_lane())
     }
 
@@ -453,7 +471,7 @@ pub(crate) fn segment_from_env(var: &str) -> Result<(Segment, Option<u16>), Open
         None => (val.as_str(), None),
     };
     let seg = if let Some(name) = place.strip_prefix("name:") {
-        Segment::open_named(name)?
+        Segment::open_named(name, false)?
     } else {
         let fd = place
             .strip_prefix("fd:")

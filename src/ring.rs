@@ -718,10 +718,18 @@ impl Ring {
                                 state: ST_TAKEN,
                                 ..d
                             };
-                            // Relaxed: only survivors read the owner, after
-                            // acquiring our cleared intent (Release below).
+                            // SYNC: Release, though survivors read the owner
+                            // only after acquiring our cleared intent: this
+                            // store replaces a taken record's descriptor, so
+                            // another consumer that loads it (Acquire) at a
+                            // stale `read` must then see our CAS of `read`
+                            // when it re-loads it, or it reports a spurious
+                            // Empty (the reasoning at "Nothing ready at
+                            // `read`" below; mutant `taken_relaxed`).
+                            let order =
+                                mutant!("taken_relaxed", Ordering::Release, Ordering::Relaxed);
                             if mutant!("take_unmarked", true, false) {
-                                self.desc(c.pos).store(held.pack(), Ordering::Relaxed);
+                                self.desc(c.pos).store(held.pack(), order);
                             }
                             // SYNC: Release pairs with a survivor's Acquire
                             // load of the intent: seeing it cleared, it sees
@@ -1025,11 +1033,7 @@ impl Ring {
             if scan {
                 self.scan(lane);
             }
-            // Known at the call, or learnt after a sleep: the peers are
-            // gone. Whatever they committed is still taken first.
-            if self.disconnected(peer) {
-                break Some(attempt().unwrap_or_else(&disconnected));
-            }
+            let gone_early = mutant!("disconnect_unrechecked", false, self.disconnected(peer));
             let late = mutant!("register_after_recheck", false, true);
             let early = (!late).then(|| self.register(cell));
             if mutant!("no_recheck", true, false) {
@@ -1039,6 +1043,26 @@ impl Ring {
                     }
                     break Some(r);
                 }
+            }
+            // Known at the call, or learnt after a sleep: the peers are
+            // gone. Checked after registering, like the ring: Dekker with a
+            // leaving peer's decrement and fence, so either we see it gone
+            // or it sees us asleep and wakes us (the break
+            // `disconnect_unrechecked` checks only before registering).
+            // Whatever the peers committed is still taken first.
+            let gone = mutant!(
+                "disconnect_unrechecked",
+                self.disconnected(peer),
+                gone_early
+            );
+            if gone {
+                if let Some(e) = early {
+                    self.leave(cell, e);
+                }
+                // The break `disconnect_before_attempt`: report the end
+                // without taking what the last peers left.
+                let last = mutant!("disconnect_before_attempt", attempt(), None);
+                break Some(last.unwrap_or_else(&disconnected));
             }
             // The break `register_after_recheck`: counted as a sleeper only
             // after the re-check, so a waker in between sees nobody to wake.

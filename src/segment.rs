@@ -76,9 +76,10 @@ impl Segment {
         let fd = shm_open(name.as_str(), flags, Mode::from_bits_truncate(mode))
             .map_err(|e| shm_error("shm_open", e, &name, true))?;
         let file = File::from(fd);
-        let made = file
-            .set_len(p.total_len() as u64)
-            .map_err(|e| OpenError::os("ftruncate", e))
+        let len = p.total_len() as u64;
+        let made = fchmod_exact(&file, mode)
+            .and_then(|()| file.set_len(len).map_err(|e| OpenError::os("ftruncate", e)))
+            .and_then(|()| reserve(&file, len))
             .and_then(|()| Segment::init(file, Some(name.clone()), p));
         if made.is_err() {
             // Do not leave a half-made segment behind under that name.
@@ -87,12 +88,26 @@ impl Segment {
         made
     }
 
-    /// Opens a named segment created by any process.
-    pub(crate) fn open_named(name: &str) -> Result<Self, OpenError> {
+    /// Opens a named segment; unless `trust_others`, only one owned by this
+    /// process's effective uid (another user could have made it to feed us
+    /// messages, or truncate it under us).
+    pub(crate) fn open_named(name: &str, trust_others: bool) -> Result<Self, OpenError> {
         let name = shm_name(name)?;
         let fd = shm_open(name.as_str(), nix::fcntl::OFlag::O_RDWR, Mode::empty())
             .map_err(|e| shm_error("shm_open", e, &name, false))?;
-        Segment::attach(File::from(fd), Some(name))
+        let file = File::from(fd);
+        if !trust_others {
+            use std::os::unix::fs::MetadataExt;
+            let owner = file
+                .metadata()
+                .map_err(|e| OpenError::os("fstat", e))?
+                .uid();
+            let me = nix::unistd::geteuid().as_raw();
+            if owner != me {
+                return Err(OpenError::ForeignOwner { owner, me });
+            }
+        }
+        Segment::attach(file, Some(name))
     }
 
     /// Attaches an anonymous segment from a file descriptor, which must be a
@@ -200,6 +215,24 @@ impl Segment {
 
 /// The error for a failed `shm_*` call on `name`: when creating, EEXIST is
 /// `AlreadyExists`; otherwise ENOENT is `NotFound`; anything else is `Os`.
+/// Sets `file`'s mode to exactly `mode` (`shm_open` applied the umask).
+fn fchmod_exact(file: &File, mode: u32) -> Result<(), OpenError> {
+    nix::sys::stat::fchmod(file, Mode::from_bits_truncate(mode))
+        .map_err(|e| OpenError::os("fchmod", e))
+}
+
+/// Reserves the pages of a named segment now, so that a full `/dev/shm` is
+/// an error here rather than a SIGBUS at some later write.
+fn reserve(file: &File, len: u64) -> Result<(), OpenError> {
+    match nix::fcntl::posix_fallocate(file, 0, len as nix::libc::off_t) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENOSPC) => Err(OpenError::NoSpace { needed: len }),
+        // A file system without fallocate: nothing reserved, as before.
+        Err(nix::errno::Errno::EOPNOTSUPP) | Err(nix::errno::Errno::EINVAL) => Ok(()),
+        Err(e) => Err(OpenError::os("posix_fallocate", e)),
+    }
+}
+
 fn shm_error(op: &'static str, e: nix::errno::Errno, name: &str, creating: bool) -> OpenError {
     match (e, creating) {
         (nix::errno::Errno::EEXIST, true) => OpenError::AlreadyExists(name.to_owned()),

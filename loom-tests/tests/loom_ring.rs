@@ -710,3 +710,77 @@ fn sends_need_the_dead_consumers_room(r: &Arc<LoomRing>, p: &Producer) {
     }
     check_exactly_once(other.join().unwrap(), &[(3, 1), (3, 2)]);
 }
+
+/// Two consumers with lanes race for two committed messages: the one that
+/// loses the first (and finds it TAKEN at a stale `read`) must find the
+/// second, never report `Empty` while a message waits. Catches a TAKEN mark
+/// that is not a Release (mutant `taken_relaxed`).
+#[test]
+fn try_recv_never_empty_while_a_message_waits() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::joined(&r, 3);
+        r.try_send(&p, &msg(3, 0, 8)).unwrap();
+        r.try_send(&p, &msg(3, 1, 8)).unwrap();
+        let a = Consumer::joined(&r, 1);
+        let b = Consumer::joined(&r, 2);
+        let r1 = r.clone();
+        let first = thread::spawn(move || {
+            let t = r1.try_take_as(a).unwrap();
+            let m = r1.read(&t);
+            r1.release_as(t, a);
+            m
+        });
+        let t = r.try_take_as(b).expect("a message was waiting");
+        let mine = r.read(&t);
+        r.release_as(t, b);
+        let theirs = first.join().unwrap();
+        check_exactly_once(
+            vec![(mine[0], mine[1]), (theirs[0], theirs[1])],
+            &[(3, 0), (3, 1)],
+        );
+    });
+}
+
+/// The last sender sends one message and leaves while a receiver blocks:
+/// the receiver gets the message, then `Disconnected`, never a hang and
+/// never the end before the message. Catches a leave that wakes nobody
+/// (`leave_no_wake`: deadlock) and an end reported before taking what the
+/// last peer left (`disconnect_before_attempt`).
+#[test]
+fn receiver_learns_the_last_sender_left_after_its_message() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::joined(&r, 3);
+        let c = Consumer::joined(&r, 1);
+        let r1 = r.clone();
+        let rx = thread::spawn(move || (r1.recv_as(c), r1.recv_as(c)));
+        r.try_send(&p, &msg(3, 0, 8)).unwrap();
+        p.leave(&r);
+        let (first, second) = rx.join().unwrap();
+        assert_eq!(check_fifo(&[first.expect("the message")]), [(3, 0)]);
+        assert_eq!(second.unwrap_err(), RecvError::Disconnected);
+    });
+}
+
+/// A consumer died holding a message while every other lane is taken (two
+/// idle live consumers, the producer): reaping must not free its lane
+/// while its record is held (`reap_unsettled`), or a new consumer gets
+/// that lane and the record looks held by the living for ever. Instead a
+/// new consumer's `join` marks the record DONE without a lane, reaps, and
+/// the producer gets the room back while the new consumer receives.
+#[test]
+fn dead_holder_lane_is_reaped_only_once_settled() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::joined(&r, 3);
+        r.try_send(&p, &msg(3, 0, 100)).unwrap();
+        let dead = Consumer::joined(&r, 1);
+        let _idle = (Consumer::joined(&r, 4), Consumer::joined(&r, 5));
+        let t = r.try_take_as(dead).unwrap();
+        std::mem::forget(t); // dies holding it
+        kill(1);
+        r.reap(); // a survivor's scan
+        sends_need_the_dead_consumers_room(&r, &p);
+    });
+}

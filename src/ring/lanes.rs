@@ -159,15 +159,22 @@ impl Ring {
             // Relaxed: our own lane's word, which only we change while it
             // is ours.
             let owner = l.owner.load(Ordering::Relaxed);
-            // Relaxed: a count, see `join`.
+            // SYNC: Release pairs with the Acquire load in `disconnected`:
+            // whoever sees this handle gone also sees everything it sent,
+            // so it takes the last messages before it reports the end. (A
+            // send's wake fence already orders its commit before this, but
+            // a handle's last words must not depend on that.)
             self.ctrl()
                 .seen
-                .fetch_sub(role_unit(role), Ordering::Relaxed);
+                .fetch_sub(role_unit(role), Ordering::Release);
             self.free_lane(l, owner);
             self.locks.unhold(i as usize);
         }
         fence(Ordering::SeqCst);
         let ctrl = self.ctrl();
+        if !mutant!("leave_no_wake", true, false) {
+            return;
+        }
         if role != ROLE_RECEIVER {
             self.wake_if_waiting(&ctrl.recv_wait);
         }
@@ -190,9 +197,13 @@ impl Ring {
     /// is registered now. Dead processes' lanes count until the watcher
     /// reaps them (see [`Ring::scan`]).
     pub(super) fn disconnected(&self, peer: u64) -> bool {
-        // Relaxed: a snapshot; a peer that registers after it is not missed
-        // for long (the caller checks again after its next sleep).
-        peers_all_gone(self.ctrl().seen.load(Ordering::Relaxed), peer)
+        // SYNC: Acquire pairs with the Release decrement of a leaving (or
+        // reaped) handle: its commits are visible to the caller's last
+        // attempt. A snapshot otherwise; a peer that registers after it is
+        // not missed for long (the caller checks again after its next sleep).
+        // (Loom found the Relaxed load: mutant `disconnected_relaxed`.)
+        let order = mutant!("disconnected_relaxed", Ordering::Acquire, Ordering::Relaxed);
+        peers_all_gone(self.ctrl().seen.load(order), peer)
     }
 
     /// Whether any lane is held by a live process.
@@ -592,7 +603,8 @@ impl Ring {
                 role,
                 ROLE_SENDER | ROLE_RECEIVER | ROLE_QUEUE | ROLE_REAPING
             ) || self.owner_alive(i, owner)
-                || (role != ROLE_REAPING && !self.settled(i, l, role))
+                || (role != ROLE_REAPING
+                    && !mutant!("reap_unsettled", self.settled(i, l, role), true))
             {
                 continue;
             }
@@ -612,11 +624,12 @@ impl Ring {
                 .is_ok()
             {
                 if role != ROLE_REAPING {
-                    // Relaxed: a count, see `join`. Only the CAS that takes
-                    // the lane from its dead owner uncounts it.
+                    // Only the CAS that takes the lane from its dead owner
+                    // uncounts it. Release: as in `leave_lane`, for the dead
+                    // owner's commits, which our Acquire loads saw.
                     self.ctrl()
                         .seen
-                        .fetch_sub(role_unit(role), Ordering::Relaxed);
+                        .fetch_sub(role_unit(role), Ordering::Release);
                 }
                 death_point!("reaping", n);
                 self.free_lane(l, owner);
