@@ -1033,7 +1033,10 @@ impl Ring {
             if scan {
                 self.scan(lane);
             }
-            let gone_early = mutant!("disconnect_unrechecked", false, self.disconnected(peer));
+            // Only the break `disconnect_unrechecked` looks before registering.
+            #[cfg(loom)]
+            let gone_early =
+                crate::sync::mutant_on("disconnect_unrechecked") && self.disconnected(peer);
             let late = mutant!("register_after_recheck", false, true);
             let early = (!late).then(|| self.register(cell));
             if mutant!("no_recheck", true, false) {
