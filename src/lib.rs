@@ -18,9 +18,12 @@
 //!   ([`Typed`] derefs to the archived value in shared memory); see [`typed`].
 //! * Dead peers: a process killed mid-send or holding a message does not
 //!   stall the others (survivors skip or reclaim what it left half done, in
-//!   blocking calls, within about 100 ms); [`RecvError::Disconnected`] and
-//!   [`SendError::Disconnected`] say that every peer of the other side is
-//!   gone; [`Queue::is_stale`] finds named queues nobody uses any more.
+//!   blocking calls, within about 100 ms); a peer counts as dead only when
+//!   the kernel has dropped its lock on the segment's file.
+//!   [`RecvError::Disconnected`] and [`SendError::Disconnected`] say that no
+//!   handle that could act as the other side (its senders or receivers, or
+//!   any [`Queue`] handle) is left in any process; [`Queue::is_stale`] finds
+//!   named queues nobody uses any more.
 //! * Batches ([`Sender::send_batch`], [`Receiver::recv_batch`]: one wake-up
 //!   per batch) and pipes ([`pipe`], [`pipe_duplex`], [`Connection`]).
 //!

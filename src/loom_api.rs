@@ -12,17 +12,23 @@ use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
 /// most `maxsize` messages (0: bytes only).
 pub struct LoomRing {
     ring: Ring,
+    pooled: bool,
+    senders: [u16; 2],
+    receivers: [u16; 2],
+    next_sender: std::sync::atomic::AtomicUsize,
+    next_receiver: std::sync::atomic::AtomicUsize,
 }
 
 /// A producer's private cache (and lane, if it joined); one per producing
 /// thread.
 #[derive(Default)]
-pub struct Producer(SendCache);
+pub struct Producer(SendCache, std::cell::Cell<bool>);
 
 impl Producer {
     /// A producer with a lane in `ring`, as model process `pid` (1..64).
     pub fn joined(ring: &LoomRing, pid: u32) -> Self {
         let p = Producer::default();
+        p.1.set(true);
         let lane = ring.ring.join(ROLE_SENDER, pid).expect("a free lane");
         p.0.lane.set(lane);
         p
@@ -60,6 +66,11 @@ pub fn kill(pid: u32) {
     crate::sync::kill(pid)
 }
 
+loom::thread_local! {
+    /// The calling model thread's receiver lane (`None`: not taken yet).
+    static MY_LANE: std::cell::Cell<Option<u16>> = std::cell::Cell::new(None);
+}
+
 /// A message taken but not yet released.
 #[derive(Debug)]
 pub struct Taken(Claim);
@@ -69,19 +80,72 @@ impl LoomRing {
     pub fn new(capacity: usize, maxsize: u64) -> Self {
         LoomRing {
             ring: Ring::new_heap(capacity, maxsize),
+            pooled: false,
+            senders: [NO_LANE; 2],
+            receivers: [NO_LANE; 2],
+            next_sender: Default::default(),
+            next_receiver: Default::default(),
         }
     }
     /// Non-blocking send.
     pub fn try_send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
+        self.sender_lane(p);
         self.ring.try_send(&p.0, msg)
     }
     /// Blocking send (sleeps on the modelled futex).
     pub fn send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
+        self.sender_lane(p);
         self.ring.send(&p.0, msg, None)
+    }
+    /// A new, empty ring whose handles have lanes, as in production: two
+    /// sender and two receiver lanes are taken now (as model process 64,
+    /// which never dies), before any model thread runs, and handed to the
+    /// first two producers and the first two receiving threads that use the
+    /// ring; later ones go without (as a handle that found no free lane).
+    pub fn with_lanes(capacity: usize, maxsize: u64) -> Self {
+        let mut r = LoomRing::new(capacity, maxsize);
+        for (role, pool) in [
+            (ROLE_SENDER, &mut r.senders),
+            (ROLE_RECEIVER, &mut r.receivers),
+        ] {
+            for slot in pool.iter_mut() {
+                *slot = r.ring.join(role, 64).expect("a free lane");
+            }
+        }
+        r.pooled = true;
+        r
+    }
+    /// The next lane of `pool` (outside loom's view: which thread gets which
+    /// is decided by the schedule, which loom replays exactly).
+    fn from_pool(&self, pool: &[u16; 2], next: &std::sync::atomic::AtomicUsize) -> u16 {
+        if !self.pooled {
+            return NO_LANE;
+        }
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        pool.get(k).copied().unwrap_or(NO_LANE)
+    }
+    /// The calling thread's receiver lane (see [`LoomRing::with_lanes`]).
+    fn my_lane(&self) -> u16 {
+        MY_LANE.with(|l| match l.get() {
+            Some(i) => i,
+            None => {
+                let i = self.from_pool(&self.receivers, &self.next_receiver);
+                l.set(Some(i));
+                i
+            }
+        })
+    }
+    /// Gives producer `p` a lane on first use (see [`LoomRing::with_lanes`]).
+    fn sender_lane(&self, p: &Producer) {
+        if p.0.lane.get() == NO_LANE && !p.1.get() {
+            p.1.set(true);
+            p.0.lane
+                .set(self.from_pool(&self.senders, &self.next_sender));
+        }
     }
     /// Non-blocking take.
     pub fn try_take(&self) -> Result<Taken, RecvError> {
-        self.ring.try_recv(NO_LANE).map(Taken)
+        self.ring.try_recv(self.my_lane()).map(Taken)
     }
     /// Non-blocking take by consumer `c` (its lane notes the take).
     pub fn try_take_as(&self, c: Consumer) -> Result<Taken, RecvError> {
@@ -90,7 +154,7 @@ impl LoomRing {
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
         self.ring
-            .recv(None, crate::ring::SPIN_TRIES, NO_LANE)
+            .recv(None, crate::ring::SPIN_TRIES, self.my_lane())
             .map(Taken)
     }
     /// Blocking receive by consumer `c`: take (waiting while empty,
@@ -125,7 +189,7 @@ impl LoomRing {
     }
     /// Gives a taken message's room back.
     pub fn release(&self, t: Taken) {
-        self.ring.release(t.0, NO_LANE)
+        self.ring.release(t.0, self.my_lane())
     }
     /// Blocking receive: take, copy, release.
     pub fn recv(&self) -> Result<Vec<u8>, RecvError> {
@@ -144,6 +208,7 @@ impl LoomRing {
     /// Blocking batch send: every message in order, one wake-up at the end
     /// (and one before waiting for room). Returns how many were sent.
     pub fn send_batch(&self, p: &Producer, msgs: &[&[u8]]) -> Result<usize, SendError> {
+        self.sender_lane(p);
         let mut b = SendBatch::new(&self.ring, &p.0, None);
         for m in msgs {
             b.send(m)?;
@@ -153,14 +218,15 @@ impl LoomRing {
     /// Blocking batch take: waits for one message, then takes up to `max`
     /// ready ones, waking senders once.
     pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
-        let mut claims = vec![self.ring.recv(None, crate::ring::SPIN_TRIES, NO_LANE)?];
-        self.ring.take_ready(max, &mut claims, NO_LANE);
+        let lane = self.my_lane();
+        let mut claims = vec![self.ring.recv(None, crate::ring::SPIN_TRIES, lane)?];
+        self.ring.take_ready(max, &mut claims, lane);
         Ok(claims.into_iter().map(Taken).collect())
     }
     /// Releases taken messages, waking senders once.
     pub fn release_batch(&self, batch: Vec<Taken>) {
         self.ring
-            .release_batch(batch.into_iter().map(|t| t.0), NO_LANE)
+            .release_batch(batch.into_iter().map(|t| t.0), self.my_lane())
     }
     /// Blocking batch receive: take a batch, copy each out, release them.
     pub fn recv_batch(&self, max: usize) -> Result<Vec<Vec<u8>>, RecvError> {

@@ -185,9 +185,15 @@ pub(crate) fn lane_alive(locks: &Locks, i: usize, owner: u64) -> bool {
 #[cfg(loom)]
 pub(crate) struct Locks;
 
+/// The loom model's [`crate::proc::Serial`]: nothing to hold.
+#[cfg(loom)]
+pub(crate) struct Serial;
+
 #[cfg(loom)]
 impl Locks {
-    pub(crate) fn serial(&self) {}
+    pub(crate) fn serial(&self) -> Serial {
+        Serial
+    }
     pub(crate) fn hold(&self, _i: usize) -> bool {
         true
     }

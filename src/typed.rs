@@ -499,7 +499,21 @@ impl<T> fmt::Debug for TypedReceiver<T> {
 
 /// A received `T`, validated and read in place: derefs to `&Archived<T>`
 /// in shared memory. Its room is given back when it drops (see
-/// [`RecvGuard`]).
+/// [`RecvGuard`]); like a `RecvGuard` it is not `Send`, and a copy
+/// inherited by a forked child is not released by the child.
+///
+/// ```compile_fail
+/// #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+/// struct Job { id: u32 }
+/// let q = shmq::Queue::builder().create_typed::<Job>()?;
+/// q.sender().send(&Job { id: 1 })?;
+/// let rx = q.receiver();
+/// let job = rx.recv()?;
+/// std::thread::scope(|s| {
+///     s.spawn(move || drop(job)); // error: `Typed` cannot be sent
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Typed<'a, T: Archive> {
     guard: RecvGuard<'a>,
     /// Points into `guard`'s payload, which stays in place until it drops.

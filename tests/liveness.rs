@@ -108,6 +108,32 @@ fn child_entry() {
             unreachable!();
         }
         "slow" => slow_send(&Queue::open(&n).unwrap()),
+        // The survivor of the hidepid test: another user, who sees no other
+        // user's processes in `/proc`.
+        "hidden_consumer" => {
+            let rx = Queue::open_trusted(&n).unwrap().receiver();
+            expect_slow(&rx);
+        }
+        // Three messages, then a send that dies of SIGSEGV mid-copy (no
+        // handler): a dead claim.
+        "crash_mid_write" => {
+            let q = Queue::open(&n).unwrap();
+            let tx = q.sender();
+            for i in 0..3u8 {
+                tx.send(&[b'p', i]).unwrap();
+            }
+            let mut buf = vec![0u8; 3 * 4096];
+            let base = (buf.as_mut_ptr() as usize).next_multiple_of(4096);
+            // SAFETY: a page inside our own heap buffer.
+            let rc =
+                unsafe { nix::libc::mprotect((base + 4096) as *mut _, 4096, nix::libc::PROT_NONE) };
+            assert_eq!(rc, 0);
+            // SAFETY: deliberately not: the second page cannot be read; this
+            // process exists to die in that read.
+            let src = unsafe { std::slice::from_raw_parts(base as *const u8, 8192) };
+            let _ = tx.send(src);
+            unreachable!("the send above faults");
+        }
         // Sends SHMQ_N items through a `Sender` made for each one.
         "produce" => {
             let q = Queue::open(&n).unwrap();
@@ -255,6 +281,113 @@ fn slow_producer_in_another_pid_namespace_is_not_skipped() {
         .unwrap();
     expect_slow(&rx);
     assert!(wait(c, LIMIT, "producer").success());
+    Queue::unlink(&n).unwrap();
+}
+
+/// Runs this test binary's child entry as `role` under `sh -c "<setup> &&
+/// exec <child>"` in a private mount namespace (`unshare --mount`), so that
+/// `setup` can mount what it likes. `None`: not allowed here (skip).
+fn in_mount_namespace(setup: &str, role: &str, n: &str) -> Option<std::process::Child> {
+    let probe = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", setup])
+        .output()
+        .ok()?;
+    if !probe.status.success() {
+        eprintln!(
+            "skipped: cannot `{setup}` in a private mount namespace: {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        return None;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        "{setup} && exec {} '{}' --ignored --exact child_entry --test-threads=1",
+        if role == "hidden_consumer" {
+            "setpriv --reuid=65534 --regid=65534 --clear-groups"
+        } else {
+            ""
+        },
+        exe.display()
+    );
+    let c = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("SHMQ_ROLE", role)
+        .env("SHMQ_NAME", n)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Some(c)
+}
+
+/// A survivor that cannot see its peers in `/proc` (mounted `hidepid=2`,
+/// as systemd's `ProtectProc=invisible`, and running as another user) still
+/// never judges a live, slow producer dead. v4 read the hidden
+/// `/proc/<pid>/stat` as "no such process" and skipped the claim.
+#[test]
+fn survivor_behind_hidepid_waits_for_a_live_producer() {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if (major, minor) < (5, 8) {
+        // Before 5.8 a new proc mount shares the host's options.
+        eprintln!("skipped: kernel {release} mounts proc instances with shared options");
+        return;
+    }
+    let n = name("hidepid");
+    let q = Queue::builder()
+        .capacity_bytes(64 * 1024)
+        .mode(0o666)
+        .create_named(&n)
+        .unwrap();
+    let Some(survivor) = in_mount_namespace(
+        "mount -t proc -o hidepid=2 proc /proc",
+        "hidden_consumer",
+        &n,
+    ) else {
+        Queue::unlink(&n).unwrap();
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(300)); // it blocks, and watches
+    let producer = spawn("slow", &n, &[]);
+    assert!(wait(producer, LIMIT, "producer").success());
+    let st = wait(survivor, LIMIT, "survivor");
+    drop(q);
+    Queue::unlink(&n).unwrap();
+    assert!(
+        st.success(),
+        "the survivor lost the live producer's message"
+    );
+}
+
+/// Without `/proc` at all, a named queue still recovers: the dying
+/// producer took its liveness lock through a description opened by name.
+#[test]
+fn recovery_works_without_proc_for_a_named_queue() {
+    let n = name("noproc");
+    let q = Queue::builder()
+        .capacity_bytes(64 * 1024)
+        .create_named(&n)
+        .unwrap();
+    let rx = q.receiver();
+    let Some(c) = in_mount_namespace("mount -t tmpfs none /proc", "crash_mid_write", &n) else {
+        Queue::unlink(&n).unwrap();
+        return;
+    };
+    let st = wait(c, LIMIT, "producer");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(11));
+    for i in 0..3u8 {
+        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
+    }
+    let tx = q.sender();
+    tx.send(b"live").unwrap();
+    assert_eq!(
+        &*rx.recv_timeout(LIMIT).unwrap(),
+        b"live",
+        "the dead claim was skipped"
+    );
     Queue::unlink(&n).unwrap();
 }
 
