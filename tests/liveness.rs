@@ -391,6 +391,47 @@ fn recovery_works_without_proc_for_a_named_queue() {
     Queue::unlink(&n).unwrap();
 }
 
+/// A producer in another pid namespace that dies mid-claim is recovered
+/// like any other (v4 presumed such peers alive for good: never recovered,
+/// never reaped).
+#[test]
+fn dead_producer_in_another_pid_namespace_is_recovered() {
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: `unshare --pid --fork` is not allowed here");
+        return;
+    }
+    let n = name("pidns-dead");
+    let q = Queue::builder()
+        .capacity_bytes(64 * 1024)
+        .create_named(&n)
+        .unwrap();
+    let rx = q.receiver();
+    let exe = std::env::current_exe().unwrap();
+    let c = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(exe)
+        .args(["--ignored", "--exact", "child_entry", "--test-threads=1"])
+        .env("SHMQ_ROLE", "crash_mid_write")
+        .env("SHMQ_NAME", &n)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(!wait(c, LIMIT, "producer").success());
+    for i in 0..3u8 {
+        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
+    }
+    q.sender().send(b"live").unwrap();
+    assert_eq!(
+        &*rx.recv_timeout(LIMIT).unwrap(),
+        b"live",
+        "the dead claim was skipped"
+    );
+    Queue::unlink(&n).unwrap();
+}
+
 /// A guard inherited by a forked child is not released by the child: the
 /// parent's bytes stay put and every later message arrives once.
 #[test]
