@@ -48,7 +48,7 @@ static ATFORK: Once = Once::new();
 /// -1: a free slot. A description that finds no slot is not closed in a
 /// child, which then keeps its parent's lanes looking alive while it lives
 /// (never the other way round).
-static LOCK_FDS: [AtomicI32; 128] = [const { AtomicI32::new(-1) }; 128];
+static LOCK_FDS: [AtomicI32; 1024] = [const { AtomicI32::new(-1) }; 1024];
 
 extern "C" fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);

@@ -267,7 +267,11 @@ impl Ring {
     /// `F_OFD_GETLK` per lane in use, at most.
     pub(super) fn scan(&self, lane: u16) {
         self.recover(lane);
-        if self.reap_serial() > 0 {
+        let freed = {
+            let _serial = self.locks.serial();
+            self.reap_serial()
+        };
+        if freed > 0 {
             fence(Ordering::SeqCst);
             self.wake_if_waiting(&self.ctrl().recv_wait);
             self.wake_if_waiting(&self.ctrl().send_wait);
