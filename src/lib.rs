@@ -59,6 +59,8 @@ mod diag;
 #[cfg(not(loom))]
 mod futex;
 #[cfg(not(loom))]
+mod handles;
+#[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
 mod proc;

@@ -50,6 +50,14 @@ static ATFORK: Once = Once::new();
 /// (never the other way round).
 static LOCK_FDS: [AtomicI32; 1024] = [const { AtomicI32::new(-1) }; 1024];
 
+extern "C" fn before_fork() {
+    crate::handles::before_fork();
+}
+
+extern "C" fn after_fork_in_parent() {
+    crate::handles::after_fork_in_parent();
+}
+
 extern "C" fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
     for slot in &LOCK_FDS {
@@ -62,6 +70,7 @@ extern "C" fn after_fork_in_child() {
             unsafe { libc::close(fd) };
         }
     }
+    crate::handles::after_fork_in_child();
 }
 
 /// The fork generation of this process (see the module docs).
@@ -73,9 +82,17 @@ pub(crate) fn fork_gen() -> u64 {
 /// Installs the fork handler (once per process); call before taking lanes.
 pub(crate) fn watch_forks() {
     ATFORK.call_once(|| {
-        // SAFETY: the handler is an `extern "C"` function that only does
-        // atomic operations and `close`, which are async-signal-safe.
-        let rc = unsafe { nix::libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        // SAFETY: the handlers are `extern "C"` functions. The prepare and
+        // parent ones run in the forking thread, in a normal context (see
+        // `handles`); the child one in the child's one thread: atomics,
+        // `close`, and adopting the lanes taken for it.
+        let rc = unsafe {
+            nix::libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
         // ENOMEM is the only documented failure; without the handler a
         // forked child would keep using its parent's lanes, so say so loudly
         // in debug builds and carry on (the parent's lanes stay correct).
@@ -118,6 +135,9 @@ pub(crate) struct Locks {
     /// generation of the holder, 0 when free. A holder from an older
     /// generation was a parent's thread, absent here: taken over.
     busy: AtomicU64,
+    /// A description made for a child about to be forked, -1 otherwise
+    /// (see [`Locks::fork_hold`]).
+    fork_fd: AtomicI32,
 }
 
 /// Holds [`Locks::busy`] until dropped.
@@ -141,6 +161,7 @@ impl Locks {
             name: name.map(str::to_owned),
             own: AtomicU64::new(0),
             busy: AtomicU64::new(0),
+            fork_fd: AtomicI32::new(-1),
         }
     }
 
@@ -233,6 +254,74 @@ impl Locks {
         // SAFETY: `fd` is open (ours, this generation); `fl` is a valid
         // flock that the call only reads.
         unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
+    }
+
+    /// Takes the liveness lock of lane `i` for a child about to be forked,
+    /// on a description made for it now (`fork_fd`): the parent closes its
+    /// copy after the fork, the child adopts it as its own, so the lock is
+    /// the child's alone, from before the fork returns. The caller holds
+    /// [`Locks::serial`].
+    pub(crate) fn fork_hold(&self, i: usize) -> bool {
+        // Relaxed (all `fork_fd`): used only by the fork handlers, which
+        // run in one thread (the forking one; then the child's).
+        let mut fd = self.fork_fd.load(Ordering::Relaxed);
+        if fd < 0 {
+            let Some(new) = self.reopen() else {
+                return false;
+            };
+            fd = std::os::fd::IntoRawFd::into_raw_fd(new);
+            self.fork_fd.store(fd, Ordering::Relaxed);
+        }
+        let fl = lock(libc::F_RDLCK, self.base + i as u64);
+        // SAFETY: `fd` is open (made above, closed only by the handlers);
+        // `fl` is a valid flock that the call only reads.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
+    }
+
+    /// [`Locks::unhold`], or its twin on the child's description.
+    pub(crate) fn unhold_as(&self, i: usize, for_child: bool) {
+        if !for_child {
+            return self.unhold(i);
+        }
+        // Relaxed: see `fork_hold`.
+        let fd = self.fork_fd.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let fl = lock(libc::F_UNLCK, self.base + i as u64);
+            // SAFETY: as in `fork_hold`.
+            unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) };
+        }
+    }
+
+    /// After a fork, in the parent: closes the parent's copy of the child's
+    /// description (its locks stay: the child's copy keeps it open).
+    pub(crate) fn after_fork_parent(&self) {
+        // Relaxed: see `fork_hold`.
+        let fd = self.fork_fd.swap(-1, Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: our copy of a description only the handlers use.
+            unsafe { libc::close(fd) };
+        }
+    }
+
+    /// After a fork, in the child: adopts the description made for it as
+    /// its own (the parent's own was closed by the fork handler).
+    pub(crate) fn after_fork_child(&self) {
+        // Relaxed: see `fork_hold`; one thread.
+        let fd = self.fork_fd.swap(-1, Ordering::Relaxed);
+        if fd < 0 {
+            return;
+        }
+        let gen = fork_gen() & 0xffff_ffff;
+        for slot in &LOCK_FDS {
+            if slot
+                .compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        self.own
+            .store(gen << 32 | (fd as u32 + 1) as u64, Ordering::Relaxed);
     }
 
     /// Drops the liveness lock of lane `i`, if this process's generation

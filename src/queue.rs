@@ -3,6 +3,7 @@
 
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
+use crate::handles::HandleLane;
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
 use crate::proc::{self, Locks};
@@ -14,7 +15,6 @@ use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,9 +145,9 @@ impl Builder {
 /// owns a lane of the queue (see [`SendError::TooManyHandles`]).
 pub struct Queue {
     pub(crate) shared: Arc<Shared>,
-    /// `{fork generation: 48 | lane: 16}` of the handle's [`ROLE_QUEUE`]
-    /// lane; atomics, so that a `Queue` stays `Sync`.
-    lane: QueueLane,
+    /// The handle's [`ROLE_QUEUE`] lane (`None`: a handle that does not
+    /// count, for `is_stale`).
+    lane: Option<HandleLane>,
 }
 
 impl Clone for Queue {
@@ -159,53 +159,8 @@ impl Clone for Queue {
 
 impl Drop for Queue {
     fn drop(&mut self) {
-        self.lane.release(self.shared.ring(0));
-    }
-}
-
-/// A `Queue` handle's lane (see [`Queue`]): taken when the handle is made,
-/// and again in a forked child on the handle's first use there.
-struct QueueLane(AtomicU64);
-
-impl QueueLane {
-    const NONE: u64 = u64::MAX;
-
-    fn new() -> Self {
-        QueueLane(AtomicU64::new(Self::NONE))
-    }
-
-    /// Takes a lane unless the handle has one of this process.
-    fn ensure(&self, ring: &Ring) {
-        let gen = proc::fork_gen() & 0xffff_ffff_ffff;
-        // Relaxed (all): the word is this process's own bookkeeping.
-        let w = self.0.load(Ordering::Relaxed);
-        if w != Self::NONE && w >> 16 == gen {
-            return;
-        }
-        proc::watch_forks();
-        let Some(lane) = ring.join(ROLE_QUEUE, proc::pid()) else {
-            return; // no lane free: the handle counts from its next use
-        };
-        if self
-            .0
-            .compare_exchange(
-                w,
-                gen << 16 | lane as u64,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_err()
-        {
-            ring.leave_lane(lane, ROLE_QUEUE); // another thread took one
-        }
-    }
-
-    fn release(&self, ring: &Ring) {
-        let gen = proc::fork_gen() & 0xffff_ffff_ffff;
-        // Relaxed: as in `ensure`; `&mut self` in drop.
-        let w = self.0.swap(Self::NONE, Ordering::Relaxed);
-        if w != Self::NONE && w >> 16 == gen {
-            ring.leave_lane(w as u16, ROLE_QUEUE);
+        if let Some(l) = &self.lane {
+            l.release();
         }
     }
 }
@@ -238,14 +193,16 @@ impl Queue {
     /// A handle on `shared`; with `with_lane`, one that counts as a
     /// potential sender and receiver (every public one).
     fn attached(shared: Arc<Shared>, with_lane: bool) -> Self {
-        let q = Queue {
-            shared,
-            lane: QueueLane::new(),
-        };
-        if with_lane {
-            q.lane.ensure(q.ring());
+        let lane = with_lane.then(|| HandleLane::new(shared.ring(0), ROLE_QUEUE));
+        Queue { shared, lane }
+    }
+
+    /// Makes sure the handle counts (a lane of this process), before it
+    /// makes a sender or a receiver.
+    fn count(&self) {
+        if let Some(l) = &self.lane {
+            let _ = l.lane();
         }
-        q
     }
 
     fn ring(&self) -> &Ring {
@@ -371,13 +328,13 @@ impl Queue {
 
     /// A new sending handle.
     pub fn sender(&self) -> Sender {
-        self.lane.ensure(self.ring());
+        self.count();
         Sender::new(self.shared.clone(), 0)
     }
 
     /// A new receiving handle.
     pub fn receiver(&self) -> Receiver {
-        self.lane.ensure(self.ring());
+        self.count();
         Receiver::new(self.shared.clone(), 0)
     }
 
@@ -514,40 +471,42 @@ pub struct Sender {
     gen: LaneGen,
 }
 
-/// The fork generation a handle's lane was taken under: a handle inherited
-/// across `fork` holds its parent's lane, which is neither its to use nor
-/// its to free.
-#[derive(Default)]
-struct LaneGen(Cell<u64>);
+/// A sending or receiving handle's lane: registered for forks (see
+/// `handles`), with the lane and the fork generation it is good for cached
+/// in cells for the hot path.
+struct LaneGen {
+    /// The fork generation `lane` (the handle's cell) was last set under.
+    gen: Cell<u64>,
+    reg: HandleLane,
+}
 
 impl LaneGen {
-    /// The handle's lane (kept in `lane`) in this process: the one it took,
-    /// or a new one after a fork or when none was free before. `None`: every
-    /// lane is held by a live handle.
+    fn new(ring: &Ring, role: u64) -> Self {
+        LaneGen {
+            gen: Cell::new(0),
+            reg: HandleLane::new(ring, role),
+        }
+    }
+
+    /// The handle's lane (cached in `lane`) in this process: the one it
+    /// took, the one the fork handler took for it in a forked child, or a
+    /// new one when none was free before. `None`: every lane is held by a
+    /// live handle.
     #[inline]
-    fn get(&self, lane: &Cell<u16>, ring: &Ring, role: u64) -> Option<u16> {
+    fn get(&self, lane: &Cell<u16>) -> Option<u16> {
         let l = lane.get();
-        if l != NO_LANE && self.0.get() == proc::fork_gen() {
+        if l != NO_LANE && self.gen.get() == proc::fork_gen() {
             return Some(l);
         }
-        self.take(lane, ring, role)
+        self.refresh(lane)
     }
 
     #[cold]
-    fn take(&self, lane: &Cell<u16>, ring: &Ring, role: u64) -> Option<u16> {
-        proc::watch_forks();
-        self.0.set(proc::fork_gen());
-        let l = ring.join(role, proc::pid());
+    fn refresh(&self, lane: &Cell<u16>) -> Option<u16> {
+        self.gen.set(proc::fork_gen());
+        let l = self.reg.lane();
         lane.set(l.unwrap_or(NO_LANE));
         l
-    }
-
-    /// Frees the handle's lane, if it has one of this process.
-    fn release(&self, lane: &Cell<u16>, ring: &Ring, role: u64) {
-        let l = lane.get();
-        if l != NO_LANE && self.0.get() == proc::fork_gen() {
-            ring.leave_lane(l, role);
-        }
     }
 }
 
@@ -563,10 +522,10 @@ impl Clone for Sender {
 impl Sender {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
         let s = Sender {
+            gen: LaneGen::new(shared.ring(ring), ROLE_SENDER),
             shared,
             ring,
             cache: SendCache::default(),
-            gen: LaneGen::default(),
         };
         // No lane free now: the first send tries again (and reports
         // `TooManyHandles` if there is still none).
@@ -579,7 +538,7 @@ impl Sender {
     #[inline]
     pub(crate) fn lane(&self) -> Result<(), SendError> {
         self.gen
-            .get(&self.cache.lane, self.ring(), ROLE_SENDER)
+            .get(&self.cache.lane)
             .map(drop)
             .ok_or(SendError::TooManyHandles)
     }
@@ -731,7 +690,7 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.gen.release(&self.cache.lane, self.ring(), ROLE_SENDER);
+        self.gen.reg.release();
     }
 }
 
@@ -786,18 +745,18 @@ impl Clone for Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
-        self.gen.release(&self.lane, self.ring(), ROLE_RECEIVER);
+        self.gen.reg.release();
     }
 }
 
 impl Receiver {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
         let r = Receiver {
+            gen: LaneGen::new(shared.ring(ring), ROLE_RECEIVER),
             shared,
             ring,
             spin: SPIN_TRIES,
             lane: Cell::new(NO_LANE),
-            gen: LaneGen::default(),
         };
         // As in `Sender::new`: a missing lane is retried by the first call.
         let _ = r.lane();
@@ -808,9 +767,7 @@ impl Receiver {
     /// calls it first.
     #[inline]
     fn lane(&self) -> Result<u16, RecvError> {
-        self.gen
-            .get(&self.lane, self.ring(), ROLE_RECEIVER)
-            .ok_or(RecvError::TooManyHandles)
+        self.gen.get(&self.lane).ok_or(RecvError::TooManyHandles)
     }
 
     #[inline]

@@ -198,6 +198,10 @@ impl Locks {
         true
     }
     pub(crate) fn unhold(&self, _i: usize) {}
+    pub(crate) fn fork_hold(&self, _i: usize) -> bool {
+        true
+    }
+    pub(crate) fn unhold_as(&self, _i: usize, _for_child: bool) {}
 }
 
 #[cfg(loom)]

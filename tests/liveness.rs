@@ -432,6 +432,34 @@ fn dead_producer_in_another_pid_namespace_is_recovered() {
     Queue::unlink(&n).unwrap();
 }
 
+/// Python's `Process(target=f, args=(conn,))`, then `conn.close()` in the
+/// parent: the parent drops its copy of the child's end right after the
+/// fork. The child's copy counts from the fork, so the parent waits for
+/// what the child sends late instead of seeing the end; once the child has
+/// exited, the parent gets `Disconnected` (Python's `EOFError`).
+#[test]
+fn handle_inherited_across_fork_counts_from_the_fork() {
+    let (mine, theirs) = shmq::pipe_duplex().unwrap();
+    // SAFETY: the child sleeps, sends and exits at once, calling nothing
+    // that could wait on a lock held by another thread.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            std::thread::sleep(Duration::from_millis(300));
+            let ok = theirs.send(b"late").is_ok();
+            // SAFETY: ends the child without running the parent's
+            // destructors or test harness.
+            unsafe { nix::libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(theirs);
+            assert_eq!(&*mine.recv().unwrap(), b"late", "the end came early");
+            let st = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            assert_eq!(mine.recv().unwrap_err(), RecvError::Disconnected);
+        }
+    }
+}
+
 /// A guard inherited by a forked child is not released by the child: the
 /// parent's bytes stay put and every later message arrives once.
 #[test]

@@ -95,6 +95,24 @@ impl Ring {
     /// of dead processes (without a lane of its own, so it moves no
     /// `head`). `None`: every lane is held by a live handle.
     pub(crate) fn join(&self, role: u64, pid: u32) -> Option<u16> {
+        self.join_as(role, pid, false)
+    }
+
+    /// As [`Ring::join`], for a child about to be forked: the lane's lock is
+    /// taken on the description made for the child (see
+    /// `Locks::fork_hold`), which only the child keeps after the fork.
+    #[cfg(not(loom))]
+    pub(crate) fn join_for_child(&self, role: u64, pid: u32) -> Option<u16> {
+        self.join_as(role, pid, true)
+    }
+
+    /// This ring's liveness locks (for the fork handlers).
+    #[cfg(not(loom))]
+    pub(crate) fn locks(&self) -> &crate::sync::Locks {
+        &self.locks
+    }
+
+    fn join_as(&self, role: u64, pid: u32, for_child: bool) -> Option<u16> {
         let _serial = self.locks.serial();
         for round in 0..2 {
             // Even lanes first: the adjacent-line prefetcher pairs 64-byte
@@ -112,7 +130,11 @@ impl Ring {
                 }
                 // The lock first: from the moment the lane is ours, a
                 // survivor must find it held.
-                let locked = self.locks.hold(i);
+                let locked = if for_child {
+                    self.locks.fork_hold(i)
+                } else {
+                    self.locks.hold(i)
+                };
                 // Acquire pairs with the Release store that freed the lane:
                 // the previous owner's last writes to it come before ours.
                 if l.owner
@@ -135,7 +157,7 @@ impl Ring {
                     return Some(i as u16);
                 }
                 if locked {
-                    self.locks.unhold(i);
+                    self.locks.unhold_as(i, for_child);
                 }
             }
             if round == 0 {

@@ -1,0 +1,237 @@
+//! Handles and `fork`: every live `Queue`, `Sender` and `Receiver` of this
+//! process is listed here, so that a forked child's inherited copies count
+//! from the fork, not from their first use in the child.
+//!
+//! How: the `pthread_atfork` prepare handler, in the forking thread, takes
+//! a lane for the child for every listed handle, with its lock on a
+//! description made for the child (`Locks::fork_hold`); the parent handler
+//! closes the parent's copy of that description, and the child handler
+//! adopts it and the lanes. So the lanes are counted before `fork` returns
+//! in either process, and they die with the child.
+//!
+//! Why at once: a parent that forks a worker and then drops its own copy
+//! of the worker's end (Python's `Process(target=f, args=(conn,))`, then
+//! `conn.close()` in the parent) must not leave the other side believing
+//! that nobody could send any more. With the child's copy counted from the
+//! fork, the other side sees `Disconnected` only once the child too has
+//! dropped it, exited or died.
+//!
+//! A child that `exec`s right after the fork (`Command::spawn` forks when a
+//! `pre_exec` hook is set) drops those lanes' locks at `exec` (the lock
+//! description is CLOEXEC); survivors reap them like any dead process's.
+
+use crate::proc;
+use crate::ring::Ring;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+/// `Registered::word` before a lane is taken, or after it is given back.
+const NONE: u64 = u64::MAX;
+const GEN_MASK: u64 = (1 << 48) - 1;
+
+/// The live handles of this process. A handle that finds no free slot is
+/// not listed: a forked child's copy of it then counts from its first use.
+static HANDLES: [AtomicPtr<Registered>; 4096] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; 4096];
+
+/// Held (the fork generation of the holder, 0 when free) while the
+/// registry is walked by the fork handlers, from the prepare handler until
+/// the parent or child handler, and while a handle unregisters: so no
+/// record is freed under a walk. A holder from an older generation was a
+/// parent's thread: taken over.
+static WALK: AtomicU64 = AtomicU64::new(0);
+
+fn lock_walk() {
+    let gen = proc::fork_gen();
+    loop {
+        // Relaxed: only compared.
+        let cur = WALK.load(Ordering::Relaxed);
+        // Acquire: the previous holder's registry changes come first.
+        if (cur == 0 || cur != gen)
+            && WALK
+                .compare_exchange(cur, gen, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn unlock_walk() {
+    // Release: our registry changes come before the next holder's.
+    WALK.store(0, Ordering::Release);
+}
+
+struct Registered {
+    /// The handle's ring; valid while the handle is registered (it holds
+    /// the mapping).
+    ring: *const Ring,
+    role: u64,
+    /// `{fork generation: 48 | lane: 16}`, or [`NONE`].
+    word: AtomicU64,
+    /// The lane the prepare handler took for the child of the fork under
+    /// way, or [`NONE`].
+    forked: AtomicU64,
+}
+
+/// A handle's lane, registered for forks (see the module docs). Atomic, so
+/// that a `Queue` holding one stays `Sync`.
+pub(crate) struct HandleLane {
+    rec: Box<Registered>,
+    slot: usize,
+}
+
+// SAFETY: `rec.ring` points into a mapping the owning handle keeps alive;
+// everything else is atomic.
+unsafe impl Send for HandleLane {}
+// SAFETY: as above; every method takes `&self` and uses atomics only.
+unsafe impl Sync for HandleLane {}
+
+#[inline]
+fn this_gen() -> u64 {
+    proc::fork_gen() & GEN_MASK
+}
+
+impl HandleLane {
+    /// Registers a handle of `role` on `ring` and takes its lane (if one
+    /// is free; otherwise [`HandleLane::lane`] tries again).
+    pub(crate) fn new(ring: &Ring, role: u64) -> Self {
+        proc::watch_forks();
+        let rec = Box::new(Registered {
+            ring,
+            role,
+            word: AtomicU64::new(NONE),
+            forked: AtomicU64::new(NONE),
+        });
+        let ptr = &*rec as *const Registered as *mut Registered;
+        // Relaxed: the registry is read only by this process's fork child
+        // handler, in a child that has a copy of our memory as it stood.
+        let slot = HANDLES
+            .iter()
+            .position(|s| {
+                s.compare_exchange(
+                    std::ptr::null_mut(),
+                    ptr,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            })
+            .unwrap_or(usize::MAX);
+        let h = HandleLane { rec, slot };
+        let _ = h.lane();
+        h
+    }
+
+    /// The handle's lane in this process: the one it holds, or a new one
+    /// (after a fork whose handler found none free, or when none was free
+    /// before). `None`: every lane is held by a live handle.
+    #[inline]
+    pub(crate) fn lane(&self) -> Option<u16> {
+        // Relaxed (all): the word is this process's own bookkeeping.
+        let w = self.rec.word.load(Ordering::Relaxed);
+        if w != NONE && w >> 16 == this_gen() {
+            return Some(w as u16);
+        }
+        self.take(w)
+    }
+
+    #[cold]
+    fn take(&self, w: u64) -> Option<u16> {
+        // SAFETY: see `Registered::ring`.
+        let ring = unsafe { &*self.rec.ring };
+        let lane = ring.join(self.rec.role, proc::pid())?;
+        let mine = this_gen() << 16 | lane as u64;
+        // Relaxed: as in `lane`.
+        match self
+            .rec
+            .word
+            .compare_exchange(w, mine, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => Some(lane),
+            Err(now) => {
+                // Another thread of this process (a `Queue` is `Sync`) took
+                // one first.
+                ring.leave_lane(lane, self.rec.role);
+                (now != NONE && now >> 16 == this_gen()).then_some(now as u16)
+            }
+        }
+    }
+
+    /// Unregisters the handle and gives its lane back, if it holds one of
+    /// this process (a copy inherited across `fork` and never adopted holds
+    /// its parent's, which is not its to free).
+    pub(crate) fn release(&self) {
+        if let Some(s) = HANDLES.get(self.slot) {
+            lock_walk();
+            // Relaxed: ordered by the walk lock.
+            s.store(std::ptr::null_mut(), Ordering::Relaxed);
+            unlock_walk();
+        }
+        // Relaxed: as in `lane`.
+        let w = self.rec.word.swap(NONE, Ordering::Relaxed);
+        if w != NONE && w >> 16 == this_gen() {
+            // SAFETY: see `Registered::ring`.
+            let ring = unsafe { &*self.rec.ring };
+            ring.leave_lane(w as u16, self.rec.role);
+        }
+    }
+}
+
+/// Calls `f` on every registered record. The caller holds the walk lock.
+fn each(mut f: impl FnMut(&Registered, &Ring)) {
+    for s in &HANDLES {
+        // Relaxed: ordered by the walk lock.
+        let p = s.load(Ordering::Relaxed);
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: a registered record is alive: its handle unregisters it
+        // (under the walk lock, which we hold) before freeing it.
+        let rec = unsafe { &*p };
+        // SAFETY: see `Registered::ring`.
+        let ring = unsafe { &*rec.ring };
+        f(rec, ring);
+    }
+}
+
+/// The prepare handler (the forking thread, before `fork`): takes a lane
+/// for the child for every live handle, and keeps the walk lock until the
+/// parent or child handler.
+pub(crate) fn before_fork() {
+    lock_walk();
+    let pid = proc::pid();
+    each(|rec, ring| {
+        let w = ring
+            .join_for_child(rec.role, pid)
+            .map_or(NONE, |l| l as u64);
+        // Relaxed: read by the handlers in this thread and the child.
+        rec.forked.store(w, Ordering::Relaxed);
+    });
+}
+
+/// The parent handler: the lanes taken for the child are the child's (its
+/// copy of their description keeps them locked); close ours.
+pub(crate) fn after_fork_in_parent() {
+    each(|rec, ring| {
+        // Relaxed: as in `before_fork`.
+        rec.forked.store(NONE, Ordering::Relaxed);
+        ring.locks().after_fork_parent();
+    });
+    unlock_walk();
+}
+
+/// The child handler (the child's one thread, after the fork generation
+/// moved on and the parent's descriptions were closed): adopts the lanes
+/// taken for it, and their description.
+pub(crate) fn after_fork_in_child() {
+    let gen = this_gen();
+    each(|rec, ring| {
+        // Relaxed (all): one thread.
+        let l = rec.forked.swap(NONE, Ordering::Relaxed);
+        let w = if l == NONE { NONE } else { gen << 16 | l };
+        rec.word.store(w, Ordering::Relaxed);
+        ring.locks().after_fork_child();
+    });
+    unlock_walk();
+}
