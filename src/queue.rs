@@ -243,19 +243,22 @@ impl Queue {
         Segment::unlink(name)
     }
 
-    /// Whether the named queue is stale: no live process holds a
-    /// [`Sender`] or [`Receiver`] of it (its creator and every user exited
-    /// or died; a process that only holds the [`Queue`] does not count).
-    /// Processes are judged by pid and start time, so a reused pid does not
-    /// keep a queue alive; a process in another pid namespace is presumed
-    /// alive.
+    /// Whether the named queue is stale: no live process holds a handle of
+    /// it (a [`Queue`], [`Sender`] or [`Receiver`]: its creator and every
+    /// user exited or died). Whether a process lives is the kernel's word
+    /// (the lock each process holds on the segment's file), so a reused
+    /// pid, a pid namespace or a `hidepid` `/proc` changes nothing.
     ///
     /// ```
     /// # let name = format!("shmq-doc-stale-{}", std::process::id());
     /// let q = shmq::Queue::builder().create_named(&name)?;
-    /// assert!(shmq::Queue::is_stale(&name)?, "no handle yet");
+    /// assert!(!shmq::Queue::is_stale(&name)?, "we hold the queue");
+    /// drop(q);
+    /// assert!(shmq::Queue::is_stale(&name)?, "nobody holds it");
+    /// let q = shmq::Queue::open(&name)?;
     /// let tx = q.sender();
-    /// assert!(!shmq::Queue::is_stale(&name)?);
+    /// drop(q);
+    /// assert!(!shmq::Queue::is_stale(&name)?, "a sender is held");
     /// drop(tx);
     /// assert!(shmq::Queue::unlink_if_stale(&name)?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -580,8 +583,9 @@ impl Sender {
     ///
     /// # Errors
     /// [`SendError::Closed`], [`SendError::TooLarge`];
-    /// [`SendError::Disconnected`] if the queue is full and every receiver
-    /// is gone (checked at least every 100 ms while it waits);
+    /// [`SendError::Disconnected`] if the queue is full and no receiver and
+    /// no [`Queue`] handle is left in any process (known at the call, or
+    /// learnt within about 100 ms of the last one's death while it waits);
     /// [`SendError::TooManyHandles`] if the handle has no lane.
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
         self.lane()?;
@@ -807,9 +811,10 @@ impl Receiver {
     ///
     /// # Errors
     /// [`RecvError::Closed`] once the queue is closed and drained;
-    /// [`RecvError::Disconnected`] if it is empty and every sender is gone
-    /// (dropped, exited or killed: checked at least every 100 ms while it
-    /// waits); [`RecvError::Corrupted`] if the segment holds an impossible
+    /// [`RecvError::Disconnected`] if it is empty and no sender and no
+    /// [`Queue`] handle is left in any process (dropped, exited or killed:
+    /// known at the call, or learnt within about 100 ms of the last one's
+    /// death while it waits); [`RecvError::Corrupted`] if the segment holds an impossible
     /// record; [`RecvError::TooManyHandles`] if the handle has no lane.
     ///
     /// While it waits, it also recovers what dead processes left half done

@@ -240,8 +240,7 @@ fn stale_named_queues_are_found_and_removed() {
     drop(Queue::builder().create_named(&n).unwrap());
     assert_eq!(run("send_and_die", &n).signal(), Some(9));
     assert!(Queue::is_stale(&n).unwrap(), "its only user died");
-    let q = Queue::open(&n).unwrap();
-    let rx = q.receiver();
+    let rx = Queue::open(&n).unwrap().receiver();
     assert!(!Queue::is_stale(&n).unwrap(), "we hold a receiver");
     assert!(!Queue::unlink_if_stale(&n).unwrap());
     assert_eq!(rx.try_recv().unwrap()[1], 0, "a stale queue still works");
