@@ -82,7 +82,8 @@
 //! +0  owner   u64  gen << 40 | [NOLOCK] | [USED] | role << 32 | pid
 //!                  USED clear: free (gen survives, so that a lane freed and
 //!                  taken again never reads as the same owner)
-//! +8  -       u64  unused (zero)
+//! +8  handoff u64  1: taken by a spawned child before its `exec`, to be
+//!                  given up when it attaches (`Queue::inherit_into`)
 //! +16 -       u64  unused (zero)
 //! +24 intent  u64  0, or the `tail` (sender) / `read` (receiver) word it is
 //!                  about to CAS, | 1, until the claim is committed / the take
@@ -384,7 +385,7 @@ pub(crate) fn peers_all_gone(w: u64, peer: u64) -> bool {
 #[repr(C, align(64))]
 pub(crate) struct Lane {
     pub owner: AtomicU64,
-    _unused1: AtomicU64,
+    pub handoff: AtomicU64,
     _unused2: AtomicU64,
     pub intent: AtomicU64,
     pub need: AtomicU64,
@@ -400,7 +401,7 @@ impl Lane {
         let z = || AtomicU64::new(0);
         Lane {
             owner: z(),
-            _unused1: z(),
+            handoff: z(),
             _unused2: z(),
             intent: z(),
             need: z(),

@@ -7,9 +7,10 @@
 //! gets `Closed`, and its sends fail with `Closed`.
 
 use crate::error::{BatchError, OpenError, RecvError, SendError};
-use crate::layout::KIND_PIPE;
+use crate::layout::{KIND_PIPE, ROLE_RECEIVER, ROLE_SENDER};
 use crate::queue::{
-    inherit_segment, segment_from_env, Batch, Builder, Receiver, RecvGuard, Sender, Shared,
+    adopt_handoff, inherit_handles, segment_from_env, Batch, Builder, Receiver, RecvGuard, Sender,
+    Shared,
 };
 use crate::segment::Segment;
 use std::fmt;
@@ -106,7 +107,14 @@ impl Connection {
     /// [`Connection::from_env`] with the same `var` (see
     /// [`crate::Queue::inherit_into`]).
     pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
-        inherit_segment(&self.shared.seg, cmd, var, &format!("@{}", self.end));
+        let mut roles = Vec::new();
+        if let Some(tx) = &self.tx {
+            roles.push((tx.ring_index(), ROLE_SENDER));
+        }
+        if let Some(rx) = &self.rx {
+            roles.push((rx.ring_index(), ROLE_RECEIVER));
+        }
+        inherit_handles(&self.shared, cmd, var, &format!("@{}", self.end), roles);
     }
 
     /// Attaches the end a parent passed with [`Connection::inherit_into`].
@@ -115,7 +123,7 @@ impl Connection {
     /// As [`crate::Queue::from_env`]; [`OpenError::KindMismatch`] if `var`
     /// names a queue.
     pub fn from_env(var: &str) -> Result<Connection, OpenError> {
-        let (seg, end) = segment_from_env(var)?;
+        let (seg, end, lock) = segment_from_env(var)?;
         if seg.spec().kind != KIND_PIPE {
             return Err(OpenError::KindMismatch {
                 expected: "pipe",
@@ -125,7 +133,9 @@ impl Connection {
         let end = end.filter(|&e| e < 2).ok_or_else(|| {
             OpenError::InvalidConfig(format!("{var} does not name a pipe end (@0 or @1)"))
         })?;
-        Ok(Connection::new(Shared::new(seg), end))
+        let c = Connection::new(Shared::new(seg), end);
+        adopt_handoff(&c.shared, lock);
+        Ok(c)
     }
 
     fn tx(&self) -> Result<&Sender, SendError> {

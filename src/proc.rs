@@ -30,9 +30,7 @@
 //!   the lane is taken without a lock and marked `LANE_NOLOCK`: its owner is
 //!   presumed alive for good. Unknown means alive.
 
-#[cfg(test)]
-use std::os::fd::AsRawFd;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Once;
 
@@ -113,6 +111,36 @@ fn lock(ty: i32, start: u64) -> libc::flock {
     fl.l_start = start as _;
     fl.l_len = 1;
     fl
+}
+
+/// A new description of the file open as `query`: through `/proc/self/fd`,
+/// else (a named segment) by name, checked to be the same file. CLOEXEC.
+pub(crate) fn open_description(query: RawFd, name: Option<&str>) -> Option<OwnedFd> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let via_proc = open(
+        format!("/proc/self/fd/{query}").as_str(),
+        flags,
+        Mode::empty(),
+    )
+    .ok();
+    let fd = via_proc
+        .or_else(|| nix::sys::mman::shm_open(name?, OFlag::O_RDONLY, Mode::empty()).ok())?;
+    same_file(query, fd.as_raw_fd()).then_some(fd)
+}
+
+/// Whether two fds refer to the same file.
+pub(crate) fn same_file(a: RawFd, b: RawFd) -> bool {
+    use nix::sys::stat::fstat;
+    // SAFETY: both are open for the call (the callers'); fstat only reads.
+    let (a, b) = unsafe {
+        (
+            fstat(std::os::fd::BorrowedFd::borrow_raw(a)),
+            fstat(std::os::fd::BorrowedFd::borrow_raw(b)),
+        )
+    };
+    matches!((a, b), (Ok(a), Ok(b)) if a.st_dev == b.st_dev && a.st_ino == b.st_ino)
 }
 
 /// One ring's liveness locks in this process (see the module docs).
@@ -221,26 +249,24 @@ impl Locks {
         Some(raw)
     }
 
-    /// A new description of the segment's file: through `/proc/self/fd`,
-    /// else (a named segment) by name, checked to be the same file.
+    /// A new description of the segment's file (see [`open_description`]).
     fn reopen(&self) -> Option<OwnedFd> {
-        use nix::fcntl::{open, OFlag};
-        use nix::sys::stat::{fstat, Mode};
-        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-        let via_proc = open(
-            format!("/proc/self/fd/{}", self.query).as_str(),
-            flags,
-            Mode::empty(),
-        )
-        .ok();
-        let fd = via_proc.or_else(|| {
-            let name = self.name.as_deref()?;
-            nix::sys::mman::shm_open(name, OFlag::O_RDONLY, Mode::empty()).ok()
-        })?;
-        // SAFETY: `query` is open for the life of `self` (see the field).
-        let q = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.query) };
-        let (a, b) = (fstat(q).ok()?, fstat(&fd).ok()?);
-        (a.st_dev == b.st_dev && a.st_ino == b.st_ino).then_some(fd)
+        open_description(self.query, self.name.as_deref())
+    }
+
+    /// Takes the lock of lane `i` on description `fd` (a hand-off to a
+    /// spawned child, see `queue::inherit_handles`). Async-signal-safe.
+    pub(crate) fn hold_on(&self, fd: RawFd, i: usize) -> bool {
+        let fl = lock(libc::F_RDLCK, self.base + i as u64);
+        // SAFETY: `fd` is open (the caller's); `fl` is only read.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
+    }
+
+    /// Drops the lock of lane `i` on description `fd`.
+    pub(crate) fn unhold_on(&self, fd: RawFd, i: usize) {
+        let fl = lock(libc::F_UNLCK, self.base + i as u64);
+        // SAFETY: as in `hold_on`.
+        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) };
     }
 
     /// Takes the liveness lock of lane `i`; `false` if it cannot (no

@@ -12,7 +12,7 @@ use crate::segment::{self, Segment};
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
@@ -316,7 +316,7 @@ impl Queue {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
-        inherit_segment(&self.shared.seg, cmd, var, "");
+        inherit_handles(&self.shared, cmd, var, "", vec![(0, ROLE_QUEUE)]);
     }
 
     /// Attaches the queue a parent passed with [`Queue::inherit_into`].
@@ -325,8 +325,10 @@ impl Queue {
     /// [`OpenError::InvalidConfig`] if `var` is unset or malformed; then as
     /// [`Queue::from_fd`] or [`Queue::open`].
     pub fn from_env(var: &str) -> Result<Queue, OpenError> {
-        let (seg, _) = segment_from_env(var)?;
-        Queue::from_segment(seg)
+        let (seg, _, lock) = segment_from_env(var)?;
+        let q = Queue::from_segment(seg)?;
+        adopt_handoff(&q.shared, lock);
+        Ok(q)
     }
 
     /// A new sending handle.
@@ -400,35 +402,76 @@ impl Queue {
     }
 }
 
-/// Arranges for `cmd`'s process to find `seg` through `var` (see
-/// [`Queue::inherit_into`]); `suffix` is appended to the value (a pipe end).
-pub(crate) fn inherit_segment(seg: &Segment, cmd: &mut Command, var: &str, suffix: &str) {
-    match seg.name() {
-        Some(name) => {
-            cmd.env(var, format!("name:{name}{suffix}"));
-        }
-        None => {
-            let fd = seg.as_raw_fd();
-            cmd.env(var, format!("fd:{fd}{suffix}"));
-            // SAFETY: the closure runs in the forked child before exec and
-            // makes one async-signal-safe call (fcntl) on an fd number that
-            // the child inherited from us open (fork copies the table).
-            unsafe {
-                cmd.pre_exec(move || segment::clear_cloexec(fd));
+/// Arranges for `cmd`'s process to find `shared`'s segment through `var`
+/// (see [`Queue::inherit_into`]); `suffix` is appended to the value (a pipe
+/// end). The child counts from its start as holding a handle of each
+/// `(ring, role)` in `roles`: before its `exec` it takes those lanes, with
+/// their locks on a description opened now and inherited (`;lock=D` in the
+/// value), and gives them up when it attaches (`from_env`). So a parent
+/// that drops its own handles right after spawning does not make the other
+/// side see the end before the child attached. The lanes die with the child,
+/// or when the parent drops `cmd` if the child never attaches and has
+/// exited.
+pub(crate) fn inherit_handles(
+    shared: &Arc<Shared>,
+    cmd: &mut Command,
+    var: &str,
+    suffix: &str,
+    roles: Vec<(u16, u64)>,
+) {
+    let seg = &shared.seg;
+    let seg_fd = seg.as_raw_fd();
+    let place = match seg.name() {
+        Some(name) => format!("name:{name}"),
+        None => format!("fd:{seg_fd}"),
+    };
+    let anon = seg.name().is_none();
+    let handoff = proc::open_description(seg_fd, seg.name());
+    let lock = handoff
+        .as_ref()
+        .map_or(String::new(), |d| format!(";lock={}", d.as_raw_fd()));
+    cmd.env(var, format!("{place}{suffix}{lock}"));
+    let shared = shared.clone();
+    // SAFETY: the closure runs in the forked child before exec. It makes
+    // async-signal-safe calls only (fcntl, getpid) and atomic operations on
+    // the shared mapping, which the child inherited; it allocates nothing
+    // (everything it uses was made here, in the parent). The fds it names
+    // were inherited open (fork copies the table). The closure owns the
+    // hand-off description: the parent's copy closes when `cmd` drops.
+    unsafe {
+        cmd.pre_exec(move || {
+            if anon {
+                segment::clear_cloexec(seg_fd)?;
             }
-        }
+            if let Some(d) = &handoff {
+                segment::clear_cloexec(d.as_raw_fd())?;
+                let pid = nix::libc::getpid() as u32;
+                for &(k, role) in &roles {
+                    let _ = shared.ring(k).join_handoff(role, pid, d.as_raw_fd());
+                }
+            }
+            Ok(())
+        });
     }
 }
 
 /// Attaches the segment named by `var` (`name:NAME` or `fd:N`, then an
-/// optional `@K`, returned as `K`).
-pub(crate) fn segment_from_env(var: &str) -> Result<(Segment, Option<u16>), OpenError> {
+/// optional `@K`, returned as `K`, then an optional `;lock=D`, the hand-off
+/// description of `inherit_handles`, returned as `D` once checked to be a
+/// description of the same file).
+pub(crate) fn segment_from_env(
+    var: &str,
+) -> Result<(Segment, Option<u16>, Option<OwnedFd>), OpenError> {
     let val = std::env::var(var)
         .map_err(|_| OpenError::InvalidConfig(format!("environment variable {var} is not set")))?;
     let bad = || OpenError::InvalidConfig(format!("{var}={val:?} is not fd:N or name:NAME"));
-    let (place, end) = match val.split_once('@') {
-        Some((p, k)) => (p, Some(k.parse().map_err(|_| bad())?)),
+    let (rest, lock) = match val.split_once(";lock=") {
+        Some((r, d)) => (r, Some(d.parse::<i32>().map_err(|_| bad())?)),
         None => (val.as_str(), None),
+    };
+    let (place, end) = match rest.split_once('@') {
+        Some((p, k)) => (p, Some(k.parse().map_err(|_| bad())?)),
+        None => (rest, None),
     };
     let seg = if let Some(name) = place.strip_prefix("name:") {
         Segment::open_named(name, false)?
@@ -439,7 +482,28 @@ pub(crate) fn segment_from_env(var: &str) -> Result<(Segment, Option<u16>), Open
             .ok_or_else(bad)?;
         Segment::from_fd(segment::dup_inherited(fd)?)?
     };
-    Ok((seg, end))
+    // Only an inherited description (not close-on-exec: the parent's copy
+    // is) of this very file is ours to unlock and close.
+    let lock = lock.filter(|&d| {
+        // SAFETY: F_GETFD only reads the fd's flags; a closed fd fails.
+        let flags = unsafe { nix::libc::fcntl(d, nix::libc::F_GETFD) };
+        flags >= 0 && flags & nix::libc::FD_CLOEXEC == 0 && proc::same_file(seg.as_raw_fd(), d)
+    });
+    // SAFETY: an open fd (fstat succeeded) of our segment's file, passed to
+    // us by the parent to take over; nothing else in this process uses it.
+    let lock = lock.map(|d| unsafe { OwnedFd::from_raw_fd(d) });
+    Ok((seg, end, lock))
+}
+
+/// After a child attached with its own handles: gives up the lanes its
+/// parent had it take before `exec` (see [`inherit_handles`]).
+pub(crate) fn adopt_handoff(shared: &Shared, lock: Option<OwnedFd>) {
+    if let Some(d) = lock {
+        let pid = proc::pid();
+        for k in 0..shared.seg.spec().rings {
+            shared.ring(k).adopt_handoff(pid, d.as_raw_fd());
+        }
+    }
 }
 
 impl AsFd for Queue {
@@ -553,6 +617,11 @@ impl Sender {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The index of the handle's ring in its segment.
+    pub(crate) fn ring_index(&self) -> u16 {
+        self.ring
     }
 
     /// Sets how many times a blocking send retries, with a CPU spin hint
@@ -781,6 +850,11 @@ impl Receiver {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The index of the handle's ring in its segment.
+    pub(crate) fn ring_index(&self) -> u16 {
+        self.ring
     }
 
     /// Sets how many times a blocking receive retries, with a CPU spin hint

@@ -202,6 +202,10 @@ impl Locks {
         true
     }
     pub(crate) fn unhold_as(&self, _i: usize, _for_child: bool) {}
+    pub(crate) fn hold_on(&self, _fd: i32, _i: usize) -> bool {
+        true
+    }
+    pub(crate) fn unhold_on(&self, _fd: i32, _i: usize) {}
 }
 
 #[cfg(loom)]

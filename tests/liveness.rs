@@ -108,6 +108,12 @@ fn child_entry() {
             unreachable!();
         }
         "slow" => slow_send(&Queue::open(&n).unwrap()),
+        // Attaches a pipe end only after a pause, then sends once.
+        "late_end" => {
+            std::thread::sleep(Duration::from_millis(400));
+            let end = shmq::Connection::from_env("SHMQ_PIPE").unwrap();
+            end.send(b"late").unwrap();
+        }
         // The survivor of the hidepid test: another user, who sees no other
         // user's processes in `/proc`.
         "hidden_consumer" => {
@@ -458,6 +464,24 @@ fn handle_inherited_across_fork_counts_from_the_fork() {
             assert_eq!(mine.recv().unwrap_err(), RecvError::Disconnected);
         }
     }
+}
+
+/// A spawned child counts from its start, not from when it attaches: the
+/// parent drops the child's end and the `Command` right after spawning,
+/// and still waits for what the child sends after a pause; once the child
+/// has exited, the parent gets `Disconnected`.
+#[test]
+fn spawned_child_counts_before_it_attaches() {
+    let (mine, theirs) = shmq::pipe_duplex().unwrap();
+    let mut c = child("late_end");
+    c.env("SHMQ_NAME", "-");
+    theirs.inherit_into(&mut c, "SHMQ_PIPE");
+    let kid = c.spawn().unwrap();
+    drop(c);
+    drop(theirs);
+    assert_eq!(&*mine.recv().unwrap(), b"late", "the end came early");
+    assert!(wait(kid, LIMIT, "child").success());
+    assert_eq!(mine.recv().unwrap_err(), RecvError::Disconnected);
 }
 
 /// A guard inherited by a forked child is not released by the child: the

@@ -406,7 +406,7 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
         Queue::open(&name),
         Err(OpenError::VersionMismatch {
             found: 99,
-            expected: 4
+            expected: 5
         })
     ));
 

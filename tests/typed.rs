@@ -273,7 +273,7 @@ fn pipe_ends_in_one_process() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(val.ends_with("@0"), "{val}");
+    assert!(val.contains("@0"), "{val}");
     std::env::set_var(var, &val);
     assert!(matches!(
         Queue::from_env(var),
@@ -286,7 +286,8 @@ fn pipe_ends_in_one_process() {
     let mut cmd = Command::new("true");
     q.inherit_into(&mut cmd, var);
     let (_, v) = cmd.get_envs().find(|(k, _)| *k == var).unwrap();
-    std::env::set_var(var, format!("{}@1", v.unwrap().to_str().unwrap()));
+    let place = v.unwrap().to_str().unwrap().split(';').next().unwrap();
+    std::env::set_var(var, format!("{place}@1"));
     assert!(matches!(
         Connection::from_env(var),
         Err(OpenError::KindMismatch {

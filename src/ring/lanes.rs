@@ -32,6 +32,19 @@ const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
 const TAKEOVER_MS: u64 = LONG_SLICE.as_millis() as u64;
 const MS_MASK: u64 = (1 << 48) - 1;
 
+/// Whose description holds a lane's liveness lock (see `proc::Locks`).
+#[derive(Clone, Copy)]
+enum Holder {
+    /// This process's own.
+    Own,
+    /// The one made for a child about to be forked.
+    #[cfg_attr(loom, allow(dead_code))]
+    Child,
+    /// A hand-off description for a spawned child.
+    #[cfg_attr(loom, allow(dead_code))]
+    Fd(i32),
+}
+
 /// Whether `a` is strictly before `b` in the wrapping `seq` space.
 fn seq_behind(a: u64, b: u64) -> bool {
     (1..=SEQ_MASK / 2).contains(&seq_sub(b, a))
@@ -95,7 +108,7 @@ impl Ring {
     /// of dead processes (without a lane of its own, so it moves no
     /// `head`). `None`: every lane is held by a live handle.
     pub(crate) fn join(&self, role: u64, pid: u32) -> Option<u16> {
-        self.join_as(role, pid, false)
+        self.join_as(role, pid, Holder::Own)
     }
 
     /// As [`Ring::join`], for a child about to be forked: the lane's lock is
@@ -103,7 +116,51 @@ impl Ring {
     /// `Locks::fork_hold`), which only the child keeps after the fork.
     #[cfg(not(loom))]
     pub(crate) fn join_for_child(&self, role: u64, pid: u32) -> Option<u16> {
-        self.join_as(role, pid, true)
+        self.join_as(role, pid, Holder::Child)
+    }
+
+    /// As [`Ring::join`], in a spawned child before its `exec`: the lane's
+    /// lock is taken on the hand-off description `fd`, and the lane marked
+    /// for the child to give up when it attaches ([`Ring::adopt_handoff`]).
+    #[cfg(not(loom))]
+    pub(crate) fn join_handoff(&self, role: u64, pid: u32, fd: i32) -> Option<u16> {
+        self.join_as(role, pid, Holder::Fd(fd))
+    }
+
+    /// In a spawned child that attached: gives up the lanes taken for it
+    /// before its `exec` (its own handles count now), and their locks on
+    /// the hand-off description `fd`.
+    #[cfg(not(loom))]
+    pub(crate) fn adopt_handoff(&self, pid: u32, fd: i32) {
+        let mut any = false;
+        {
+            let _serial = self.locks.serial();
+            for i in 0..LANES {
+                let l = self.lane(i);
+                // Acquire: as in `reap`.
+                let owner = l.owner.load(Ordering::Acquire);
+                let role = lane_role(owner);
+                // Relaxed: written before the owner word's Acquire CAS.
+                if lane_pid(owner) != pid
+                    || !matches!(role, ROLE_SENDER | ROLE_RECEIVER | ROLE_QUEUE)
+                    || l.handoff.load(Ordering::Relaxed) != 1
+                {
+                    continue;
+                }
+                // Release: as in `leave_lane`.
+                self.ctrl()
+                    .seen
+                    .fetch_sub(role_unit(role), Ordering::Release);
+                self.free_lane(l, owner);
+                self.locks.unhold_on(fd, i);
+                any = true;
+            }
+        }
+        if any {
+            fence(Ordering::SeqCst);
+            self.wake_if_waiting(&self.ctrl().recv_wait);
+            self.wake_if_waiting(&self.ctrl().send_wait);
+        }
     }
 
     /// This ring's liveness locks (for the fork handlers).
@@ -112,7 +169,7 @@ impl Ring {
         &self.locks
     }
 
-    fn join_as(&self, role: u64, pid: u32, for_child: bool) -> Option<u16> {
+    fn join_as(&self, role: u64, pid: u32, holder: Holder) -> Option<u16> {
         let _serial = self.locks.serial();
         for round in 0..2 {
             // Even lanes first: the adjacent-line prefetcher pairs 64-byte
@@ -130,10 +187,10 @@ impl Ring {
                 }
                 // The lock first: from the moment the lane is ours, a
                 // survivor must find it held.
-                let locked = if for_child {
-                    self.locks.fork_hold(i)
-                } else {
-                    self.locks.hold(i)
+                let locked = match holder {
+                    Holder::Own => self.locks.hold(i),
+                    Holder::Child => self.locks.fork_hold(i),
+                    Holder::Fd(fd) => self.locks.hold_on(fd, i),
                 };
                 // Acquire pairs with the Release store that freed the lane:
                 // the previous owner's last writes to it come before ours.
@@ -149,6 +206,8 @@ impl Ring {
                     // Relaxed: published by our first claim or take (Release).
                     l.intent.store(0, Ordering::Relaxed);
                     l.moving.store(0, Ordering::Relaxed);
+                    l.handoff
+                        .store(matches!(holder, Holder::Fd(_)) as u64, Ordering::Relaxed);
                     // Relaxed: a count for the disconnect check, not a
                     // publication.
                     let seen = &self.ctrl().seen;
@@ -157,7 +216,11 @@ impl Ring {
                     return Some(i as u16);
                 }
                 if locked {
-                    self.locks.unhold_as(i, for_child);
+                    match holder {
+                        Holder::Own => self.locks.unhold(i),
+                        Holder::Child => self.locks.unhold_as(i, true),
+                        Holder::Fd(fd) => self.locks.unhold_on(fd, i),
+                    }
                 }
             }
             if round == 0 {
@@ -210,6 +273,7 @@ impl Ring {
         // Relaxed: published by the Release store of `owner` below.
         l.intent.store(0, Ordering::Relaxed);
         l.moving.store(0, Ordering::Relaxed);
+        l.handoff.store(0, Ordering::Relaxed);
         // SYNC: pairs with the Acquire CAS in `join`.
         l.owner.store(lane_free(owner), Ordering::Release);
     }
