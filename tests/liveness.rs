@@ -466,6 +466,69 @@ fn handle_inherited_across_fork_counts_from_the_fork() {
     }
 }
 
+/// A dead producer's pid is reused by a live process whose start time
+/// matches (simulated: its lane is made to name pid 1 with init's start
+/// time and our pid namespace, as a reuse within one clock tick would
+/// leave it). Nothing is judged by pid any more: the claim is recovered.
+/// v4 judged the lane's owner alive and never recovered it.
+#[test]
+fn dead_producer_whose_pid_was_reused_is_recovered() {
+    use std::os::unix::fs::FileExt;
+    let Some(init_start) = std::fs::read_to_string("/proc/1/stat").ok().and_then(|s| {
+        let after = &s[s.rfind(')')? + 1..];
+        after.split_whitespace().nth(19)?.parse::<u64>().ok()
+    }) else {
+        eprintln!("skipped: cannot read /proc/1/stat");
+        return;
+    };
+    let Ok(ns) = std::fs::metadata("/proc/self/ns/pid") else {
+        eprintln!("skipped: no /proc/self/ns/pid");
+        return;
+    };
+    let ns = std::os::unix::fs::MetadataExt::ino(&ns);
+    let n = name("reuse");
+    let q = Queue::builder()
+        .capacity_bytes(64 * 1024)
+        .create_named(&n)
+        .unwrap();
+    let rx = q.receiver();
+    let c = spawn("crash_mid_write", &n, &[]);
+    let dead = c.id();
+    let st = wait(c, LIMIT, "producer");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(11));
+    // Its lanes (a queue handle and a sender) now name a live process.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/dev/shm/{n}"))
+        .unwrap();
+    let mut renamed = 0;
+    for i in 0..256u64 {
+        let at = 4096 + 64 * i;
+        let mut w = [0u8; 8];
+        f.read_exact_at(&mut w, at).unwrap();
+        let owner = u64::from_le_bytes(w);
+        if owner as u32 == dead && owner >> 32 != 0 {
+            let reused = (owner & !0xffff_ffff) | 1;
+            f.write_all_at(&reused.to_le_bytes(), at).unwrap();
+            f.write_all_at(&init_start.to_le_bytes(), at + 8).unwrap();
+            f.write_all_at(&ns.to_le_bytes(), at + 16).unwrap();
+            renamed += 1;
+        }
+    }
+    assert!(renamed >= 1, "found no lane of the dead producer");
+    for i in 0..3u8 {
+        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
+    }
+    q.sender().send(b"live").unwrap();
+    assert_eq!(
+        &*rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        b"live",
+        "the dead claim was skipped"
+    );
+    Queue::unlink(&n).unwrap();
+}
+
 /// A spawned child counts from its start, not from when it attaches: the
 /// parent drops the child's end and the `Command` right after spawning,
 /// and still waits for what the child sends after a pause; once the child
