@@ -226,8 +226,56 @@ fn spawn(role: &str, n: &str, extra: &[(&str, String)]) -> std::process::Child {
     c.spawn().unwrap()
 }
 
+/// This test binary's child entry as `role` under `unshare --pid --fork`
+/// (a pid namespace of its own, with the host's `/proc`); `None` where that
+/// is not allowed (the test is skipped).
+fn in_pid_namespace(role: &str, n: &str) -> Option<std::process::Child> {
+    let probe = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "true"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: `unshare --pid --fork` is not allowed here");
+        return None;
+    }
+    let c = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "child_entry", "--test-threads=1"])
+        .env("SHMQ_ROLE", role)
+        .env("SHMQ_NAME", n)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    Some(c)
+}
+
+/// A named 64 KiB queue for test `tag`, and a receiver of it.
+fn queue_and_receiver(tag: &str) -> (String, Queue, shmq::Receiver) {
+    let n = name(tag);
+    let q = Queue::builder()
+        .capacity_bytes(64 * 1024)
+        .create_named(&n)
+        .unwrap();
+    let rx = q.receiver();
+    (n, q, rx)
+}
+
 fn u32_of(m: &[u8]) -> u32 {
     u32::from_le_bytes(m[..4].try_into().unwrap())
+}
+
+/// After a producer died mid-claim having sent three small messages: they
+/// arrive, and so does a live message sent after the dead claim.
+fn expect_dead_claim_skipped(q: &Queue, rx: &shmq::Receiver) {
+    for i in 0..3u8 {
+        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
+    }
+    q.sender().send(b"live").unwrap();
+    assert_eq!(
+        &*rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        b"live",
+        "the dead claim was skipped"
+    );
 }
 
 /// The three slow messages' check: three small ones, then the slow one
@@ -245,12 +293,7 @@ fn expect_slow(rx: &shmq::Receiver) {
 /// waited for, not skipped (the `/proc`-based check said "zombie: dead").
 #[test]
 fn slow_producer_whose_main_thread_exited_is_not_skipped() {
-    let n = name("orphan");
-    let q = Queue::builder()
-        .capacity_bytes(64 * 1024)
-        .create_named(&n)
-        .unwrap();
-    let rx = q.receiver();
+    let (n, _q, rx) = queue_and_receiver("orphan");
     let c = spawn("slow_from_orphan_thread", &n, &[]);
     expect_slow(&rx);
     assert!(wait(c, LIMIT, "producer").success());
@@ -262,29 +305,11 @@ fn slow_producer_whose_main_thread_exited_is_not_skipped() {
 /// looked up by pid any more. Skipped where unshare is not allowed.
 #[test]
 fn slow_producer_in_another_pid_namespace_is_not_skipped() {
-    let probe = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: `unshare --pid --fork` is not allowed here");
+    let (n, _q, rx) = queue_and_receiver("pidns");
+    let Some(c) = in_pid_namespace("slow", &n) else {
+        Queue::unlink(&n).unwrap();
         return;
-    }
-    let n = name("pidns");
-    let q = Queue::builder()
-        .capacity_bytes(64 * 1024)
-        .create_named(&n)
-        .unwrap();
-    let rx = q.receiver();
-    let exe = std::env::current_exe().unwrap();
-    let c = std::process::Command::new("unshare")
-        .args(["--pid", "--fork"])
-        .arg(exe)
-        .args(["--ignored", "--exact", "child_entry", "--test-threads=1"])
-        .env("SHMQ_ROLE", "slow")
-        .env("SHMQ_NAME", &n)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    };
     expect_slow(&rx);
     assert!(wait(c, LIMIT, "producer").success());
     Queue::unlink(&n).unwrap();
@@ -372,28 +397,14 @@ fn survivor_behind_hidepid_waits_for_a_live_producer() {
 /// producer took its liveness lock through a description opened by name.
 #[test]
 fn recovery_works_without_proc_for_a_named_queue() {
-    let n = name("noproc");
-    let q = Queue::builder()
-        .capacity_bytes(64 * 1024)
-        .create_named(&n)
-        .unwrap();
-    let rx = q.receiver();
+    let (n, q, rx) = queue_and_receiver("noproc");
     let Some(c) = in_mount_namespace("mount -t tmpfs none /proc", "crash_mid_write", &n) else {
         Queue::unlink(&n).unwrap();
         return;
     };
     let st = wait(c, LIMIT, "producer");
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(11));
-    for i in 0..3u8 {
-        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
-    }
-    let tx = q.sender();
-    tx.send(b"live").unwrap();
-    assert_eq!(
-        &*rx.recv_timeout(LIMIT).unwrap(),
-        b"live",
-        "the dead claim was skipped"
-    );
+    expect_dead_claim_skipped(&q, &rx);
     Queue::unlink(&n).unwrap();
 }
 
@@ -402,39 +413,13 @@ fn recovery_works_without_proc_for_a_named_queue() {
 /// never reaped).
 #[test]
 fn dead_producer_in_another_pid_namespace_is_recovered() {
-    let probe = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: `unshare --pid --fork` is not allowed here");
+    let (n, q, rx) = queue_and_receiver("pidns-dead");
+    let Some(c) = in_pid_namespace("crash_mid_write", &n) else {
+        Queue::unlink(&n).unwrap();
         return;
-    }
-    let n = name("pidns-dead");
-    let q = Queue::builder()
-        .capacity_bytes(64 * 1024)
-        .create_named(&n)
-        .unwrap();
-    let rx = q.receiver();
-    let exe = std::env::current_exe().unwrap();
-    let c = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--kill-child"])
-        .arg(exe)
-        .args(["--ignored", "--exact", "child_entry", "--test-threads=1"])
-        .env("SHMQ_ROLE", "crash_mid_write")
-        .env("SHMQ_NAME", &n)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    };
     assert!(!wait(c, LIMIT, "producer").success());
-    for i in 0..3u8 {
-        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
-    }
-    q.sender().send(b"live").unwrap();
-    assert_eq!(
-        &*rx.recv_timeout(LIMIT).unwrap(),
-        b"live",
-        "the dead claim was skipped"
-    );
+    expect_dead_claim_skipped(&q, &rx);
     Queue::unlink(&n).unwrap();
 }
 
@@ -486,12 +471,7 @@ fn dead_producer_whose_pid_was_reused_is_recovered() {
         return;
     };
     let ns = std::os::unix::fs::MetadataExt::ino(&ns);
-    let n = name("reuse");
-    let q = Queue::builder()
-        .capacity_bytes(64 * 1024)
-        .create_named(&n)
-        .unwrap();
-    let rx = q.receiver();
+    let (n, q, rx) = queue_and_receiver("reuse");
     let c = spawn("crash_mid_write", &n, &[]);
     let dead = c.id();
     let st = wait(c, LIMIT, "producer");
@@ -517,15 +497,7 @@ fn dead_producer_whose_pid_was_reused_is_recovered() {
         }
     }
     assert!(renamed >= 1, "found no lane of the dead producer");
-    for i in 0..3u8 {
-        assert_eq!(&*rx.recv_timeout(LIMIT).unwrap(), &[b'p', i]);
-    }
-    q.sender().send(b"live").unwrap();
-    assert_eq!(
-        &*rx.recv_timeout(Duration::from_secs(10)).unwrap(),
-        b"live",
-        "the dead claim was skipped"
-    );
+    expect_dead_claim_skipped(&q, &rx);
     Queue::unlink(&n).unwrap();
 }
 
