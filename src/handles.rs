@@ -20,7 +20,7 @@
 //! `pre_exec` hook is set) drops those lanes' locks at `exec` (the lock
 //! description is CLOEXEC); survivors reap them like any dead process's.
 
-use crate::proc;
+use crate::proc::{self, GenLock};
 use crate::ring::Ring;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -33,34 +33,11 @@ const GEN_MASK: u64 = (1 << 48) - 1;
 static HANDLES: [AtomicPtr<Registered>; 4096] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; 4096];
 
-/// Held (the fork generation of the holder, 0 when free) while the
-/// registry is walked by the fork handlers, from the prepare handler until
-/// the parent or child handler, and while a handle unregisters: so no
-/// record is freed under a walk. A holder from an older generation was a
-/// parent's thread: taken over.
-static WALK: AtomicU64 = AtomicU64::new(0);
-
-fn lock_walk() {
-    let gen = proc::fork_gen();
-    loop {
-        // Relaxed: only compared.
-        let cur = WALK.load(Ordering::Relaxed);
-        // Acquire: the previous holder's registry changes come first.
-        if (cur == 0 || cur != gen)
-            && WALK
-                .compare_exchange(cur, gen, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
-            return;
-        }
-        std::thread::yield_now();
-    }
-}
-
-fn unlock_walk() {
-    // Release: our registry changes come before the next holder's.
-    WALK.store(0, Ordering::Release);
-}
+/// Held while the registry is walked by the fork handlers, from the
+/// prepare handler until the parent or child handler, and while a handle
+/// unregisters: so no record is freed under a walk. (A holder from an
+/// older generation was a parent's thread: the child takes it over.)
+static WALK: GenLock = GenLock::new();
 
 struct Registered {
     /// The handle's ring; valid while the handle is registered (it holds
@@ -163,10 +140,10 @@ impl HandleLane {
     /// its parent's, which is not its to free).
     pub(crate) fn release(&self) {
         if let Some(s) = HANDLES.get(self.slot) {
-            lock_walk();
+            WALK.lock();
             // Relaxed: ordered by the walk lock.
             s.store(std::ptr::null_mut(), Ordering::Relaxed);
-            unlock_walk();
+            WALK.unlock();
         }
         // Relaxed: as in `lane`.
         let w = self.rec.word.swap(NONE, Ordering::Relaxed);
@@ -199,7 +176,7 @@ fn each(mut f: impl FnMut(&Registered, &Ring)) {
 /// for the child for every live handle, and keeps the walk lock until the
 /// parent or child handler.
 pub(crate) fn before_fork() {
-    lock_walk();
+    WALK.lock();
     let pid = proc::pid();
     each(|rec, ring| {
         let w = ring
@@ -218,7 +195,7 @@ pub(crate) fn after_fork_in_parent() {
         rec.forked.store(NONE, Ordering::Relaxed);
         ring.locks().after_fork_parent();
     });
-    unlock_walk();
+    WALK.unlock();
 }
 
 /// The child handler (the child's one thread, after the fork generation
@@ -233,5 +210,5 @@ pub(crate) fn after_fork_in_child() {
         rec.word.store(w, Ordering::Relaxed);
         ring.locks().after_fork_child();
     });
-    unlock_walk();
+    WALK.unlock();
 }

@@ -478,8 +478,7 @@ pub(crate) fn lane_role(owner: u64) -> u64 {
     }
 }
 
-/// The pid of a lane owner word (the loom models' liveness; reports).
-#[cfg_attr(not(loom), allow(dead_code))]
+/// The pid of a lane owner word (the loom models' liveness; hand-offs).
 #[inline]
 pub(crate) fn lane_pid(owner: u64) -> u32 {
     owner as u32

@@ -159,23 +159,90 @@ pub(crate) struct Locks {
     own: AtomicU64,
     /// Serialises this ring's lane joins, leaves and reaps in this process
     /// (they share one description, whose locks never conflict with each
-    /// other, so an unlock by one could drop another's lock): the fork
-    /// generation of the holder, 0 when free. A holder from an older
-    /// generation was a parent's thread, absent here: taken over.
-    busy: AtomicU64,
+    /// other, so an unlock by one could drop another's lock).
+    busy: GenLock,
     /// A description made for a child about to be forked, -1 otherwise
     /// (see [`Locks::fork_hold`]).
     fork_fd: AtomicI32,
 }
 
-/// Holds [`Locks::busy`] until dropped.
-pub(crate) struct Serial<'a>(&'a AtomicU64);
+/// A spin lock for this process's threads that a forked child can take
+/// over: it holds the fork generation of its holder (0 when free), and a
+/// holder from an older generation was a parent's thread, absent in the
+/// child. Held only for short, non-blocking work.
+pub(crate) struct GenLock(AtomicU64);
+
+impl GenLock {
+    pub(crate) const fn new() -> Self {
+        GenLock(AtomicU64::new(0))
+    }
+
+    /// Takes the lock, spinning (with yields) while a thread of this
+    /// generation holds it. Pair with [`GenLock::unlock`], or use
+    /// [`GenLock::guard`].
+    pub(crate) fn lock(&self) {
+        let gen = fork_gen();
+        loop {
+            // Relaxed: only compared.
+            let cur = self.0.load(Ordering::Relaxed);
+            // Acquire: the previous holder's changes come first.
+            if (cur == 0 || cur != gen)
+                && self
+                    .0
+                    .compare_exchange(cur, gen, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    pub(crate) fn unlock(&self) {
+        // Release: our changes come before the next holder's.
+        self.0.store(0, Ordering::Release);
+    }
+
+    /// Takes the lock until the guard drops.
+    pub(crate) fn guard(&self) -> Serial<'_> {
+        self.lock();
+        Serial(self)
+    }
+}
+
+/// Holds a [`GenLock`] until dropped.
+pub(crate) struct Serial<'a>(&'a GenLock);
 
 impl Drop for Serial<'_> {
     fn drop(&mut self) {
-        // Release: our lock changes and lane stores come before the next
-        // holder's.
-        self.0.store(0, Ordering::Release);
+        self.0.unlock();
+    }
+}
+
+/// Remembers a private lock description, for the fork handler to close in
+/// a child.
+fn remember_lock_fd(fd: RawFd) {
+    for slot in &LOCK_FDS {
+        // Relaxed: read only by the fork handler of this process.
+        if slot
+            .compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+/// Forgets a description [`remember_lock_fd`] noted (it is being closed).
+fn forget_lock_fd(fd: RawFd) {
+    for slot in &LOCK_FDS {
+        // Relaxed: as in `remember_lock_fd`.
+        if slot
+            .compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
     }
 }
 
@@ -188,7 +255,7 @@ impl Locks {
             base: crate::layout::LOCK_BASE + ring as u64 * crate::layout::LANES as u64,
             name: name.map(str::to_owned),
             own: AtomicU64::new(0),
-            busy: AtomicU64::new(0),
+            busy: GenLock::new(),
             fork_fd: AtomicI32::new(-1),
         }
     }
@@ -206,21 +273,7 @@ impl Locks {
 
     /// Serialises lane changes in this process (see `busy`).
     pub(crate) fn serial(&self) -> Serial<'_> {
-        let gen = fork_gen();
-        loop {
-            // Relaxed: only compared.
-            let cur = self.busy.load(Ordering::Relaxed);
-            // Acquire: the previous holder's lane stores come first.
-            if (cur == 0 || cur != gen)
-                && self
-                    .busy
-                    .compare_exchange(cur, gen, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return Serial(&self.busy);
-            }
-            std::thread::yield_now();
-        }
+        self.busy.guard()
     }
 
     /// This process's private description of the file, opened on first
@@ -235,15 +288,7 @@ impl Locks {
         }
         let fd = self.reopen()?;
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        for slot in &LOCK_FDS {
-            // Relaxed: read only by the fork handler of this process.
-            if slot
-                .compare_exchange(-1, raw, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
-            }
-        }
+        remember_lock_fd(raw);
         self.own
             .store(gen << 32 | (raw as u32 + 1) as u64, Ordering::Relaxed);
         Some(raw)
@@ -338,14 +383,7 @@ impl Locks {
             return;
         }
         let gen = fork_gen() & 0xffff_ffff;
-        for slot in &LOCK_FDS {
-            if slot
-                .compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
-            }
-        }
+        remember_lock_fd(fd);
         self.own
             .store(gen << 32 | (fd as u32 + 1) as u64, Ordering::Relaxed);
     }
@@ -381,15 +419,7 @@ impl Drop for Locks {
         let w = *self.own.get_mut();
         if w >> 32 == gen && w as u32 != 0 {
             let fd = (w as u32 - 1) as RawFd;
-            for slot in &LOCK_FDS {
-                // Relaxed: as in `own_fd`.
-                if slot
-                    .compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    break;
-                }
-            }
+            forget_lock_fd(fd);
             // SAFETY: the description is ours (this generation) and no lane
             // of this ring is used any more.
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
