@@ -49,6 +49,8 @@ disconnect_before_attempt | receiver_learns_the_last_sender_left_after_its_messa
 disconnected_relaxed      | receiver_learns_the_last_sender_left_after_its_message
 disconnect_unrechecked    | receiver_learns_the_last_sender_left_after_its_message
 reap_unsettled            | dead_holder_lane_is_reaped_only_once_settled
+slack_unbounded           | full_sender_takes_the_room_it_needs_without_waiting_for_slack
+slack_head_relaxed        | full_sender_reuses_the_slack_it_waited_for
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

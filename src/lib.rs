@@ -53,6 +53,7 @@ mod error;
 mod layout;
 mod ring;
 mod sync;
+mod wait;
 
 #[cfg(not(loom))]
 mod diag;
@@ -83,6 +84,7 @@ pub use queue::{Batch, Builder, Queue, Receiver, RecvGuard, Sender};
 pub use rkyv;
 #[cfg(not(loom))]
 pub use typed::{Message, Typed, TypedQueue, TypedReceiver, TypedSender};
+pub use wait::WaitStrategy;
 
 /// Hooks for the loom models in `loom-tests/`: the real ring protocol over
 /// loom's atomics, cells and futex model. Not part of the public API.

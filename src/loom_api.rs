@@ -154,7 +154,7 @@ impl LoomRing {
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
         self.ring
-            .recv(None, crate::ring::SPIN_TRIES, self.my_lane())
+            .recv(None, &crate::wait::Backoff::default(), self.my_lane())
             .map(Taken)
     }
     /// Blocking receive by consumer `c`: take (waiting while empty,
@@ -162,7 +162,7 @@ impl LoomRing {
     pub fn recv_as(&self, c: Consumer) -> Result<Vec<u8>, RecvError> {
         let t = self
             .ring
-            .recv(None, crate::ring::SPIN_TRIES, c.0)
+            .recv(None, &crate::wait::Backoff::default(), c.0)
             .map(Taken)?;
         let v = self.read(&t);
         self.release_as(t, c);
@@ -219,7 +219,9 @@ impl LoomRing {
     /// ready ones, waking senders once.
     pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
         let lane = self.my_lane();
-        let mut claims = vec![self.ring.recv(None, crate::ring::SPIN_TRIES, lane)?];
+        let mut claims = vec![self
+            .ring
+            .recv(None, &crate::wait::Backoff::default(), lane)?];
         self.ring.take_ready(max, &mut claims, lane);
         Ok(claims.into_iter().map(Taken).collect())
     }

@@ -7,8 +7,9 @@ use crate::handles::HandleLane;
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
 use crate::proc::{self, Locks};
-use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE, SPIN_TRIES};
+use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
 use crate::segment::{self, Segment};
+use crate::wait::{Backoff, WaitStrategy};
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -581,7 +582,7 @@ impl Clone for Sender {
     /// A new handle with its own cache and the same spin setting.
     fn clone(&self) -> Self {
         let mut s = Sender::new(self.shared.clone(), self.ring);
-        s.cache.spin = self.cache.spin;
+        s.cache.wait = self.cache.wait.clone();
         s
     }
 }
@@ -624,28 +625,26 @@ impl Sender {
         self.ring
     }
 
-    /// Sets how many times a blocking send retries, with a CPU spin hint
-    /// between tries, before it sleeps on the futex. The default, 128,
-    /// is a few microseconds: a peer that answers within that time is met
-    /// without a system call on either side. `0` sleeps at once (the least
-    /// CPU; each hand-off then costs a futex wake-up, see
-    /// `docs/BENCHMARKS.md`). A handle that must never sleep should loop on
-    /// [`try_send`](Sender::try_send) instead.
+    /// Sets how blocking sends wait for room before they sleep on the
+    /// futex; the default, [`WaitStrategy::Adaptive`], spins as long as
+    /// recent waits suggest room comes soon (see [`WaitStrategy`]).
     ///
     /// ```
+    /// use shmq::WaitStrategy;
+    ///
     /// let q = shmq::Queue::builder().create()?;
     /// let mut tx = q.sender();
-    /// tx.set_spin_tries(0);
-    /// assert_eq!(tx.spin_tries(), 0);
+    /// tx.set_wait_strategy(WaitStrategy::Spin(0)); // sleep at once
+    /// assert_eq!(tx.wait_strategy(), WaitStrategy::Spin(0));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn set_spin_tries(&mut self, tries: u32) {
-        self.cache.spin = tries;
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.cache.wait = Backoff::new(strategy);
     }
 
-    /// The spin setting; see [`set_spin_tries`](Sender::set_spin_tries).
-    pub fn spin_tries(&self) -> u32 {
-        self.cache.spin
+    /// The wait strategy; see [`set_wait_strategy`](Sender::set_wait_strategy).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.cache.wait.strategy()
     }
 
     /// Sends a message, waiting while the queue is full.
@@ -802,7 +801,7 @@ impl fmt::Debug for Sender {
 pub struct Receiver {
     shared: Arc<Shared>,
     ring: u16,
-    spin: u32,
+    wait: Backoff,
     lane: Cell<u16>,
     gen: LaneGen,
 }
@@ -811,7 +810,7 @@ impl Clone for Receiver {
     /// A new handle, with a lane of its own and the same spin setting.
     fn clone(&self) -> Self {
         let mut r = Receiver::new(self.shared.clone(), self.ring);
-        r.spin = self.spin;
+        r.wait = self.wait.clone();
         r
     }
 }
@@ -828,7 +827,7 @@ impl Receiver {
             gen: LaneGen::new(shared.ring(ring), ROLE_RECEIVER),
             shared,
             ring,
-            spin: SPIN_TRIES,
+            wait: Backoff::default(),
             lane: Cell::new(NO_LANE),
         };
         // As in `Sender::new`: a missing lane is retried by the first call.
@@ -857,28 +856,26 @@ impl Receiver {
         self.ring
     }
 
-    /// Sets how many times a blocking receive retries, with a CPU spin hint
-    /// between tries, before it sleeps on the futex. The default, 128,
-    /// is a few microseconds: a peer that answers within that time is met
-    /// without a system call on either side. `0` sleeps at once (the least
-    /// CPU; each hand-off then costs a futex wake-up, see
-    /// `docs/BENCHMARKS.md`). A handle that must never sleep should loop on
-    /// [`try_recv`](Receiver::try_recv) instead.
+    /// Sets how blocking receives wait for a message before they sleep on
+    /// the futex; the default, [`WaitStrategy::Adaptive`], spins as long as
+    /// recent waits suggest a message comes soon (see [`WaitStrategy`]).
     ///
     /// ```
+    /// use shmq::WaitStrategy;
+    ///
     /// let q = shmq::Queue::builder().create()?;
     /// let mut rx = q.receiver();
-    /// rx.set_spin_tries(0);
-    /// assert_eq!(rx.spin_tries(), 0);
+    /// rx.set_wait_strategy(WaitStrategy::Spin(1000));
+    /// assert_eq!(rx.wait_strategy(), WaitStrategy::Spin(1000));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn set_spin_tries(&mut self, tries: u32) {
-        self.spin = tries;
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = Backoff::new(strategy);
     }
 
-    /// The spin setting; see [`set_spin_tries`](Receiver::set_spin_tries).
-    pub fn spin_tries(&self) -> u32 {
-        self.spin
+    /// The wait strategy; see [`set_wait_strategy`](Receiver::set_wait_strategy).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait.strategy()
     }
 
     /// Receives the next message, waiting while the queue is empty.
@@ -896,7 +893,7 @@ impl Receiver {
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
         let lane = self.lane()?;
         self.ring()
-            .recv(None, self.spin, lane)
+            .recv(None, &self.wait, lane)
             .map(|c| self.guard(c, lane))
     }
 
@@ -923,7 +920,7 @@ impl Receiver {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
         let lane = self.lane()?;
         self.ring()
-            .recv(Instant::now().checked_add(timeout), self.spin, lane)
+            .recv(Instant::now().checked_add(timeout), &self.wait, lane)
             .map(|c| self.guard(c, lane))
     }
 
@@ -938,7 +935,7 @@ impl Receiver {
     /// batch early and is reported by the next call.
     pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
         let lane = self.lane()?;
-        let first = self.ring().recv(None, self.spin, lane)?;
+        let first = self.ring().recv(None, &self.wait, lane)?;
         Ok(self.batch(first, max, lane))
     }
 
@@ -965,7 +962,7 @@ impl Receiver {
         let lane = self.lane()?;
         let first = self
             .ring()
-            .recv(Instant::now().checked_add(timeout), self.spin, lane)?;
+            .recv(Instant::now().checked_add(timeout), &self.wait, lane)?;
         Ok(self.batch(first, max, lane))
     }
 
@@ -1319,8 +1316,12 @@ mod tests {
         // maxsize 1 and no spinning: nearly every hand-off parks one side.
         let q = Queue::builder().maxsize(1).create().unwrap();
         let mut rx = q.receiver();
-        rx.set_spin_tries(0);
-        assert_eq!(rx.clone().spin_tries(), 0, "clones keep the setting");
+        rx.set_wait_strategy(WaitStrategy::Spin(0));
+        assert_eq!(
+            rx.clone().wait_strategy(),
+            WaitStrategy::Spin(0),
+            "clones keep the setting"
+        );
         let consumer = std::thread::spawn(move || {
             let mut next = 0u32;
             while let Ok(m) = rx.recv() {
@@ -1330,8 +1331,12 @@ mod tests {
             next
         });
         let mut tx = q.sender();
-        tx.set_spin_tries(0);
-        assert_eq!(tx.clone().spin_tries(), 0, "clones keep the setting");
+        tx.set_wait_strategy(WaitStrategy::Spin(0));
+        assert_eq!(
+            tx.clone().wait_strategy(),
+            WaitStrategy::Spin(0),
+            "clones keep the setting"
+        );
         for i in 0..20_000u32 {
             tx.send(&i.to_le_bytes()).unwrap();
         }

@@ -33,6 +33,7 @@ use crate::layout::*;
 use crate::sync::{
     death_point, fence, futex_wait, futex_wake_all, mutant, spin_hint, AtomicU64, Locks, Ordering,
 };
+use crate::wait::{Backoff, Spun};
 use std::cell::Cell;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -45,13 +46,15 @@ const SLEEP_SLICE: Duration = Duration::from_millis(100);
 /// whether its peers are gone (no system call) and to replace a watcher
 /// that stopped watching.
 const LONG_SLICE: Duration = Duration::from_millis(1000);
-/// Failed attempts (with a spin hint between them) before a blocking call
-/// registers as a waiter and sleeps. Zero under loom: spinning there only
-/// multiplies the interleavings to explore.
-#[cfg(not(loom))]
-pub(crate) const SPIN_TRIES: u32 = 128;
-#[cfg(loom)]
-pub(crate) const SPIN_TRIES: u32 = 0;
+
+/// Room, in granules, that a blocking send that found the ring full waits
+/// for beyond its own message (or its message's size, if larger); see
+/// [`Ring::await_slack`].
+const SLACK_GRANULES: u64 = 64;
+/// How long such a send waits for that room at most.
+const SLACK_WAIT: Duration = Duration::from_micros(10);
+/// Spin hints between two looks at `head` while it waits.
+const SLACK_SPINS: u32 = 8;
 
 /// `maxsize` meaning "bounded by bytes only".
 pub(crate) const UNBOUNDED: u64 = u64::MAX;
@@ -153,8 +156,8 @@ pub(crate) struct SendCache {
     /// `Control::epoch` when `head` and `read_seq` were last loaded; a new
     /// handle starts with a value the epoch never takes, forcing a load.
     epoch: Cell<u64>,
-    /// Tries before a blocking send sleeps (see `Ring::block`).
-    pub(crate) spin: u32,
+    /// How a blocking send waits (see `Ring::block`).
+    pub(crate) wait: Backoff,
     /// The handle's lane ([`NO_LANE`]: none; its claims cannot be recovered
     /// if it dies mid-send).
     pub(crate) lane: Cell<u16>,
@@ -166,7 +169,7 @@ impl Default for SendCache {
             head: Cell::new(0),
             read_seq: Cell::new(0),
             epoch: Cell::new(u64::MAX),
-            spin: SPIN_TRIES,
+            wait: Backoff::default(),
             lane: Cell::new(NO_LANE),
         }
     }
@@ -620,18 +623,95 @@ impl Ring {
             r => Some(r),
         };
         match self.try_send(cache, bytes) {
-            Err(SendError::Full) => self
-                .block(
+            Err(SendError::Full) => {
+                if self.await_slack(cache, footprint(bytes.len()), deadline) {
+                    match self.try_send(cache, bytes) {
+                        Err(SendError::Full) => {}
+                        r => return r,
+                    }
+                }
+                self.block(
                     &self.ctrl().send_wait,
                     deadline,
-                    cache.spin,
+                    &cache.wait,
                     cache.lane.get(),
                     ROLE_RECEIVER,
                     attempt,
                     || Err(SendError::Disconnected),
                 )
-                .unwrap_or(Err(SendError::Timeout)),
+                .unwrap_or(Err(SendError::Timeout))
+            }
             r => r,
+        }
+    }
+
+    /// Breaks the full-ring lock-step. A producer that finds the ring full
+    /// and took each granule the moment a consumer freed it would write the
+    /// very descriptor line and read the very `head` the consumer is
+    /// writing, for every message: both cores then pass those lines back
+    /// and forth (about 150 ns a message) and the pair runs at a fraction
+    /// of its speed. Instead, a blocking send waits, reading `head` only
+    /// every [`SLACK_SPINS`] spin hints, until there is room for its
+    /// message and [`SLACK_GRANULES`] more (and, under `maxsize`, an eighth
+    /// of the slots), then sends a burst from its cached `head` without
+    /// touching the consumers' lines. It waits at most [`SLACK_WAIT`]:
+    /// room that does not come (a consumer holds records) never stops a
+    /// send that fits. Returns whether to try again now (the room came, or
+    /// the ring was closed); `false` leaves the rest to `block`.
+    /// `try_send` never waits here.
+    #[cold]
+    fn await_slack(&self, cache: &SendCache, fp: u64, deadline: Option<Instant>) -> bool {
+        if cache.wait.strategy() == crate::wait::WaitStrategy::Spin(0) {
+            return false;
+        }
+        let want_bytes = (fp + SLACK_GRANULES.max(fp)).min(self.granules);
+        let want_slots = (self.maxsize / 8).clamp(1, 64);
+        #[cfg(not(loom))]
+        let start = Instant::now();
+        loop {
+            for _ in 0..SLACK_SPINS {
+                spin_hint();
+            }
+            // Relaxed: only the position and the closed bit are compared;
+            // the claim itself is made by `try_send`'s CAS.
+            let t = Cursor::unpack(self.ctrl().tail.load(Ordering::Relaxed));
+            if t.closed {
+                return true;
+            }
+            // Acquire (in `load_head`): the cached copy is what `try_send`
+            // trusts next, to reuse the room before it (the break
+            // `slack_head_relaxed` caches a Relaxed load).
+            let h = mutant!(
+                "slack_head_relaxed",
+                self.load_head(),
+                self.ctrl().head.load(Ordering::Relaxed)
+            );
+            cache.head.set(h);
+            let bytes_ok =
+                self.granules - pos_sub(t.pos, cache.head.get()).min(self.granules) >= want_bytes;
+            let slots_ok = self.maxsize == UNBOUNDED || {
+                cache.read_seq.set(self.load_read_seq());
+                let used = seq_sub(t.seq, cache.read_seq.get());
+                self.maxsize.saturating_sub(used) >= want_slots
+            };
+            if bytes_ok && slots_ok {
+                return true;
+            }
+            // Under loom one look is enough to model the wait; the break
+            // `slack_unbounded` waits for the slack however long it takes.
+            #[cfg(loom)]
+            if !crate::sync::mutant_on("slack_unbounded") {
+                return false;
+            }
+            #[cfg(not(loom))]
+            {
+                let now = Instant::now();
+                if now.duration_since(start) >= SLACK_WAIT || deadline.is_some_and(|d| now >= d) {
+                    return false;
+                }
+            }
+            #[cfg(loom)]
+            let _ = deadline;
         }
     }
 
@@ -798,12 +878,12 @@ impl Ring {
         }
     }
 
-    /// Blocking receive: `spin` tries, then sleep until a commit, `close`,
-    /// or `deadline`.
+    /// Blocking receive: wait as `wait` says, then sleep until a commit,
+    /// `close`, or `deadline`.
     pub(crate) fn recv(
         &self,
         deadline: Option<Instant>,
-        spin: u32,
+        wait: &Backoff,
         lane: u16,
     ) -> Result<Claim, RecvError> {
         let attempt = || match self.try_recv(lane) {
@@ -815,7 +895,7 @@ impl Ring {
                 .block(
                     &self.ctrl().recv_wait,
                     deadline,
-                    spin,
+                    wait,
                     lane,
                     ROLE_SENDER,
                     attempt,
@@ -1001,8 +1081,8 @@ impl Ring {
 
     /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
     /// when it is done (success or a final error), `None` to keep waiting.
-    /// It is retried `spin` times with a spin hint between tries before the
-    /// caller registers as a waiter and sleeps. The wait ends with
+    /// It is retried as `wait` says (spin, yield: see `crate::wait`) before
+    /// the caller registers as a waiter and sleeps. The wait ends with
     /// `disconnected()` when every handle that could act as `peer` is gone
     /// (checked before each sleep, no system call). One blocked waiter of
     /// the ring, the watcher, also scans for dead processes every
@@ -1014,18 +1094,23 @@ impl Ring {
         &self,
         cell: &WaitCell,
         deadline: Option<Instant>,
-        spin: u32,
+        wait: &Backoff,
         lane: u16,
         peer: u64,
         mut attempt: impl FnMut() -> Option<T>,
         disconnected: impl Fn() -> T,
     ) -> Option<T> {
-        for _ in 0..spin {
-            spin_hint();
-            if let Some(r) = attempt() {
-                return Some(r);
+        let start = match wait.spin(deadline, &mut attempt) {
+            Spun::Done(r) => return Some(r),
+            Spun::TimedOut => {
+                let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
+                if watcher {
+                    self.unwatch(lane);
+                }
+                return r;
             }
-        }
+            Spun::Sleep(start) => start,
+        };
         let mut watching = false;
         let result = loop {
             let (watcher, scan) = self.watch(lane);
@@ -1044,6 +1129,7 @@ impl Ring {
                     if let Some(e) = early {
                         self.leave(cell, e);
                     }
+                    wait.learn(start, Instant::now());
                     break Some(r);
                 }
             }
@@ -1084,21 +1170,35 @@ impl Ring {
             futex_wait(&cell.word, seen, Some(until));
             self.leave(cell, seen);
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                // A short timeout may never sleep a whole slice: scan for
-                // dead peers before giving up if nobody did lately, so that
-                // callers looping on `*_timeout` recover too.
-                let (watcher, scan) = self.watch(lane);
+                let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
                 watching |= watcher;
-                if scan {
-                    self.scan(lane);
-                }
-                break attempt().or_else(|| self.disconnected(peer).then(&disconnected));
+                break r;
             }
         };
         if watching {
             self.unwatch(lane);
         }
         result
+    }
+
+    /// The end of a wait whose deadline passed: a last attempt, or the
+    /// peers' end. A short timeout may never sleep a whole slice: it scans
+    /// for dead peers before giving up if nobody did lately, so that
+    /// callers looping on `*_timeout` recover too. Also returns whether the
+    /// caller became the watcher (and owes an `unwatch`).
+    fn expire<T>(
+        &self,
+        lane: u16,
+        peer: u64,
+        mut attempt: impl FnMut() -> Option<T>,
+        disconnected: impl Fn() -> T,
+    ) -> (Option<T>, bool) {
+        let (watcher, scan) = self.watch(lane);
+        if scan {
+            self.scan(lane);
+        }
+        let r = attempt().or_else(|| self.disconnected(peer).then(&disconnected));
+        (r, watcher)
     }
 
     /// Counts the caller among `cell`'s sleepers and returns the epoch to

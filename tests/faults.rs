@@ -76,7 +76,7 @@ fn child_entry() {
         // Sleeps in recv (no spinning) until killed.
         "sleep_in_recv" => {
             let mut rx = q.receiver();
-            rx.set_spin_tries(0);
+            rx.set_wait_strategy(shmq::WaitStrategy::Spin(0));
             let _ = rx.recv();
             unreachable!("killed while asleep");
         }

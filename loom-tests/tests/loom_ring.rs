@@ -785,3 +785,52 @@ fn dead_holder_lane_is_reaped_only_once_settled() {
         sends_need_the_dead_consumers_room(&r, &p);
     });
 }
+
+/// A blocking send that finds the ring full waits a moment for room beyond
+/// its message, to break the full-ring lock-step, but never for longer
+/// than that: here the consumer keeps one message until it has the next,
+/// so the room the send needs comes (the first message is released) and
+/// the slack never does. The send must go ahead (`slack_unbounded`: it
+/// waits for the slack and both wait for ever). The payload cells also
+/// check that the `head` the wait caches was acquired (`head_load_relaxed`).
+#[test]
+fn full_sender_takes_the_room_it_needs_without_waiting_for_slack() {
+    model(|| {
+        let r = Arc::new(LoomRing::with_lanes(256, 0));
+        let p = Producer::default();
+        r.try_send(&p, &msg(1, 0, 100)).unwrap();
+        r.try_send(&p, &msg(1, 1, 100)).unwrap();
+        let r2 = r.clone();
+        let prod = thread::spawn(move || r2.send(&p, &msg(1, 2, 100)).unwrap());
+        let a = r.take().unwrap();
+        let b = r.take().unwrap();
+        let mut got = vec![r.read(&a)];
+        r.release(a);
+        let c = r.take().unwrap();
+        got.extend([r.read(&b), r.read(&c)]);
+        r.release(b);
+        r.release(c);
+        prod.join().unwrap();
+        assert_eq!(check_fifo(&got), [(1, 0), (1, 1), (1, 2)]);
+    });
+}
+
+/// The other way a full sender's wait for slack ends: the consumer frees
+/// the whole ring, the wait sees it and the send reuses the room at once,
+/// trusting the `head` the wait cached. That load must acquire the
+/// consumer's release (`slack_head_relaxed`: the write of the third message
+/// races with the consumer's read of the first).
+#[test]
+fn full_sender_reuses_the_slack_it_waited_for() {
+    model(|| {
+        let r = Arc::new(LoomRing::with_lanes(256, 0));
+        let p = Producer::default();
+        r.try_send(&p, &msg(1, 0, 100)).unwrap();
+        r.try_send(&p, &msg(1, 1, 100)).unwrap();
+        let r2 = r.clone();
+        let prod = thread::spawn(move || r2.send(&p, &msg(1, 2, 100)).unwrap());
+        let got: Vec<_> = (0..3).map(|_| r.recv().unwrap()).collect();
+        prod.join().unwrap();
+        assert_eq!(check_fifo(&got), [(1, 0), (1, 1), (1, 2)]);
+    });
+}

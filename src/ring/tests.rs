@@ -1,4 +1,5 @@
 use super::*;
+use crate::wait::WaitStrategy;
 
 fn ring(cap: usize, maxsize: u64) -> (Ring, SendCache) {
     (Ring::new_heap(cap, maxsize), SendCache::default())
@@ -162,7 +163,9 @@ fn close_drains_then_closed() {
     assert_eq!(recv_vec(&r).unwrap(), b"2");
     assert_eq!(recv_vec(&r), Err(RecvError::Closed));
     assert_eq!(
-        r.recv(None, SPIN_TRIES, NO_LANE).map(|_| ()).unwrap_err(),
+        r.recv(None, &Backoff::default(), NO_LANE)
+            .map(|_| ())
+            .unwrap_err(),
         RecvError::Closed
     );
 }
@@ -208,7 +211,8 @@ fn timeouts() {
     let t0 = Instant::now();
     let d = Duration::from_millis(30);
     assert_eq!(
-        r.recv(Some(t0 + d), 0, NO_LANE).unwrap_err(),
+        r.recv(Some(t0 + d), &Backoff::new(WaitStrategy::Spin(0)), NO_LANE)
+            .unwrap_err(),
         RecvError::Timeout
     );
     assert!(t0.elapsed() >= d);
@@ -225,8 +229,13 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
     const P: usize = 4;
     const N: u32 = 20_000;
     let r = Arc::new(Ring::new_heap(4096, 0));
-    // Every spin setting: sleep at once, spin briefly, the default, long.
-    const SPIN: [u32; 4] = [0, 1, SPIN_TRIES, 4096];
+    // Every wait strategy: sleep at once, spin briefly, the default, long.
+    const SPIN: [WaitStrategy; 4] = [
+        WaitStrategy::Spin(0),
+        WaitStrategy::Spin(1),
+        WaitStrategy::Adaptive,
+        WaitStrategy::Spin(4096),
+    ];
     let consumers: Vec<_> = (0..4)
         .map(|i| {
             let r = r.clone();
@@ -234,7 +243,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
                 let mut last = [None::<u32>; P];
                 let mut got = Vec::new();
                 loop {
-                    match r.recv(None, SPIN[i], NO_LANE) {
+                    match r.recv(None, &Backoff::new(SPIN[i]), NO_LANE) {
                         Ok(cl) => {
                             // SAFETY: released right after.
                             let p = unsafe { r.payload(&cl) };
@@ -258,7 +267,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
             let r = r.clone();
             std::thread::spawn(move || {
                 let c = SendCache {
-                    spin: SPIN[p % SPIN.len()],
+                    wait: Backoff::new(SPIN[p % SPIN.len()]),
                     ..SendCache::default()
                 };
                 for seq in 0..N {

@@ -52,7 +52,7 @@ impl Shmq {
         let end = |tx: &shmq::Queue, rx: &shmq::Queue| {
             let mut rx = rx.receiver();
             if wait == Wait::Park {
-                rx.set_spin_tries(0);
+                rx.set_wait_strategy(shmq::WaitStrategy::Spin(0));
             }
             Shmq {
                 tx: tx.sender(),
