@@ -15,6 +15,7 @@
 
 mod lat;
 mod link;
+mod peers;
 mod plot;
 mod proc;
 mod report;
@@ -22,6 +23,7 @@ mod tput;
 
 use lat::{ping_pong, Rtt};
 use link::{Ipc, Shmq, Wait, Word};
+use peers::{Iceoryx2, IoxWait, Ipmpsc};
 use std::time::Duration;
 use tput::{RecvMode, Tput};
 
@@ -190,6 +192,12 @@ fn latency(cfg: &Config, res: &mut Results) {
         add("unix socket", size, ping_pong(a, b, size, ws, ns));
         let (a, b) = Ipc::pair();
         add("ipc-channel", size, ping_pong(a, b, size, ws, ns));
+        let (a, b) = Ipmpsc::pair();
+        add("ipmpsc", size, ping_pong(a, b, size, ws, ns));
+        let (a, b) = Iceoryx2::pair(size, IoxWait::BusyPoll);
+        add("iceoryx2 busy-poll", size, ping_pong(a, b, size, w, n));
+        let (a, b) = Iceoryx2::pair(size, IoxWait::Event);
+        add("iceoryx2 event", size, ping_pong(a, b, size, ws, ns));
     }
 }
 
@@ -235,6 +243,12 @@ fn throughput(cfg: &Config, res: &mut Results) {
         add("unix socket", (1, 1), "-", t);
         let t = median_of(cfg, || tput::ipc(size, dur));
         add("ipc-channel", (1, 1), "-", t);
+        let t = median_of(cfg, || peers::ipmpsc_tput(size, dur));
+        add("ipmpsc", (1, 1), "-", t);
+        let t = median_of(cfg, || peers::iceoryx2_tput(size, IoxWait::BusyPoll, dur));
+        add("iceoryx2 busy-poll", (1, 1), "-", t);
+        let t = median_of(cfg, || peers::iceoryx2_tput(size, IoxWait::Event, dur));
+        add("iceoryx2 event", (1, 1), "-", t);
     }
 }
 

@@ -65,18 +65,26 @@ fn burst(size: usize) -> u64 {
 }
 
 /// A producer child's body.
-type Producer = Box<dyn FnOnce(&Control)>;
+pub type Producer = Box<dyn FnOnce(&Control)>;
 /// A consumer child's body: returns (messages, sum of first bytes).
-type Consumer = Box<dyn FnOnce(&Control) -> (u64, u64)>;
+pub type Consumer = Box<dyn FnOnce(&Control) -> (u64, u64)>;
+/// A child's set-up, run in the child before the start signal (untimed);
+/// returns the child's body.
+pub type Setup<B> = Box<dyn FnOnce() -> B>;
+
+/// A body that needs no set-up in the child.
+pub fn ready<B: 'static>(body: B) -> Setup<B> {
+    Box::new(move || body)
+}
 
 /// Runs `producers` and `consumers` children for `dur`; `finish` runs in the
 /// parent once every producer has exited (closing the channel), before the
 /// consumers are waited for.
-fn run(
+pub fn run(
     size: usize,
     dur: Duration,
-    producers: Vec<Producer>,
-    consumers: Vec<Consumer>,
+    producers: Vec<Setup<Producer>>,
+    consumers: Vec<Setup<Consumer>>,
     finish: impl FnOnce(),
 ) -> Tput {
     let ctl = Control::new();
@@ -85,6 +93,7 @@ fn run(
     let mut cons = Vec::new();
     for (i, c) in consumers.into_iter().enumerate() {
         cons.push(spawn(move || {
+            let c = c();
             ctl.wait_go();
             let (n, sum) = c(ctl);
             ctl.report(i, n, sum);
@@ -93,6 +102,7 @@ fn run(
     let mut prods = Vec::new();
     for p in producers {
         prods.push(spawn(move || {
+            let p = p();
             ctl.wait_go();
             p(ctl)
         }));
@@ -127,7 +137,7 @@ fn run(
 }
 
 /// Producer `p` of `nc` consumers: records its count in slot `nc + p`.
-fn producer(
+pub fn producer(
     nc: usize,
     p: usize,
     size: usize,
@@ -158,7 +168,7 @@ pub fn shmq(size: usize, np: usize, nc: usize, mode: RecvMode, dur: Duration) ->
     let consumers = (0..nc)
         .map(|_| {
             let rx = q.receiver();
-            Box::new(move |_: &Control| {
+            ready(Box::new(move |_: &Control| {
                 let mut buf = vec![0u8; size];
                 let (mut n, mut sum) = (0u64, 0u64);
                 let mut take = |m: &[u8]| {
@@ -179,13 +189,13 @@ pub fn shmq(size: usize, np: usize, nc: usize, mode: RecvMode, dur: Duration) ->
                     }
                 }
                 (n, sum)
-            }) as Consumer
+            }) as Consumer)
         })
         .collect();
     let producers = (0..np)
         .map(|p| {
             let tx = q.sender();
-            producer(nc, p, size, move |m| tx.send(m).unwrap(), || ())
+            ready(producer(nc, p, size, move |m| tx.send(m).unwrap(), || ()))
         })
         .collect();
     // No sentinel: producers are gone, `close` lets consumers drain and stop.
@@ -222,7 +232,7 @@ where
         move |m| f.borrow_mut().write_frame(m.len() as u32, m),
         move || f2.borrow_mut().write_frame(END, &[]),
     );
-    run(size, dur, vec![prod], vec![consumer], || ())
+    run(size, dur, vec![ready(prod)], vec![ready(consumer)], || ())
 }
 
 /// ipc-channel's byte channel; an empty message marks the end.
@@ -250,7 +260,7 @@ pub fn ipc(size: usize, dur: Duration) -> Tput {
         move |m| tx.send(m).unwrap(),
         move || tx2.send(&[]).unwrap(),
     );
-    run(size, dur, vec![prod], vec![consumer], || ())
+    run(size, dur, vec![ready(prod)], vec![ready(consumer)], || ())
 }
 
 /// CPU share of one core used by a receiver blocked in `recv_timeout` on an
