@@ -48,8 +48,7 @@ const SLEEP_SLICE: Duration = Duration::from_millis(100);
 const LONG_SLICE: Duration = Duration::from_millis(1000);
 
 /// Room, in granules, that a blocking send that found the ring full waits
-/// for beyond its own message (or its message's size, if larger); see
-/// [`Ring::await_slack`].
+/// for beyond its own message, at least (see [`Ring::await_slack`]).
 const SLACK_GRANULES: u64 = 64;
 /// How long such a send waits for that room at most.
 const SLACK_WAIT: Duration = Duration::from_micros(10);
@@ -652,8 +651,10 @@ impl Ring {
     /// and forth (about 150 ns a message) and the pair runs at a fraction
     /// of its speed. Instead, a blocking send waits, reading `head` only
     /// every [`SLACK_SPINS`] spin hints, until there is room for its
-    /// message and [`SLACK_GRANULES`] more (and, under `maxsize`, an eighth
-    /// of the slots), then sends a burst from its cached `head` without
+    /// message and as much again as [`SLACK_GRANULES`] or four such
+    /// messages, whichever is more, up to a quarter of the ring (and, under
+    /// `maxsize`, an eighth of the slots), then sends a burst from its
+    /// cached `head` without
     /// touching the consumers' lines. It waits at most [`SLACK_WAIT`]:
     /// room that does not come (a consumer holds records) never stops a
     /// send that fits. Returns whether to try again now (the room came, or
@@ -664,7 +665,8 @@ impl Ring {
         if cache.wait.strategy() == crate::wait::WaitStrategy::Spin(0) {
             return false;
         }
-        let want_bytes = (fp + SLACK_GRANULES.max(fp)).min(self.granules);
+        let want_bytes =
+            (fp + SLACK_GRANULES.max(4 * fp).min(self.granules / 4)).min(self.granules);
         let want_slots = (self.maxsize / 8).clamp(1, 64);
         #[cfg(not(loom))]
         let start = Instant::now();
