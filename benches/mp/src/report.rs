@@ -118,7 +118,94 @@ pub fn targets(res: &Results) -> Vec<Target> {
         met: ratio.map(ok),
     };
     let one = (1, 1);
+    let gbps = |n: &str, s: usize| {
+        res.tput(n, s, one, if n == "shmq" { "recv" } else { "-" })
+            .map(|t| t.gbps())
+    };
+    // The fastest peer (not shmq, not Python) one way at `size`, 1×1.
+    let best_peer = |size: usize| {
+        res.tput
+            .iter()
+            .filter(|(n, t, _, r)| {
+                n != "shmq" && !n.starts_with("mp.") && *t == one && r.size == size
+            })
+            .map(|(.., r)| r.rate())
+            .max_by(f64::total_cmp)
+    };
+    let rtt = |n: &str, s: usize| res.rtt(n, s);
     vec![
+        t(
+            "64 B msg/s, 1×1 processes, `send`/`recv` / ipmpsc",
+            "≥ 4",
+            div(rate("shmq", 64, one, "recv"), rate("ipmpsc", 64, one, "-")),
+            |r| r >= 4.0,
+        ),
+        t(
+            "64 B msg/s, 1×1 processes, `send`/`recv_batch` / ipmpsc",
+            "≥ 8",
+            div(
+                rate("shmq", 64, one, "recv_batch"),
+                rate("ipmpsc", 64, one, "-"),
+            ),
+            |r| r >= 8.0,
+        ),
+        t(
+            "4 KiB msg/s, 1×1, `recv` / the fastest Rust or OS peer",
+            "≥ 2",
+            div(rate("shmq", 4096, one, "recv"), best_peer(4096)),
+            |r| r >= 2.0,
+        ),
+        t(
+            "64 KiB GB/s, 1×1, `recv` / iceoryx2 busy-poll",
+            "≥ 1",
+            div(gbps("shmq", 64 << 10), gbps("iceoryx2 busy-poll", 64 << 10)),
+            |r| r >= 1.0,
+        ),
+        t(
+            "64 KiB GB/s, 1×1, `recv` / single-core memcpy of 64 KiB blocks",
+            "≥ 0.5",
+            div(gbps("shmq", 64 << 10), res.memcpy(64 << 10)),
+            |r| r >= 0.5,
+        ),
+        t(
+            "1 MiB GB/s, 1×1, `recv` / iceoryx2 busy-poll",
+            "≥ 1",
+            div(gbps("shmq", 1 << 20), gbps("iceoryx2 busy-poll", 1 << 20)),
+            |r| r >= 1.0,
+        ),
+        t(
+            "1 MiB GB/s, 1×1, `recv` / single-core memcpy of 1 MiB blocks",
+            "≥ 0.5",
+            div(gbps("shmq", 1 << 20), res.memcpy(1 << 20)),
+            |r| r >= 0.5,
+        ),
+        t(
+            "default blocking round trip (64 B, p50) / iceoryx2 busy-poll round trip",
+            "≤ 1",
+            div(p50("shmq recv", 64), p50("iceoryx2 busy-poll", 64)),
+            |r| r <= 1.0,
+        ),
+        t(
+            "default blocking round trip (64 B): p99 / p50",
+            "≤ 10",
+            rtt("shmq recv", 64).map(|r| r.p99() / r.median()),
+            |r| r <= 10.0,
+        ),
+        t(
+            "CPU of a receiver blocked 2 s on an empty queue (share of one core)",
+            "< 0.01",
+            Some(res.parked_cpu),
+            |r| r < 0.01,
+        ),
+        t(
+            "64 B msg/s, 4×4 processes on this machine / 1×1 (`recv`)",
+            "≥ 0.5",
+            div(
+                rate("shmq", 64, (4, 4), "recv"),
+                rate("shmq", 64, one, "recv"),
+            ),
+            |r| r >= 0.5,
+        ),
         t(
             "spinning round trip (64 B, p50) / bare cache-line ping-pong",
             "≤ 1.5",
@@ -126,61 +213,19 @@ pub fn targets(res: &Results) -> Vec<Target> {
             |r| r <= 1.5,
         ),
         t(
-            "parking round trip (64 B, p50, spin 0) / bare futex ping-pong",
+            "sleeping round trip (64 B, p50, `Spin(0)`) / bare futex ping-pong",
             "≤ 1.2",
             div(p50("shmq park", 64), p50("futex (floor)", 0)),
             |r| r <= 1.2,
         ),
         t(
-            "parking round trip (64 B, p50, spin 0) / pipe round trip",
-            "≤ 0.5",
-            div(p50("shmq park", 64), p50("pipe", 64)),
-            |r| r <= 0.5,
-        ),
-        t(
-            "blocking `recv` round trip (64 B, p50, default spin) / pipe",
-            "≤ 0.5",
-            div(p50("shmq recv", 64), p50("pipe", 64)),
-            |r| r <= 0.5,
-        ),
-        t(
-            "64 B one-way msg/s, 1×1 / multiprocessing.Queue",
+            "64 B msg/s, 1×1 / multiprocessing.Queue",
             "≥ 100",
             div(
                 rate("shmq", 64, one, "recv"),
                 rate("mp.Queue", 64, one, "-"),
             ),
             |r| r >= 100.0,
-        ),
-        t(
-            "64 B one-way msg/s, 1×1 / pipe with length-prefixed frames",
-            "≥ 10",
-            div(rate("shmq", 64, one, "recv"), rate("pipe", 64, one, "-")),
-            |r| r >= 10.0,
-        ),
-        t(
-            "1 MiB one-way GB/s, 1×1 / single-core memcpy of 1 MiB blocks",
-            "≥ 0.5",
-            div(
-                res.tput("shmq", 1 << 20, one, "recv").map(|t| t.gbps()),
-                res.memcpy(1 << 20),
-            ),
-            |r| r >= 0.5,
-        ),
-        t(
-            "64 B msg/s, 4×4 on this machine / 1×1",
-            "≥ 0.25",
-            div(
-                rate("shmq", 64, (4, 4), "recv"),
-                rate("shmq", 64, one, "recv"),
-            ),
-            |r| r >= 0.25,
-        ),
-        t(
-            "CPU of a receiver parked on an empty queue (share of one core)",
-            "< 0.01",
-            Some(res.parked_cpu),
-            |r| r < 0.01,
         ),
     ]
 }
