@@ -55,6 +55,10 @@ const SLACK_WAIT: Duration = Duration::from_micros(10);
 /// Spin hints between two looks at `head` while it waits.
 const SLACK_SPINS: u32 = 8;
 
+/// A spinning waiter makes its full attempt at least every this many tries,
+/// whatever its cheaper hint says (see `Ring::block`).
+const FULL_EVERY: u32 = 16;
+
 /// `maxsize` meaning "bounded by bytes only".
 pub(crate) const UNBOUNDED: u64 = u64::MAX;
 
@@ -636,6 +640,7 @@ impl Ring {
                     cache.lane.get(),
                     ROLE_RECEIVER,
                     attempt,
+                    || true,
                     || Err(SendError::Disconnected),
                 )
                 .unwrap_or(Err(SendError::Timeout))
@@ -901,11 +906,26 @@ impl Ring {
                     lane,
                     ROLE_SENDER,
                     attempt,
+                    || self.looks_ready(),
                     || Err(RecvError::Disconnected),
                 )
                 .unwrap_or(Err(RecvError::Timeout)),
             r => r,
         }
+    }
+
+    /// Whether something seems to be at `read`: a hint for a spinning
+    /// receiver, which then tries a take. It loads no `tail` (an empty
+    /// `try_recv` does, for the closed bit), so a receiver spinning on an
+    /// empty ring leaves the producers' line alone: each such load would
+    /// take it from a producer about to claim, and cost that producer's
+    /// next CAS a transfer.
+    #[inline]
+    fn looks_ready(&self) -> bool {
+        // Relaxed (both): a hint; the take that follows loads them again
+        // with the orderings it needs.
+        let c = Cursor::unpack(self.ctrl().read.load(Ordering::Relaxed));
+        self.desc(c.pos).load(Ordering::Relaxed) != 0
     }
 
     /// The payload of a taken record, in place.
@@ -1100,9 +1120,20 @@ impl Ring {
         lane: u16,
         peer: u64,
         mut attempt: impl FnMut() -> Option<T>,
+        mut hint: impl FnMut() -> bool,
         disconnected: impl Fn() -> T,
     ) -> Option<T> {
-        let start = match wait.spin(deadline, &mut attempt) {
+        // While spinning, `attempt` only when `hint` says it may succeed,
+        // and every `FULL_EVERY` tries regardless (for `close` and errors).
+        let mut tries = 0u32;
+        let spun = wait.spin(deadline, || {
+            tries = tries.wrapping_add(1);
+            if tries % FULL_EVERY != 0 && !hint() {
+                return None;
+            }
+            attempt()
+        });
+        let start = match spun {
             Spun::Done(r) => return Some(r),
             Spun::TimedOut => {
                 let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
