@@ -579,7 +579,7 @@ impl LaneGen {
 }
 
 impl Clone for Sender {
-    /// A new handle with its own cache and the same spin setting.
+    /// A new handle with its own cache and the same wait strategy.
     fn clone(&self) -> Self {
         let mut s = Sender::new(self.shared.clone(), self.ring);
         s.cache.wait = self.cache.wait.clone();
@@ -807,7 +807,7 @@ pub struct Receiver {
 }
 
 impl Clone for Receiver {
-    /// A new handle, with a lane of its own and the same spin setting.
+    /// A new handle, with a lane of its own and the same wait strategy.
     fn clone(&self) -> Self {
         let mut r = Receiver::new(self.shared.clone(), self.ring);
         r.wait = self.wait.clone();

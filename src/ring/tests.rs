@@ -465,3 +465,52 @@ fn lane_notes_are_range_checked_before_recovery() {
         }
     }
 }
+
+#[test]
+fn a_full_send_takes_the_room_it_needs_when_the_slack_never_comes() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    // Four granules, two 100-byte messages fill them. The consumer holds
+    // the second until the third arrives: the slack a full send waits for
+    // never comes, and the send must not wait for it past its bound.
+    let r = Arc::new(Ring::new_heap(256, 0));
+    let c = SendCache::default();
+    r.try_send(&c, &[1; 100]).unwrap();
+    r.try_send(&c, &[2; 100]).unwrap();
+    let r2 = r.clone();
+    let producer = std::thread::spawn(move || {
+        let c = SendCache::default();
+        let t0 = Instant::now();
+        r2.send(&c, &[3; 100], Some(t0 + Duration::from_secs(10)))
+            .unwrap();
+    });
+    let first = r.try_recv(NO_LANE).unwrap();
+    let second = r.try_recv(NO_LANE).unwrap();
+    r.release(first, NO_LANE);
+    let third = r
+        .recv(
+            Some(Instant::now() + Duration::from_secs(10)),
+            &Backoff::default(),
+            NO_LANE,
+        )
+        .expect("the send went ahead with the room it needed");
+    // SAFETY: both are taken and released right after.
+    assert_eq!(unsafe { r.payload(&second) }, &[2; 100][..]);
+    // SAFETY: as above.
+    assert_eq!(unsafe { r.payload(&third) }, &[3; 100][..]);
+    r.release(second, NO_LANE);
+    r.release(third, NO_LANE);
+    producer.join().unwrap();
+}
+
+#[test]
+fn a_full_send_times_out_on_time_while_it_waits_for_slack() {
+    use std::time::Duration;
+    let (r, c) = ring(256, 0);
+    r.try_send(&c, &[1; 100]).unwrap();
+    r.try_send(&c, &[1; 100]).unwrap();
+    let t0 = Instant::now();
+    let d = Duration::from_millis(20);
+    assert_eq!(r.send(&c, &[2; 100], Some(t0 + d)), Err(SendError::Timeout));
+    assert!(t0.elapsed() >= d);
+}
