@@ -275,8 +275,13 @@ impl IoxRx {
                 return f(s.payload());
             }
             match &self.listener {
+                // A bounded sleep: once in a few thousand runs the event
+                // subscriber slept through its wake-up with the publisher
+                // blocked on a full buffer (seen with 64-sample buffers);
+                // a missed wake-up costs it 10 ms instead of the run.
                 Some(l) => {
-                    l.blocking_wait(|_| {}).expect("iceoryx2 wait");
+                    l.timed_wait(|_| {}, Duration::from_millis(10))
+                        .expect("iceoryx2 wait");
                 }
                 None => std::hint::spin_loop(),
             }
