@@ -18,8 +18,8 @@
 //! towards twice that wait's length when the wait ended within
 //! [`MAX_SPIN`] (spinning longer would have met it), and towards
 //! [`MIN_SPIN`] when it did not (the peer was idle: spinning only burns a
-//! core). An idle handle therefore spins about 2 µs and yields 2 µs before
-//! each sleep; a handle whose peer answers within a few microseconds meets
+//! core). An idle handle therefore spins about 10 µs and yields 10 µs
+//! before each sleep; a handle whose peer answers within a few microseconds meets
 //! it without a system call on either side.
 
 use std::cell::Cell;
@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WaitStrategy {
     /// Spin, then yield, then sleep on the futex, spinning as long as this
-    /// handle's recent waits suggest the peer answers soon (between about
-    /// 2 µs and 50 µs; see docs/DESIGN.md, *Waiting*). The default.
+    /// handle's recent waits suggest the peer answers soon (between 10 µs
+    /// and 50 µs; see docs/DESIGN.md, *Waiting*). The default.
     #[default]
     Adaptive,
     /// Retry this many times, with a CPU spin hint between tries, then
@@ -51,8 +51,10 @@ pub enum WaitStrategy {
     Spin(u32),
 }
 
-/// Shortest adaptive spin.
-pub(crate) const MIN_SPIN: Duration = Duration::from_micros(2);
+/// Shortest adaptive spin: long enough to ride out a peer's short stall
+/// (a page fault, a VM hiccup) without a futex round, short enough that an
+/// idle handle's spin and yield before each sleep cost 20 µs.
+pub(crate) const MIN_SPIN: Duration = Duration::from_micros(10);
 /// Longest adaptive spin: about the cost of a futex wake-up on a VM, past
 /// which sleeping costs no more latency than spinning and frees the core.
 pub(crate) const MAX_SPIN: Duration = Duration::from_micros(50);
@@ -208,7 +210,7 @@ mod tests {
         }
         let down = b.budget();
         assert!(
-            down >= MIN_SPIN && down < Duration::from_micros(3),
+            down >= MIN_SPIN && down < MIN_SPIN + Duration::from_micros(1),
             "{down:?}"
         );
         // Waits just past the longest spin count as idle, not as a reason
@@ -216,7 +218,7 @@ mod tests {
         for _ in 0..50 {
             b.learn(t0, t0 + MAX_SPIN + Duration::from_micros(1));
         }
-        assert!(b.budget() < Duration::from_micros(3));
+        assert!(b.budget() < MIN_SPIN + Duration::from_micros(1));
     }
 
     #[test]
