@@ -659,12 +659,11 @@ impl Ring {
     /// message and as much again as [`SLACK_GRANULES`] or four such
     /// messages, whichever is more, up to a quarter of the ring (and, under
     /// `maxsize`, an eighth of the slots), then sends a burst from its
-    /// cached `head` without
-    /// touching the consumers' lines. It waits at most [`SLACK_WAIT`]:
-    /// room that does not come (a consumer holds records) never stops a
-    /// send that fits. Returns whether to try again now (the room came, or
-    /// the ring was closed); `false` leaves the rest to `block`.
-    /// `try_send` never waits here.
+    /// cached `head` without touching the consumers' lines. It waits at
+    /// most [`SLACK_WAIT`]: room that does not come (a consumer holds
+    /// records) never stops a send that fits. Returns whether to try again
+    /// now (the room came, or the ring was closed); `false` leaves the rest
+    /// to `block`. `try_send` never waits here.
     #[cold]
     fn await_slack(&self, cache: &SendCache, fp: u64, deadline: Option<Instant>) -> bool {
         if cache.wait.strategy() == crate::wait::WaitStrategy::Spin(0) {
