@@ -8,8 +8,11 @@
 //!
 //! * Producers write each message once, straight into the ring; consumers
 //!   read it in place ([`RecvGuard`] derefs to `&[u8]` in shared memory).
-//! * No syscall on the hot path: a sleeping side is woken by a futex in the
-//!   segment only when it really sleeps.
+//! * No syscall on the hot path: a blocking call spins while its peer is
+//!   likely to answer soon, learnt from its recent waits ([`WaitStrategy`]),
+//!   and a sleeping side is woken by a futex in the segment only when it
+//!   really sleeps. A full ring is refilled in bursts, so producers and
+//!   consumers do not pass the same cache lines back and forth.
 //! * Segments are anonymous sealed memfds ([`Builder::create`]), handed to
 //!   children by inheritance ([`Queue::inherit_into`], [`Queue::from_env`]) or
 //!   fork, or named POSIX shm ([`Builder::create_named`], [`Queue::open`]).
