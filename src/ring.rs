@@ -675,6 +675,11 @@ impl Ring {
         #[cfg(not(loom))]
         let start = Instant::now();
         loop {
+            // Not under loom: its yields would let the other threads run
+            // first on every schedule, hiding the ones where this send
+            // goes to sleep before they act (the mutants `no_maxsize_wake`
+            // and `batch_*_no_wake` went uncaught with them).
+            #[cfg(not(loom))]
             for _ in 0..SLACK_SPINS {
                 spin_hint();
             }
