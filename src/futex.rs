@@ -1,4 +1,4 @@
-//! Three free functions over the Linux futex syscall, with the contract of
+//! Two free functions over the Linux futex syscall (`wait`, `wake_all`), with the contract of
 //! std's `sys/pal/unix/futex.rs` but without `FUTEX_PRIVATE_FLAG`: the word
 //! lives in memory shared between processes, and a private futex is keyed by
 //! (mm, address) so it could never wake a waiter in another process.

@@ -118,7 +118,8 @@ pub(crate) const READY_YES: u32 = 1;
 /// and two small records never share a cache line.
 pub(crate) const GRANULE: usize = 64;
 pub(crate) const GRANULE_SHIFT: u32 = 6;
-/// The descriptors start here; everything before is header and control.
+/// The lanes start here (the descriptors after them); everything before is
+/// header and control.
 pub(crate) const HEADER_LEN: usize = 4096;
 const PAGE: usize = 4096;
 

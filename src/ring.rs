@@ -21,12 +21,15 @@
 //!   its descriptor DONE. Whoever moves `head` keeps going while the next
 //!   descriptor is DONE, winning each one with a DONE→EMPTY CAS so that
 //!   exactly one thread moves `head` past each record.
-//! * **Wait/wake**: a sleeper reads the side's futex `seq`, increments
-//!   `waiters`, issues a SeqCst fence, re-checks its condition, then sleeps
-//!   on `seq` (in bounded slices). A waker changes the condition, issues a
-//!   SeqCst fence, and only if `waiters != 0` bumps `seq` and calls
-//!   `FUTEX_WAKE`. The two fences make it impossible for both the sleeper to
-//!   miss the change and the waker to miss the sleeper.
+//! * **Wait/wake**: each side has one wait word, `{epoch: 32 | sleepers:
+//!   32}`. A sleeper adds itself to the count (the RMW also reads the
+//!   epoch), issues a SeqCst fence, re-checks its condition, then sleeps on
+//!   the epoch half (in bounded slices). A waker changes the condition,
+//!   issues a SeqCst fence, and only if the count is non-zero moves the
+//!   epoch and clears the count in one CAS and calls `FUTEX_WAKE`. The two
+//!   fences make it impossible for both the sleeper to miss the change and
+//!   the waker to miss the sleeper. Before sleeping, a blocking call spins
+//!   as its handle's wait strategy says (`crate::wait`).
 
 use crate::error::{RecvError, SendError};
 use crate::layout::*;
@@ -279,8 +282,11 @@ impl Ring {
     ///
     /// # Safety
     /// `base` points to `geo.ring_len` bytes that stay mapped, readable and
-    /// writable, and suitably aligned (page aligned) for as long as the ring
-    /// lives; the header and control block were zeroed or are in a state a
+    /// writable for as long as the ring lives, aligned to at least 256
+    /// bytes (a segment is page aligned and ring `k` starts at
+    /// `k * ring_len`, a multiple of 256: the page-aligned header and data
+    /// offsets plus a power-of-two capacity of at least 256; the control
+    /// block needs 128); the header and control block were zeroed or are in a state a
     /// shmq ring left them in (any value is memory-safe: every index is
     /// masked and every length checked).
     #[cfg(not(loom))]
@@ -291,8 +297,8 @@ impl Ring {
         locks: Locks,
     ) -> Self {
         // SAFETY: offsets lie inside the mapping per the caller's contract and
-        // are aligned for their types (page-aligned base, const-asserted
-        // offsets).
+        // are aligned for their types (a base aligned to 256 bytes,
+        // const-asserted offsets that keep that alignment).
         unsafe {
             let p = base.as_ptr();
             Ring::from_parts(
