@@ -20,8 +20,8 @@
 //! `pre_exec` hook is set) drops those lanes' locks at `exec` (the lock
 //! description is CLOEXEC); survivors reap them like any dead process's.
 
-use crate::proc::{self, GenLock};
 use crate::ring::Ring;
+use crate::sys::proc::{self, GenLock};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// `Registered::word` before a lane is taken, or after it is given back.

@@ -61,17 +61,13 @@ mod wait;
 #[cfg(not(loom))]
 mod diag;
 #[cfg(not(loom))]
-mod futex;
-#[cfg(not(loom))]
 mod handles;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
-mod proc;
-#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
-mod segment;
+mod sys;
 #[cfg(not(loom))]
 pub mod typed;
 

@@ -12,7 +12,7 @@ use crate::queue::{
     adopt_handoff, inherit_handles, segment_from_env, Batch, Builder, Receiver, RecvGuard, Sender,
     Shared,
 };
-use crate::segment::Segment;
+use crate::sys::segment::Segment;
 use std::fmt;
 use std::process::Command;
 use std::sync::Arc;

@@ -1,36 +1,17 @@
-//! Lanes and recovery: who holds each half-done step of the protocol, and
-//! what a survivor does when the holder died.
-//!
-//! Every handle owns a lane (see `layout`). Three steps can be left half
-//! done by a process killed between two instructions, and each leaves a note
-//! in its lane for exactly as long as it is half done:
-//!
-//! | step (who)            | half done between                 | note              | a survivor, once the owner is dead            |
-//! |-----------------------|-----------------------------------|-------------------|-----------------------------------------------|
-//! | claim (sender)        | CAS of `tail` .. commit           | `intent`, `need`  | writes PADDING / SKIP over the claim (`recover_read`) |
-//! | take (receiver)       | CAS of `read` .. TAKEN mark       | `intent`          | marks the record DONE (`recover_head`)        |
-//! | hold (receiver)       | TAKEN mark .. release             | descriptor owner  | marks the record DONE (`recover_head`)        |
-//! | head move (receiver)  | descriptor zeroed .. `head` stored | `moving`, `to`    | CASes `head` on (`recover_head`)              |
-//!
-//! A note is written before the step becomes visible (a Release CAS or
-//! store publishes both) and cleared after it ends, so a survivor that finds
-//! the ring stuck at a step and no *live* lane noting it knows the step's
-//! owner is dead. Nothing here is on the fast path: `recover` makes system
-//! calls (the liveness checks) and runs from blocking calls once per sleep
-//! slice. Values read from lanes are untrusted and checked before use.
+//! Lanes: every handle owns one (see `layout`), which says who holds each
+//! half-done step of the protocol (a claim, a take, a hold, a move of
+//! `head`) and whether its owner lives. Here: taking and giving back lanes
+//! (`join`, `leave_lane`), the notes a handle leaves in its lane, counting
+//! peers for `Disconnected`, and reaping the lanes of dead processes once
+//! nothing they noted is unfinished (what a survivor does about those
+//! steps is in `recover`).
 
 use super::*;
-use crate::sync::{lane_alive, my_pid, now_ms};
+use crate::sync::{lane_alive, my_pid};
 
 /// A lane index meaning "none" (the handle could not get one, or has not
 /// yet).
 pub(crate) const NO_LANE: u16 = u16::MAX;
-
-/// How often the watcher scans (ms).
-const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
-/// A watcher that has not scanned for this long (ms) is replaced.
-const TAKEOVER_MS: u64 = LONG_SLICE.as_millis() as u64;
-const MS_MASK: u64 = (1 << 48) - 1;
 
 /// Whose description holds a lane's liveness lock (see `proc::Locks`).
 #[derive(Clone, Copy)]
@@ -46,12 +27,12 @@ enum Holder {
 }
 
 /// Whether `a` is strictly before `b` in the wrapping `seq` space.
-fn seq_behind(a: u64, b: u64) -> bool {
+pub(super) fn seq_behind(a: u64, b: u64) -> bool {
     (1..=SEQ_MASK / 2).contains(&seq_sub(b, a))
 }
 
 /// Whether `a` is strictly before `b` in the wrapping position space.
-fn pos_behind(a: u64, b: u64) -> bool {
+pub(super) fn pos_behind(a: u64, b: u64) -> bool {
     (1..=POS_MASK / 2).contains(&pos_sub(b, a))
 }
 
@@ -63,7 +44,7 @@ impl Ring {
         ((i as usize) < LANES).then(|| unsafe { &*self.lanes.as_ptr().add(i as usize) })
     }
 
-    fn lane(&self, i: usize) -> &Lane {
+    pub(super) fn lane(&self, i: usize) -> &Lane {
         // SAFETY: the index is reduced modulo LANES, the array's length.
         unsafe { &*self.lanes.as_ptr().add(i % LANES) }
     }
@@ -91,14 +72,14 @@ impl Ring {
 
     /// Whether the owner of lane `i` (owner word `owner`) may be alive:
     /// `false` only on the kernel's word (see `proc`).
-    fn owner_alive(&self, i: usize, owner: u64) -> bool {
+    pub(super) fn owner_alive(&self, i: usize, owner: u64) -> bool {
         mutant!("recover_ignores_liveness", true, false) && lane_alive(&self.locks, i, owner)
     }
 
     /// Whether the note `note` that lane `i` held in `word` may still be
     /// its owner's to finish: the owner is alive, or the note has changed
     /// since (so someone alive is using the lane).
-    fn note_live(&self, i: usize, owner: u64, word: &AtomicU64, note: u64) -> bool {
+    pub(super) fn note_live(&self, i: usize, owner: u64, word: &AtomicU64, note: u64) -> bool {
         // Acquire: as the first load of the note (see its callers).
         self.owner_alive(i, owner) || word.load(Ordering::Acquire) != note
     }
@@ -269,7 +250,7 @@ impl Ring {
     }
 
     /// Clears lane `l`'s notes and frees it (its word was `owner`).
-    fn free_lane(&self, l: &Lane, owner: u64) {
+    pub(super) fn free_lane(&self, l: &Lane, owner: u64) {
         // Relaxed: published by the Release store of `owner` below.
         l.intent.store(0, Ordering::Relaxed);
         l.moving.store(0, Ordering::Relaxed);
@@ -303,374 +284,6 @@ impl Ring {
         })
     }
 
-    /// Whether the blocked waiter with lane `lane` is (or now becomes) the
-    /// ring's watcher, and whether it should scan now. One waiter at a time
-    /// watches and scans every [`SLEEP_SLICE`]; the others only replace a
-    /// watcher that stopped scanning for [`LONG_SLICE`] (it returned, or
-    /// died). Without a clock (loom) nobody watches.
-    pub(super) fn watch(&self, lane: u16) -> (bool, bool) {
-        let Some(now) = now_ms() else {
-            return (false, false);
-        };
-        if lane as usize >= LANES {
-            return (false, false);
-        }
-        let me = lane as u64 + 1;
-        let word = &self.ctrl().watch;
-        // Relaxed (all): the word elects a scanner; what a scan reads is
-        // ordered by its own Acquire loads.
-        let w = word.load(Ordering::Relaxed);
-        let (who, at) = (w >> 48, w & MS_MASK);
-        let since = now.wrapping_sub(at) & MS_MASK;
-        if !(who == me || who == 0 || since >= TAKEOVER_MS) {
-            return (false, false);
-        }
-        let scan = since >= SCAN_MS;
-        let next = me << 48 | if scan { now & MS_MASK } else { at };
-        if next != w
-            && word
-                .compare_exchange(w, next, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return (false, false);
-        }
-        (true, scan)
-    }
-
-    /// Gives up watching (the waiter with lane `lane` stops waiting).
-    pub(super) fn unwatch(&self, lane: u16) {
-        let word = &self.ctrl().watch;
-        // Relaxed: as in `watch`.
-        let w = word.load(Ordering::Relaxed);
-        if w >> 48 == lane as u64 + 1 {
-            let _ = word.compare_exchange(w, w & MS_MASK, Ordering::Relaxed, Ordering::Relaxed);
-        }
-    }
-
-    /// The watcher's scan: recover what dead processes left half done, free
-    /// their lanes, and if that leaves one side without peers, wake the
-    /// other side's sleepers so that they see it. System calls: one
-    /// `F_OFD_GETLK` per lane in use, at most.
-    pub(super) fn scan(&self, lane: u16) {
-        self.recover(lane);
-        let freed = {
-            let _serial = self.locks.serial();
-            self.reap_serial()
-        };
-        if freed > 0 {
-            fence(Ordering::SeqCst);
-            self.wake_if_waiting(&self.ctrl().recv_wait);
-            self.wake_if_waiting(&self.ctrl().send_wait);
-        }
-    }
-
-    /// Finishes or undoes what dead processes left half done where the ring
-    /// is stuck (a claim at `read`, a take, hold or move at `head`), wakes
-    /// whoever that unblocks. `lane` is the caller's (it may move `head`).
-    /// Returns whether anything moved.
-    pub(crate) fn recover(&self, lane: u16) -> bool {
-        let mut any = self.recover_read();
-        for _ in 0..LANES {
-            if !self.recover_head(lane) {
-                break;
-            }
-            any = true;
-        }
-        any
-    }
-
-    /// Whether `w` is a record a consumer may take at `pos`.
-    fn ready(&self, w: u64, pos: u64) -> bool {
-        let d = Desc::unpack(w);
-        w != 0
-            && d.tag == tag_of(pos, self.shift)
-            && matches!(d.state, ST_COMMITTED | ST_PADDING | ST_SKIP)
-    }
-
-    /// A record is claimed at `read` and not committed: if its producer is
-    /// dead, replace the claim by PADDING (its part before the end of the
-    /// ring) or SKIP (the record), so that consumers pass it.
-    pub(crate) fn recover_read(&self) -> bool {
-        let ctrl = self.ctrl();
-        // Acquire (both): whoever moved `tail` past `read` noted its claim
-        // before its Release CAS.
-        let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
-        let w = self.desc(r.pos).load(Ordering::Acquire);
-        if self.ready(w, r.pos) {
-            return false;
-        }
-        let t = Cursor::unpack(ctrl.tail.load(Ordering::Acquire));
-        if t.pos == r.pos || seq_sub(t.seq, r.seq) == 0 {
-            return false; // empty: nothing claimed
-        }
-        // Which lanes noted a claim of message `r.seq` that covers `read`?
-        // The owner is one of them (a lane that lost the CAS for it may be
-        // another); if any is alive, wait.
-        let mut pick: Option<(u64, u64)> = None;
-        for i in 0..LANES {
-            let l = self.lane(i);
-            // SYNC: Acquire pairs with the Release clear after a commit: a
-            // cleared note means the commit is visible.
-            let intent = l.intent.load(Ordering::Acquire);
-            // Acquire: the owner word and the identity stored with it were
-            // written before the owner's first claim, which we acquired.
-            let owner = l.owner.load(Ordering::Acquire);
-            if intent & INTENT_SET == 0 || lane_role(owner) != ROLE_SENDER {
-                continue;
-            }
-            let ic = Cursor::unpack(intent);
-            // Relaxed: written before the intent, which we acquired.
-            let need = l.need.load(Ordering::Relaxed);
-            let (pad, fp) = (need >> 32, need & 0xffff_ffff);
-            let rec = pos_add(ic.pos, pad);
-            let at_pad = pad > 0 && ic.pos == r.pos;
-            if ic.seq != r.seq || !(at_pad || rec == r.pos) {
-                continue;
-            }
-            if self.note_live(i, owner, &l.intent, intent) {
-                return false;
-            }
-            // Untrusted: the note must describe a claim this ring allows.
-            let sane = (1..=self.granules / 2).contains(&fp)
-                && pad < self.granules
-                && (pad == 0 || (ic.pos & self.mask) + pad == self.granules)
-                && (rec & self.mask) + fp <= self.granules;
-            let end = pos_add(rec, fp);
-            if !sane || !self.starts_next(end, r.seq, t) {
-                continue;
-            }
-            let (state, len) = if at_pad {
-                (ST_PADDING, pad)
-            } else {
-                (ST_SKIP, fp)
-            };
-            let d = Desc::new(
-                tag_of(r.pos, self.shift),
-                state,
-                (len as usize * GRANULE) as u32,
-            );
-            // Of several dead notes, the claim that ended soonest is the
-            // owner's (a loser's end past it cannot start a record).
-            let dist = pos_sub(end, r.pos);
-            if pick.map_or(true, |(best, _)| dist < best) {
-                pick = Some((dist, d.pack()));
-            }
-        }
-        let Some((_, d)) = pick else { return false };
-        // The owner is dead, so only survivors race here; the CAS lets one
-        // of them win. Release: pairs with the consumers' Acquire load.
-        if self
-            .desc(r.pos)
-            .compare_exchange(w, d, Ordering::Release, Ordering::Relaxed)
-            .is_err()
-        {
-            return false;
-        }
-        self.wake_receivers();
-        true
-    }
-
-    /// Whether a record may start at `end`, right after message `seq`: the
-    /// next claim starts there (`tail`, a descriptor, or a lane's note say
-    /// so).
-    fn starts_next(&self, end: u64, seq: u64, t: Cursor) -> bool {
-        let next = (seq + 1) & SEQ_MASK;
-        if t.seq == next {
-            return t.pos == end;
-        }
-        // Acquire (both): only values are compared; Acquire keeps these
-        // loads from being satisfied earlier than the caller's loads of
-        // `tail` and the notes it already made.
-        if self.ready(self.desc(end).load(Ordering::Acquire), end) {
-            return true;
-        }
-        (0..LANES).any(|i| {
-            let intent = self.lane(i).intent.load(Ordering::Acquire);
-            let ic = Cursor::unpack(intent);
-            intent & INTENT_SET != 0 && ic.seq == next && ic.pos == end
-        })
-    }
-
-    /// The oldest record (at `head`) is taken and stuck: if whoever holds
-    /// it, or was moving `head` past it, is dead, mark it DONE (or finish the
-    /// move) and move `head` on. `my` is the caller's lane.
-    pub(crate) fn recover_head(&self, my: u16) -> bool {
-        let ctrl = self.ctrl();
-        let mine = self.lane_opt(my);
-        // Acquire: a taker noted its take before its Release CAS of `read`.
-        let h = ctrl.head.load(Ordering::Acquire);
-        let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
-        let held = pos_sub(r.pos, h);
-        if held == 0 || held > self.granules {
-            return false;
-        }
-        // SYNC: Acquire pairs with the Release zeroing (after a mover's
-        // note) and the Release store of DONE.
-        let w = self.desc(h).load(Ordering::Acquire);
-        if w == 0 && mine.is_some() {
-            // A move of `head` half done: descriptor zeroed, `head` not yet
-            // stored. Its mover noted where it goes.
-            let mut to = None;
-            for i in 0..LANES {
-                let l = self.lane(i);
-                // Acquire: the note was written before the Release zeroing
-                // we acquired; the owner word before its first take.
-                let mv = l.moving.load(Ordering::Acquire);
-                let owner = l.owner.load(Ordering::Acquire);
-                // Senders move `head` too, when their blocked calls recover.
-                if mv != (h << 1 | INTENT_SET)
-                    || !matches!(lane_role(owner), ROLE_RECEIVER | ROLE_SENDER)
-                {
-                    continue;
-                }
-                if self.note_live(i, owner, &l.moving, mv) {
-                    return false;
-                }
-                // Relaxed: written before `moving`, which we acquired.
-                let t = l.to.load(Ordering::Relaxed);
-                if (1..=held).contains(&pos_sub(t, h)) {
-                    to = Some(t);
-                }
-            }
-            let Some(to) = to else { return false };
-            // SYNC: Release as in `set_head`; the CAS makes sure `head` is
-            // still where the dead mover left it.
-            if ctrl
-                .head
-                .compare_exchange(h, to, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
-                return false;
-            }
-            if crosses(h, to, HEAD_EPOCH_SHIFT) {
-                self.bump_epoch();
-            }
-            self.advance(to, mine);
-            self.wake_senders();
-            return true;
-        }
-        let d = Desc::unpack(w);
-        if w == 0 || d.tag != tag_of(h, self.shift) {
-            return false;
-        }
-        let undo = match d.state {
-            // Released; its releaser died before moving `head` (or is about
-            // to): moving it is idempotent under `advance`'s CAS.
-            ST_DONE => false,
-            ST_TAKEN => {
-                let i = d.owner as usize;
-                // Acquire: pairs with the Release that freed the lane.
-                let owner = self.lane(i).owner.load(Ordering::Acquire);
-                // A lane freed or reused by another role: the holder is gone
-                // (a leaked guard whose handle was dropped, or reaped).
-                if lane_role(owner) == ROLE_RECEIVER && self.owner_alive(i, owner) {
-                    return false;
-                }
-                true
-            }
-            // Taken (`read` is past it) but not marked TAKEN: the taker is
-            // between its CAS and its mark (or its release of a padding).
-            ST_COMMITTED | ST_PADDING | ST_SKIP => {
-                let mut noted = false;
-                for i in 0..LANES {
-                    let l = self.lane(i);
-                    // Acquire: a taker notes its take before its Release
-                    // CAS of `read`, which we acquired above.
-                    let intent = l.intent.load(Ordering::Acquire);
-                    let owner = l.owner.load(Ordering::Acquire);
-                    if intent & INTENT_SET == 0
-                        || lane_role(owner) != ROLE_RECEIVER
-                        || Cursor::unpack(intent).pos != h
-                    {
-                        continue;
-                    }
-                    if self.note_live(i, owner, &l.intent, intent) {
-                        return false;
-                    }
-                    noted = true;
-                }
-                noted
-            }
-            _ => return false,
-        };
-        // Without a lane (`join` finding every lane taken) we only mark
-        // records DONE: a `head` move we made could not be noted, so a
-        // death in it could not be finished by others.
-        if mine.is_none() && !undo {
-            return false;
-        }
-        if undo {
-            let done = Desc {
-                state: ST_DONE,
-                owner: 0,
-                ..d
-            };
-            // Release: as a release's DONE store (the dead holder's reads
-            // are over). The CAS lets one survivor win.
-            if self
-                .desc(h)
-                .compare_exchange(w, done.pack(), Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
-                return false;
-            }
-        }
-        if mine.is_none() {
-            self.wake_senders();
-            return true;
-        }
-        fence(Ordering::SeqCst);
-        let moved = self.advance(self.load_head_to_move(), mine);
-        if moved {
-            self.wake_senders();
-        }
-        moved
-    }
-
-    /// Marks DONE every record in `[head, read)` held (TAKEN) by a dead
-    /// receiver, so that its lane is settled and can be reaped, without
-    /// moving `head` (for a caller without a lane: `join` when every lane is
-    /// taken). Whoever next releases or recovers at `head` moves it past
-    /// them.
-    fn release_dead_holds(&self) {
-        let ctrl = self.ctrl();
-        // Acquire: as in `recover_head`.
-        let mut p = ctrl.head.load(Ordering::Acquire);
-        let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
-        let mut left = pos_sub(r.pos, p).min(self.granules);
-        while left > 0 {
-            // Acquire: as in `recover_head`.
-            let w = self.desc(p).load(Ordering::Acquire);
-            let d = Desc::unpack(w);
-            if w == 0 || d.tag != tag_of(p, self.shift) {
-                return; // moved on under us, or not a record: stop
-            }
-            if d.state == ST_TAKEN {
-                let i = d.owner as usize;
-                // Acquire: pairs with the Release that freed the lane.
-                let owner = self.lane(i).owner.load(Ordering::Acquire);
-                if lane_role(owner) != ROLE_RECEIVER || !self.owner_alive(i, owner) {
-                    let done = Desc {
-                        state: ST_DONE,
-                        owner: 0,
-                        ..d
-                    };
-                    // Release: as a release's DONE store. The CAS fails if
-                    // anything changed.
-                    let _ = self.desc(p).compare_exchange(
-                        w,
-                        done.pack(),
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    );
-                }
-            }
-            let fp = footprint(d.len as usize).min(left);
-            p = pos_add(p, fp);
-            left -= fp;
-        }
-    }
-
     /// Frees the lanes of dead processes that hold nothing a survivor still
     /// needs. Returns how many it freed.
     #[cfg(loom)]
@@ -680,7 +293,7 @@ impl Ring {
     }
 
     /// `reap`, for a caller that holds `locks.serial()`.
-    fn reap_serial(&self) -> usize {
+    pub(super) fn reap_serial(&self) -> usize {
         let mut n = 0;
         for i in 0..LANES {
             let l = self.lane(i);
@@ -735,7 +348,7 @@ impl Ring {
     /// Whether dead lane `i` notes nothing unfinished: no claim that `read`
     /// has not passed, no take or move that `head` has not passed, and (a
     /// receiver) no TAKEN record it still holds.
-    fn settled(&self, i: usize, l: &Lane, role: u64) -> bool {
+    pub(super) fn settled(&self, i: usize, l: &Lane, role: u64) -> bool {
         let ctrl = self.ctrl();
         // Acquire (all): the lane's owner is dead, so its notes no longer
         // change; Acquire orders these loads after the liveness check and

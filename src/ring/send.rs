@@ -1,0 +1,331 @@
+//! Sending: a producer's cached view, claim, commit, and the blocking send
+//! with its wait for slack on a full ring.
+
+use super::*;
+use crate::sync::{now, spin_unseen};
+
+/// Room, in granules, that a blocking send that found the ring full waits
+/// for beyond its own message, at least (see [`Ring::await_slack`]).
+const SLACK_GRANULES: u64 = 64;
+/// How long such a send waits for that room at most.
+const SLACK_WAIT: Duration = Duration::from_micros(10);
+/// Spin hints between two looks at `head` while it waits.
+const SLACK_SPINS: u32 = 8;
+
+/// A producer handle's private view: the last `head` and `read.seq` it saw.
+/// Both only ever grow, so a stale copy errs towards "full" and is refreshed
+/// only then (rigtorp's cached-index trick: no cache-line traffic with the
+/// consumers while the copy says there is room).
+pub(crate) struct SendCache {
+    pub(super) head: Cell<u64>,
+    pub(super) read_seq: Cell<u64>,
+    /// `Control::epoch` when `head` and `read_seq` were last loaded; a new
+    /// handle starts with a value the epoch never takes, forcing a load.
+    pub(super) epoch: Cell<u64>,
+    /// How a blocking send waits (see `Ring::block`).
+    pub(crate) wait: Backoff,
+    /// The handle's lane ([`NO_LANE`]: none; its claims cannot be recovered
+    /// if it dies mid-send).
+    pub(crate) lane: Cell<u16>,
+}
+
+impl Default for SendCache {
+    fn default() -> Self {
+        SendCache {
+            head: Cell::new(0),
+            read_seq: Cell::new(0),
+            epoch: Cell::new(u64::MAX),
+            wait: Backoff::default(),
+            lane: Cell::new(NO_LANE),
+        }
+    }
+}
+
+impl Ring {
+    /// Claims room for `bytes`, writes and commits them, or fails at once.
+    #[inline]
+    pub(crate) fn try_send(&self, cache: &SendCache, bytes: &[u8]) -> Result<(), SendError> {
+        self.try_send_inner(cache, bytes, true)
+    }
+
+    /// `try_send`; with `wake` false the receivers are not woken, and the
+    /// caller owes a [`Ring::wake_receivers`] before it blocks or returns
+    /// (see [`SendBatch`]).
+    #[inline]
+    pub(super) fn try_send_inner(
+        &self,
+        cache: &SendCache,
+        bytes: &[u8],
+        wake: bool,
+    ) -> Result<(), SendError> {
+        let len = bytes.len();
+        if len > self.max_len {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.max_len,
+            });
+        }
+        let fp = footprint(len);
+        let ctrl = self.ctrl();
+        let lane = self.lane_opt(cache.lane.get());
+        // Whether our lane notes a claim; a failed try then writes nothing.
+        let mut noted = None;
+        // Relaxed: the language model puts no bound on how late a bump
+        // becomes visible, but hardware makes it visible within nanoseconds,
+        // and to matter a missed bump would have to stay invisible across
+        // 2^36 granules (4 TiB) or 2^23 messages of traffic by others.
+        let epoch = ctrl.epoch.load(Ordering::Relaxed);
+        if epoch != cache.epoch.get() {
+            self.refresh_cache(cache, epoch);
+        }
+        // Relaxed: `tail` is only a ticket dispenser. Exclusive ownership of
+        // the claimed bytes comes from the atomicity of the CAS below; that
+        // they are free comes from the Acquire load of `head`.
+        let mut t = ctrl.tail.load(Ordering::Relaxed);
+        let (pos, pad) = loop {
+            let c = Cursor::unpack(t);
+            if c.closed && mutant!("claim_ignores_closed", true, false) {
+                self.clear_intent(noted);
+                return Err(SendError::Closed);
+            }
+            let to_end = self.granules - (c.pos & self.mask);
+            let pad = if fp <= to_end { 0 } else { to_end };
+            let need = pad + fp;
+            // Possibly full (by bytes, then by count) -> refresh the cached
+            // copy -> really full?
+            let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.granules;
+            let no_slot = |r: u64| {
+                self.maxsize != UNBOUNDED
+                    && mutant!(
+                        "maxsize_off_by_one",
+                        seq_sub(c.seq, r) >= self.maxsize,
+                        seq_sub(c.seq, r) > self.maxsize
+                    )
+            };
+            let full = (no_bytes(cache.head.get()) && {
+                cache.head.set(self.load_head());
+                no_bytes(cache.head.get())
+            }) || (no_slot(cache.read_seq.get()) && {
+                cache.read_seq.set(self.load_read_seq());
+                no_slot(cache.read_seq.get())
+            });
+            if full {
+                match self.recheck_tail(t) {
+                    Some(t2) => {
+                        t = t2;
+                        continue;
+                    }
+                    None => {
+                        self.clear_intent(noted);
+                        return Err(SendError::Full);
+                    }
+                }
+            }
+            let next = Cursor {
+                seq: (c.seq + 1) & SEQ_MASK,
+                pos: pos_add(c.pos, need),
+                closed: false,
+            };
+            if let Some(l) = lane.filter(|_| mutant!("claim_unnoted", true, false)) {
+                // Relaxed: published by the Release CAS below.
+                l.need.store(pad << 32 | fp, Ordering::Relaxed);
+                l.intent.store(t | INTENT_SET, Ordering::Relaxed);
+                noted = Some(l);
+            }
+            // Release on success: whoever acquires this `tail` (a survivor in
+            // `recover_read`) sees the lane's intent, so a claim is never
+            // without a recorded owner. Otherwise `tail` is only a ticket
+            // dispenser: exclusive ownership of the bytes comes from the
+            // atomicity of the CAS, their being free from the Acquire load of
+            // `head`.
+            match ctrl.tail.compare_exchange_weak(
+                t,
+                next.pack(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break (c.pos, pad),
+                Err(actual) => t = actual,
+            }
+        };
+        // `[pos, pos + pad + fp)` is ours.
+        death_point!("claimed", Ok(()));
+        if pad > 0 {
+            let d = Desc::new(
+                tag_of(pos, self.shift),
+                ST_PADDING,
+                (pad as usize * GRANULE) as u32,
+            );
+            // SYNC: pairs with the consumer's Acquire load of the descriptor
+            // (no payload to publish; Release keeps it uniform with commits).
+            self.desc(pos).store(d.pack(), Ordering::Release);
+        }
+        let rec = pos_add(pos, pad);
+        death_point!("padded", Ok(()));
+        // SAFETY: `rec & mask` + footprint <= granules (the record fits
+        // before the end by the choice of `pad`), and the range is ours.
+        unsafe { self.data.write(rec & self.mask, bytes) };
+        death_point!("written", Ok(()));
+        let d = Desc::new(tag_of(rec, self.shift), ST_COMMITTED, len as u32);
+        // SYNC (commit): pairs with the Acquire load of the descriptor in
+        // `try_recv`; the payload written above is visible to whoever sees it.
+        let order = mutant!("commit_relaxed", Ordering::Release, Ordering::Relaxed);
+        self.desc(rec).store(d.pack(), order);
+        if let Some(l) = lane {
+            // SYNC: Release, after the commit: a survivor that reads the
+            // intent cleared sees the commit, and never undoes it.
+            l.intent.store(0, Ordering::Release);
+        }
+        if wake {
+            self.wake_receivers();
+        }
+        Ok(())
+    }
+
+    #[cold]
+    pub(super) fn refresh_cache(&self, cache: &SendCache, epoch: u64) {
+        cache.head.set(self.load_head());
+        cache.read_seq.set(self.load_read_seq());
+        cache.epoch.set(epoch);
+    }
+
+    /// `head`, for a producer about to reuse the space before it.
+    #[inline]
+    pub(super) fn load_head(&self) -> u64 {
+        // SYNC: pairs with the Release store in `set_head`: the consumers'
+        // reads of the space we may reuse, and the zeroing of its
+        // descriptors, happen-before our writes.
+        let order = mutant!("head_load_relaxed", Ordering::Acquire, Ordering::Relaxed);
+        self.ctrl().head.load(order)
+    }
+
+    /// `read.seq`, for a producer checking `maxsize`.
+    #[inline]
+    pub(super) fn load_read_seq(&self) -> u64 {
+        // Relaxed: only a count is read; no memory is reused because of it
+        // (bytes are governed by `head`).
+        Cursor::unpack(self.ctrl().read.load(Ordering::Relaxed)).seq
+    }
+
+    /// A "full" verdict is only trusted if `tail` did not move meanwhile:
+    /// `head`/`read` may have been loaded after a newer `tail`, which would
+    /// make the distance computed from our stale `tail` meaningless.
+    #[inline]
+    pub(super) fn recheck_tail(&self, t: u64) -> Option<u64> {
+        // Relaxed: only compared with `t`; a stale value at worst returns
+        // Full, as any snapshot of a racing queue may.
+        let t2 = self.ctrl().tail.load(Ordering::Relaxed);
+        (t2 != t).then_some(t2)
+    }
+
+    /// Blocking send: spin, then sleep until room, `close`, or `deadline`.
+    pub(crate) fn send(
+        &self,
+        cache: &SendCache,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let attempt = || match self.try_send(cache, bytes) {
+            Err(SendError::Full) => None,
+            r => Some(r),
+        };
+        match self.try_send(cache, bytes) {
+            Err(SendError::Full) => {
+                if self.await_slack(cache, footprint(bytes.len()), deadline) {
+                    match self.try_send(cache, bytes) {
+                        Err(SendError::Full) => {}
+                        r => return r,
+                    }
+                }
+                self.block(
+                    &self.ctrl().send_wait,
+                    deadline,
+                    &cache.wait,
+                    cache.lane.get(),
+                    ROLE_RECEIVER,
+                    attempt,
+                    || true,
+                    || Err(SendError::Disconnected),
+                )
+                .unwrap_or(Err(SendError::Timeout))
+            }
+            r => r,
+        }
+    }
+
+    /// Breaks the full-ring lock-step. A producer that finds the ring full
+    /// and took each granule the moment a consumer freed it would write the
+    /// very descriptor line and read the very `head` the consumer is
+    /// writing, for every message: both cores then pass those lines back
+    /// and forth (about 150 ns a message) and the pair runs at a fraction
+    /// of its speed. Instead, a blocking send waits, reading `head` only
+    /// every [`SLACK_SPINS`] spin hints, until there is room for its
+    /// message and as much again as [`SLACK_GRANULES`] or four such
+    /// messages, whichever is more, up to a quarter of the ring (and, under
+    /// `maxsize`, an eighth of the slots), then sends a burst from its
+    /// cached `head` without touching the consumers' lines. It waits at
+    /// most [`SLACK_WAIT`]: room that does not come (a consumer holds
+    /// records) never stops a send that fits. Returns whether to try again
+    /// now (the room came, or the ring was closed); `false` leaves the rest
+    /// to `block`. `try_send` never waits here.
+    #[cold]
+    pub(super) fn await_slack(
+        &self,
+        cache: &SendCache,
+        fp: u64,
+        deadline: Option<Instant>,
+    ) -> bool {
+        if cache.wait.strategy() == crate::wait::WaitStrategy::Spin(0) {
+            return false;
+        }
+        let want_bytes =
+            (fp + SLACK_GRANULES.max(4 * fp).min(self.granules / 4)).min(self.granules);
+        let want_slots = (self.maxsize / 8).clamp(1, 64);
+        let start = now();
+        loop {
+            // Unseen by loom: its yields would let the other threads run
+            // first on every schedule, hiding the ones where this send goes
+            // to sleep before they act (the mutants `no_maxsize_wake` and
+            // `batch_*_no_wake` went uncaught with them).
+            spin_unseen(SLACK_SPINS);
+            // Relaxed: only the position and the closed bit are compared;
+            // the claim itself is made by `try_send`'s CAS.
+            let t = Cursor::unpack(self.ctrl().tail.load(Ordering::Relaxed));
+            if t.closed {
+                return true;
+            }
+            // Acquire (in `load_head`): the cached copy is what `try_send`
+            // trusts next, to reuse the room before it (the break
+            // `slack_head_relaxed` caches a Relaxed load).
+            let h = mutant!(
+                "slack_head_relaxed",
+                self.load_head(),
+                self.ctrl().head.load(Ordering::Relaxed)
+            );
+            cache.head.set(h);
+            let bytes_ok =
+                self.granules - pos_sub(t.pos, cache.head.get()).min(self.granules) >= want_bytes;
+            let slots_ok = self.maxsize == UNBOUNDED || {
+                cache.read_seq.set(self.load_read_seq());
+                let used = seq_sub(t.seq, cache.read_seq.get());
+                self.maxsize.saturating_sub(used) >= want_slots
+            };
+            if bytes_ok && slots_ok {
+                return true;
+            }
+            let expired = match start {
+                Some(start) => {
+                    let now = Instant::now();
+                    now.duration_since(start) >= SLACK_WAIT || deadline.is_some_and(|d| now >= d)
+                }
+                // Under loom (no clock) one look is enough to model the
+                // wait; the break `slack_unbounded` waits for the slack
+                // however long it takes.
+                None => mutant!("slack_unbounded", true, false),
+            };
+            if expired {
+                return false;
+            }
+        }
+    }
+}

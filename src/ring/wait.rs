@@ -1,0 +1,250 @@
+//! Waiting and waking: the blocking loop shared by `send` and `recv`, and
+//! the `{epoch | sleepers}` wait cells.
+
+use super::*;
+
+/// The watcher's futex sleep (see [`Ring::watch`]): it wakes at least this
+/// often to scan for dead peers, so a wake-up that a dead peer never sent
+/// costs it at most this.
+pub(super) const SLEEP_SLICE: Duration = Duration::from_millis(100);
+/// Every other blocked waiter's futex sleep: it wakes this often to check
+/// whether its peers are gone (no system call) and to replace a watcher
+/// that stopped watching.
+pub(super) const LONG_SLICE: Duration = Duration::from_millis(1000);
+
+/// A spinning waiter makes its full attempt at least every this many tries,
+/// whatever its cheaper hint says (see `Ring::block`).
+const FULL_EVERY: u32 = 16;
+
+impl Ring {
+    /// Wakes sleeping receivers after one or more commits: Dekker with a
+    /// receiver's `register` + re-check, either it sees the commits or we
+    /// see it counted in `waiters`. The fence orders every earlier commit
+    /// before the `waiters` load, so one call after the last commit of a
+    /// batch covers them all.
+    pub(crate) fn wake_receivers(&self) {
+        fence(Ordering::SeqCst);
+        self.wake_if_waiting(&self.ctrl().recv_wait);
+    }
+
+    /// Wakes sleeping senders after takes (`maxsize`) or releases; as
+    /// `wake_receivers`. Every release that moved `head` ended with a
+    /// SeqCst fence (in `advance`), and this one orders all of them before
+    /// the load.
+    pub(crate) fn wake_senders(&self) {
+        fence(Ordering::SeqCst);
+        self.wake_if_waiting(&self.ctrl().send_wait);
+    }
+    /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
+    /// when it is done (success or a final error), `None` to keep waiting.
+    /// It is retried as `wait` says (spin, yield: see `crate::wait`) before
+    /// the caller registers as a waiter and sleeps. The wait ends with
+    /// `disconnected()` when every handle that could act as `peer` is gone
+    /// (checked before each sleep, no system call). One blocked waiter of
+    /// the ring, the watcher, also scans for dead processes every
+    /// [`SLEEP_SLICE`] (see [`Ring::watch`]); the others sleep up to
+    /// [`LONG_SLICE`] at a time. Returns `None` when `deadline` passed.
+    #[cold]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn block<T>(
+        &self,
+        cell: &WaitCell,
+        deadline: Option<Instant>,
+        wait: &Backoff,
+        lane: u16,
+        peer: u64,
+        mut attempt: impl FnMut() -> Option<T>,
+        mut hint: impl FnMut() -> bool,
+        disconnected: impl Fn() -> T,
+    ) -> Option<T> {
+        // While spinning, `attempt` only when `hint` says it may succeed,
+        // and every `FULL_EVERY` tries regardless (for `close` and errors).
+        let mut tries = 0u32;
+        let spun = wait.spin(deadline, || {
+            tries = tries.wrapping_add(1);
+            if tries % FULL_EVERY != 0 && !hint() {
+                return None;
+            }
+            attempt()
+        });
+        let start = match spun {
+            Spun::Done(r) => return Some(r),
+            Spun::TimedOut => {
+                let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
+                if watcher {
+                    self.unwatch(lane);
+                }
+                return r;
+            }
+            Spun::Sleep(start) => start,
+        };
+        let mut watching = false;
+        let result = loop {
+            let (watcher, scan) = self.watch(lane);
+            watching |= watcher;
+            if scan {
+                self.scan(lane);
+            }
+            // Only the break `disconnect_unrechecked` looks before registering.
+            #[cfg(loom)]
+            let gone_early =
+                crate::sync::mutant_on("disconnect_unrechecked") && self.disconnected(peer);
+            let late = mutant!("register_after_recheck", false, true);
+            let early = (!late).then(|| self.register(cell));
+            if mutant!("no_recheck", true, false) {
+                if let Some(r) = attempt() {
+                    if let Some(e) = early {
+                        self.leave(cell, e);
+                    }
+                    wait.learn(start, Instant::now());
+                    break Some(r);
+                }
+            }
+            // Known at the call, or learnt after a sleep: the peers are
+            // gone. Checked after registering, like the ring: Dekker with a
+            // leaving peer's decrement and fence, so either we see it gone
+            // or it sees us asleep and wakes us (the break
+            // `disconnect_unrechecked` checks only before registering).
+            // Whatever the peers committed is still taken first.
+            let gone = mutant!(
+                "disconnect_unrechecked",
+                self.disconnected(peer),
+                gone_early
+            );
+            if gone {
+                if let Some(e) = early {
+                    self.leave(cell, e);
+                }
+                // The break `disconnect_before_attempt`: report the end
+                // without taking what the last peers left.
+                let last = mutant!("disconnect_before_attempt", attempt(), None);
+                break Some(last.unwrap_or_else(&disconnected));
+            }
+            // The break `register_after_recheck`: counted as a sleeper only
+            // after the re-check, so a waker in between sees nobody to wake.
+            let mut seen = early.unwrap_or_else(|| self.register(cell));
+            if mutant!("seq_after_recheck", false, true) {
+                // The break: the epoch read after the re-check, so a wake
+                // between the two (which also uncounted us) goes unnoticed.
+                seen = wake_epoch(cell.word.load(Ordering::Relaxed));
+            }
+            let slice = if watcher { SLEEP_SLICE } else { LONG_SLICE };
+            let slice_end = Instant::now() + slice;
+            let until = match deadline {
+                Some(d) if d < slice_end => d,
+                _ => slice_end,
+            };
+            futex_wait(&cell.word, seen, Some(until));
+            self.leave(cell, seen);
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
+                watching |= watcher;
+                break r;
+            }
+        };
+        if watching {
+            self.unwatch(lane);
+        }
+        result
+    }
+
+    /// The end of a wait whose deadline passed: a last attempt, or the
+    /// peers' end. A short timeout may never sleep a whole slice: it scans
+    /// for dead peers before giving up if nobody did lately, so that
+    /// callers looping on `*_timeout` recover too. Also returns whether the
+    /// caller became the watcher (and owes an `unwatch`).
+    pub(super) fn expire<T>(
+        &self,
+        lane: u16,
+        peer: u64,
+        mut attempt: impl FnMut() -> Option<T>,
+        disconnected: impl Fn() -> T,
+    ) -> (Option<T>, bool) {
+        let (watcher, scan) = self.watch(lane);
+        if scan {
+            self.scan(lane);
+        }
+        let r = attempt().or_else(|| self.disconnected(peer).then(&disconnected));
+        (r, watcher)
+    }
+
+    /// Counts the caller among `cell`'s sleepers and returns the epoch to
+    /// sleep on: any wake from now on moves it, so the sleep returns at once
+    /// (the kernel compares it under its lock).
+    #[inline]
+    pub(super) fn register(&self, cell: &WaitCell) -> u32 {
+        // Relaxed + fence: the SeqCst fence orders this increment before
+        // the caller's re-check, against the waker's fence (Dekker).
+        let w = cell.word.fetch_add(SLEEPER, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        wake_epoch(w)
+    }
+
+    /// Stops counting the caller, registered under epoch `seen`, unless a
+    /// wake already cleared it (and so moved the epoch).
+    #[inline]
+    pub(super) fn leave(&self, cell: &WaitCell, seen: u32) {
+        // Relaxed: bookkeeping of the count only. While the epoch is `seen`
+        // our registration is in the count; the CAS removes exactly it.
+        let mut w = cell.word.load(Ordering::Relaxed);
+        while mutant!("leave_after_wake", wake_epoch(w) == seen, true) && sleepers(w) > 0 {
+            match cell.word.compare_exchange_weak(
+                w,
+                w - SLEEPER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Wakes `cell`'s sleepers if there are any. The caller has made its
+    /// change visible and issued a SeqCst fence.
+    #[inline]
+    pub(super) fn wake_if_waiting(&self, cell: &WaitCell) {
+        // Relaxed: ordered after the caller's change by its SeqCst fence.
+        let w = cell.word.load(Ordering::Relaxed);
+        if sleepers(w) != 0 {
+            self.wake(cell, w);
+        }
+    }
+
+    /// Takes every counted sleeper (`{epoch + 1, 0}` in one CAS from `w`,
+    /// the word last seen) and wakes them. If another waker took them
+    /// first, there is nothing to do.
+    #[cold]
+    pub(super) fn wake(&self, cell: &WaitCell, mut w: u64) {
+        while sleepers(w) != 0 {
+            let next = mutant!("wake_keeps_epoch", woken(w), w & !(u32::MAX as u64));
+            // Relaxed: the epoch is a wake-up token, not a publication; a
+            // sleeper re-checks its condition through the ring's own
+            // Acquire loads, ordered by the fences of `register` and the
+            // waker.
+            match cell
+                .word
+                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    futex_wake_all(&cell.word);
+                    return;
+                }
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Wakes every sleeper, counted or not (for `close`).
+    pub(super) fn wake_all(&self, cell: &WaitCell) {
+        // Relaxed: as in `wake`; `close` fenced before calling this.
+        let mut w = cell.word.load(Ordering::Relaxed);
+        while let Err(now) =
+            cell.word
+                .compare_exchange_weak(w, woken(w), Ordering::Relaxed, Ordering::Relaxed)
+        {
+            w = now;
+        }
+        futex_wake_all(&cell.word);
+    }
+}

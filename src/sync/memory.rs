@@ -1,0 +1,128 @@
+//! Payload memory: the data area of a ring, where records' bytes live.
+//! Normal builds: raw shared memory. Under loom: one tracked cell per
+//! granule, so loom flags a payload read that is not ordered after its
+//! write (or a write not ordered after the previous lap's read).
+
+use crate::layout::GRANULE;
+use std::ptr::NonNull;
+
+/// The payload area. Normal builds: raw shared memory.
+#[cfg(not(loom))]
+pub(crate) struct Payload {
+    base: NonNull<u8>,
+}
+
+#[cfg(not(loom))]
+impl Payload {
+    /// The area starting at `base`.
+    ///
+    /// # Safety
+    /// `base` stays valid for the ring's whole data area while the payload
+    /// is used (the ring's constructor contract).
+    pub(crate) unsafe fn new(base: NonNull<u8>) -> Self {
+        Payload { base }
+    }
+
+    /// # Safety
+    /// `[gran * GRANULE, gran * GRANULE + bytes.len())` lies inside the data
+    /// area and is owned by the caller (claimed, not yet committed).
+    #[inline]
+    pub(crate) unsafe fn write(&self, gran: u64, bytes: &[u8]) {
+        // SAFETY: the caller guarantees the range is in bounds and claimed,
+        // so no other thread reads or writes it until our commit.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.base.as_ptr().add(gran as usize * GRANULE),
+                bytes.len(),
+            )
+        }
+    }
+
+    /// # Safety
+    /// The range is in bounds and holds a record the caller has taken and
+    /// not yet released; the slice must not outlive the release.
+    #[inline]
+    pub(crate) unsafe fn slice(&self, gran: u64, len: usize) -> &[u8] {
+        // SAFETY: as above; a taken record is written by nobody until released.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(gran as usize * GRANULE), len) }
+    }
+}
+
+/// The payload area under loom: one tracked cell per granule.
+#[cfg(loom)]
+pub(crate) struct Payload {
+    cells: NonNull<Cell>,
+}
+
+#[cfg(loom)]
+type Cell = loom::cell::UnsafeCell<[u8; GRANULE]>;
+
+#[cfg(loom)]
+impl Payload {
+    /// # Safety
+    /// As [`Payload::write`] in normal builds.
+    pub(crate) unsafe fn write(&self, gran: u64, bytes: &[u8]) {
+        for (i, chunk) in bytes.chunks(GRANULE).enumerate() {
+            // SAFETY: in bounds per the caller's contract.
+            let cell = unsafe { &*self.cells.as_ptr().add(gran as usize + i) };
+            // SAFETY: loom checks that this access is exclusive.
+            cell.with_mut(|p| unsafe { (&mut *p)[..chunk.len()].copy_from_slice(chunk) });
+        }
+    }
+
+    /// Appends the `len` bytes at granule `gran` to `out` (the tracked read).
+    ///
+    /// # Safety
+    /// As `slice` in normal builds.
+    pub(crate) unsafe fn copy_out(&self, gran: u64, len: usize, out: &mut Vec<u8>) {
+        let mut left = len;
+        let mut g = gran as usize;
+        while left > 0 {
+            let n = left.min(GRANULE);
+            // SAFETY: in bounds per the caller's contract.
+            let cell = unsafe { &*self.cells.as_ptr().add(g) };
+            // SAFETY: loom checks that no write races with this read.
+            cell.with(|p| out.extend_from_slice(unsafe { &(&*p)[..n] }));
+            left -= n;
+            g += 1;
+        }
+    }
+}
+
+/// A payload area on the heap (rings for unit tests and loom models); the
+/// ring keeps it alive while it uses the [`Payload`] over it.
+#[cfg(any(test, loom))]
+pub(crate) struct HeapPayload {
+    #[cfg(not(loom))]
+    _granules: Box<[AlignedGranule]>,
+    #[cfg(loom)]
+    _cells: Box<[Cell]>,
+}
+
+#[cfg(all(test, not(loom)))]
+#[repr(C, align(64))]
+struct AlignedGranule([u8; GRANULE]);
+
+#[cfg(any(test, loom))]
+impl HeapPayload {
+    /// A zeroed area of `granules` granules, and the payload over it.
+    pub(crate) fn new(granules: u64) -> (Self, Payload) {
+        #[cfg(not(loom))]
+        {
+            let g: Box<[AlignedGranule]> = (0..granules)
+                .map(|_| AlignedGranule([0; GRANULE]))
+                .collect();
+            let base = NonNull::new(g.as_ptr() as *mut u8).unwrap();
+            (HeapPayload { _granules: g }, Payload { base })
+        }
+        #[cfg(loom)]
+        {
+            let c: Box<[Cell]> = (0..granules)
+                .map(|_| loom::cell::UnsafeCell::new([0; GRANULE]))
+                .collect();
+            let cells = NonNull::new(c.as_ptr() as *mut Cell).unwrap();
+            (HeapPayload { _cells: c }, Payload { cells })
+        }
+    }
+}
