@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Do the loom models bite? Each mutant is a deliberate break of the ring
-# protocol (see `mutant!` in src/sync.rs), compiled into every loom build and
+# protocol (see `mutant!` in src/sync/faults.rs), compiled into every loom build and
 # switched on at run time with SHMQ_MUTANT=NAME. For each mutant this script
 # runs the models listed for it below and checks that every one of them
 # FAILS (a loom panic: data race, deadlock, or a broken assertion; running

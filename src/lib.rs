@@ -52,6 +52,51 @@
 // The loom build compiles only the protocol (no segments, no public queue).
 #![cfg_attr(loom, allow(dead_code))]
 
+// Module map (one file, one concept; docs/DESIGN.md has the same table,
+// and `.ci/check-map` checks both against the tree):
+//
+//   src/lib.rs             crate docs, the public API (re-exports), this map
+//   src/error.rs           SendError, RecvError, BatchError, OpenError
+//   src/wait.rs            WaitStrategy; the adaptive spin / yield budget of a blocking call
+//   src/diag.rs            Diagnostics: a snapshot of every shared counter
+//   src/handles.rs         this process's live handles, and their lanes across fork
+//   src/pipe.rs            Connection, pipe(), pipe_duplex(): two ends over one or two rings
+//   src/typed.rs           rkyv messages: TypedQueue, TypedSender, TypedReceiver, Typed; the type fingerprint
+//   src/loom_api.rs        the ring's hooks for the loom models (loom builds only)
+//   src/layout/mod.rs      the segment, drawn; every encoding re-exported from the files below
+//   src/layout/header.rs   header fields and sizes, Geometry (where a ring's parts lie), Spec
+//   src/layout/control.rs  the control block: hot words, wait cells, peer counts, watcher
+//   src/layout/cursor.rs   tail / read cursors, head, wrapping arithmetic, epochs
+//   src/layout/desc.rs     descriptor words and states, footprint
+//   src/layout/lane.rs     lane words: owner, notes, roles
+//   src/layout/tests.rs    round trips of the encodings
+//   src/sync/mod.rs        the one door the protocol uses: atomics (std or loom) and the files below
+//   src/sync/futex.rs      wait words, futex wait / wake (loom: mutex + condvar), spin hints
+//   src/sync/memory.rs     payload memory (loom: one tracked cell per granule)
+//   src/sync/process.rs    whether a lane's owner lives, this pid (loom: model processes)
+//   src/sync/clock.rs      the clock (loom: none)
+//   src/sync/faults.rs     mutants and death points for the loom models
+//   src/sys/mod.rs         the operating system, and nothing else
+//   src/sys/futex.rs       wait, wake_all over the shared (not private) futex syscall
+//   src/sys/proc.rs        fork generation; liveness locks (OFD locks on the segment's file)
+//   src/sys/segment.rs     memfd / POSIX shm: create, seal, name, validate, map
+//   src/ring/mod.rs        Ring: its memory, constructors, close, len, diagnostics
+//   src/ring/send.rs       claim, write, commit; blocking send; waiting for slack on a full ring
+//   src/ring/recv.rs       take at read; blocking receive
+//   src/ring/release.rs    release a record; move head on past released records, in order
+//   src/ring/batch.rs      sends, takes and releases in batches, one wake-up each
+//   src/ring/wait.rs       the blocking loop; wait cells: register, leave, wake
+//   src/ring/lanes.rs      taking and giving back lanes, notes, peer counts, reaping dead lanes
+//   src/ring/recover.rs    the watcher; finishing or undoing what dead peers left half done
+//   src/ring/tests.rs      unit tests of the protocol on heap rings
+//   src/queue/mod.rs       Queue, Builder; Shared (a mapped segment and its rings)
+//   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, lane, fork generation
+//   src/queue/sender.rs    Sender
+//   src/queue/receiver.rs  Receiver
+//   src/queue/guard.rs     RecvGuard, Batch: messages read in place, released on drop
+//   src/queue/handoff.rs   handing a queue to a child: fd or name in the environment, lanes before exec
+//   src/queue/tests.rs     unit tests of handles, lanes and wake-ups
+
 mod error;
 mod layout;
 mod ring;

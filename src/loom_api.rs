@@ -121,6 +121,7 @@ impl LoomRing {
         if !self.pooled {
             return NO_LANE;
         }
+        // Relaxed: hands out pool slots; nothing is published through it.
         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         pool.get(k).copied().unwrap_or(NO_LANE)
     }

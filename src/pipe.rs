@@ -109,10 +109,10 @@ impl Connection {
     pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
         let mut roles = Vec::new();
         if let Some(tx) = &self.tx {
-            roles.push((tx.ring_index(), ROLE_SENDER));
+            roles.push((tx.endpoint().ring_index(), ROLE_SENDER));
         }
         if let Some(rx) = &self.rx {
-            roles.push((rx.ring_index(), ROLE_RECEIVER));
+            roles.push((rx.endpoint().ring_index(), ROLE_RECEIVER));
         }
         inherit_handles(&self.shared, cmd, var, &format!("@{}", self.end), roles);
     }

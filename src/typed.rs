@@ -173,7 +173,7 @@ impl Sender {
     /// # Errors
     /// As [`Queue::typed`].
     pub fn typed<T: Message>(self) -> Result<TypedSender<T>, OpenError> {
-        check_type::<T>(self.shared())?;
+        check_type::<T>(self.endpoint().shared())?;
         Ok(TypedSender {
             tx: self,
             scratch: Cell::new(AlignedVec::new()),
@@ -188,7 +188,7 @@ impl Receiver {
     /// # Errors
     /// As [`Queue::typed`].
     pub fn typed<T: Message>(self) -> Result<TypedReceiver<T>, OpenError> {
-        check_type::<T>(self.shared())?;
+        check_type::<T>(self.endpoint().shared())?;
         Ok(TypedReceiver {
             rx: self,
             _t: PhantomData,
@@ -327,10 +327,7 @@ impl<T: Message> TypedSender<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
-        self.tx
-            .lane()
-            .map_err(|error| BatchError { sent: 0, error })?;
-        let mut b = self.tx.batch(None);
+        let mut b = self.tx.batch(None)?;
         batch_loop(&mut b, values, |b, v| {
             self.with_bytes(v, |bytes| b.send(bytes))
         })
@@ -349,10 +346,7 @@ impl<T: Message> TypedSender<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
-        self.tx
-            .lane()
-            .map_err(|error| BatchError { sent: 0, error })?;
-        let mut b = self.tx.batch(Instant::now().checked_add(timeout));
+        let mut b = self.tx.batch(Instant::now().checked_add(timeout))?;
         batch_loop(&mut b, values, |b, v| {
             self.with_bytes(v, |bytes| b.send(bytes))
         })

@@ -2,17 +2,16 @@
 //! (issue 13, item 7). Tests that need root or `unshare` say so and skip
 //! where that is not allowed.
 
+mod common;
+
+use common::unique_name;
 use shmq::{OpenError, Queue};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-
-fn name(tag: &str) -> String {
-    format!("shmq-access-{tag}-{}", std::process::id())
-}
 
 /// `mode(0o660)` gives 0660 whatever the umask.
 #[test]
 fn mode_is_applied_exactly() {
-    let n = name("mode");
+    let n = unique_name("mode");
     // SAFETY: umask is a plain syscall; it only affects files made after.
     let old = unsafe { nix::libc::umask(0o022) };
     let q = Queue::builder().mode(0o660).create_named(&n);
@@ -28,7 +27,7 @@ fn mode_is_applied_exactly() {
 /// mapping), and attached by `open_trusted`.
 #[test]
 fn another_users_segment_needs_trust() {
-    let n = name("foreign");
+    let n = unique_name("foreign");
     let _q = Queue::builder().mode(0o666).create_named(&n).unwrap();
     let path = format!("/dev/shm/{n}");
     if std::os::unix::fs::chown(&path, Some(65534), Some(65534)).is_err() {
@@ -74,7 +73,7 @@ fn full_dev_shm_is_an_error_at_create() {
     );
     let out = std::process::Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env("SHMQ_NOSPACE_CHILD", name("nospace"))
+        .env("SHMQ_NOSPACE_CHILD", unique_name("nospace"))
         .output();
     let Ok(out) = out else {
         eprintln!("skipped: no unshare");

@@ -21,10 +21,12 @@
 
 mod common;
 
-use common::splitmix;
+use common::{
+    env_parse, env_var, is_message, message, message_id, splitmix, this_binary, unique_name,
+};
 use memmap2::MmapMut;
 use shmq::{Queue, RecvError, SendError};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -36,10 +38,7 @@ const WORDS: usize = 64;
 const MAX_PRODUCERS: usize = 16;
 
 fn env(k: &str, default: u64) -> u64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    env_parse(k).unwrap_or(default)
 }
 
 /// The state file shared by the parent and its children.
@@ -98,15 +97,10 @@ impl State {
     }
 }
 
-/// Message `s` of producer `p`: `[p: u32][s: u64]` then a pattern; 12 to
+/// Length of message `s` of producer `p` (see `common::message`): 12 to
 /// about 3000 bytes.
-fn message(p: usize, s: u64, buf: &mut Vec<u8>) {
-    let h = splitmix((p as u64) << 40 ^ s);
-    let len = 12 + (h % 3000) as usize;
-    buf.clear();
-    buf.extend_from_slice(&(p as u32).to_le_bytes());
-    buf.extend_from_slice(&s.to_le_bytes());
-    buf.extend((12..len).map(|i| (h >> (i % 56)) as u8 ^ i as u8));
+fn msg_len(p: usize, s: u64) -> usize {
+    12 + (splitmix((p as u64) << 40 ^ s) % 3000) as usize
 }
 
 fn producer(q: &Queue, st: &State, p: usize) {
@@ -121,7 +115,7 @@ fn producer(q: &Queue, st: &State, p: usize) {
     let mut buf = Vec::new();
     let mut rng = splitmix(std::process::id() as u64);
     while st.stop().load(SeqCst) == 0 && s < MAX_SEQ {
-        message(p, s, &mut buf);
+        message(p as u8, s, msg_len(p, s), &mut buf);
         match tx.send_timeout(&buf, Duration::from_millis(200)) {
             Ok(()) => {
                 s += 1;
@@ -149,10 +143,14 @@ fn consumer(q: &Queue, st: &State) {
             Err(RecvError::Closed) => return,
             Err(e) => panic!("consumer: {e}"),
         };
-        let p = u32::from_le_bytes(m[0..4].try_into().unwrap()) as usize;
-        let s = u64::from_le_bytes(m[4..12].try_into().unwrap());
-        message(p, s, &mut want);
-        let mut bad = *m != *want;
+        let id = message_id(&m).filter(|&(p, s)| (p as usize) < MAX_PRODUCERS && s < MAX_SEQ);
+        let Some((p, s)) = id else {
+            st.failures().fetch_add(1, SeqCst);
+            eprintln!("consumer: a message without a valid identity");
+            continue;
+        };
+        let p = p as usize;
+        let mut bad = m.len() != msg_len(p, s) || !is_message(&m, p as u8, s, &mut want);
         if let Some(prev) = last[p] {
             bad |= s <= prev;
         }
@@ -175,9 +173,8 @@ fn consumer(q: &Queue, st: &State) {
 }
 
 fn spawn(role: &str, q: &str, state: &str, idx: usize, restart: bool) -> Child {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.env(ROLE, role)
-        .env("SHMQ_CHAOS_QUEUE", q)
+    let mut c = this_binary(ROLE, role);
+    c.env("SHMQ_CHAOS_QUEUE", q)
         .env("SHMQ_CHAOS_STATE", state)
         .env("SHMQ_CHAOS_IDX", idx.to_string());
     if restart {
@@ -188,8 +185,8 @@ fn spawn(role: &str, q: &str, state: &str, idx: usize, restart: bool) -> Child {
 
 fn main() {
     if let Ok(role) = std::env::var(ROLE) {
-        let q = Queue::open(&std::env::var("SHMQ_CHAOS_QUEUE").unwrap()).unwrap();
-        let st = State::open(&std::env::var("SHMQ_CHAOS_STATE").unwrap(), false);
+        let q = Queue::open(&env_var("SHMQ_CHAOS_QUEUE")).unwrap();
+        let st = State::open(&env_var("SHMQ_CHAOS_STATE"), false);
         let idx = env("SHMQ_CHAOS_IDX", 0) as usize;
         match role.as_str() {
             "producer" => producer(&q, &st, idx),
@@ -210,7 +207,7 @@ fn main() {
     println!("chaos: {np} producers, {nc} consumers, {secs} s, seed {seed}");
 
     let tag = std::process::id().to_string();
-    let qname = format!("shmq-chaos-{tag}");
+    let qname = unique_name("queue");
     let spath = State::path(&tag);
     let q = Queue::builder()
         .capacity_bytes(1 << 16)

@@ -5,16 +5,12 @@
 
 mod common;
 
-use common::{child, wait};
+use common::{child, env_var, role, unique_name, wait};
 use shmq::{Queue, RecvError, SendError};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn name(tag: &str) -> String {
-    format!("shmq-faults-{tag}-{}", std::process::id())
-}
 
 fn die() -> ! {
     nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -25,10 +21,10 @@ fn die() -> ! {
 #[test]
 #[ignore = "run as a child process by the tests below"]
 fn child_entry() {
-    let Ok(role) = std::env::var("SHMQ_ROLE") else {
+    let Some(role) = role() else {
         return;
     };
-    let q = Queue::open(&std::env::var("SHMQ_NAME").unwrap()).unwrap();
+    let q = Queue::open(&env_var("SHMQ_NAME")).unwrap();
     match role.as_str() {
         // Three committed messages, then a send whose source ends in an
         // unreadable page: the copy into the ring faults after the claim,
@@ -107,7 +103,7 @@ fn run(role: &str, name: &str) -> std::process::ExitStatus {
 /// after the dead claim, all arrive; the dead claim is skipped.
 #[test]
 fn producer_dying_mid_write_does_not_stall_consumers() {
-    let n = name("midwrite");
+    let n = unique_name("midwrite");
     let q = Queue::builder()
         .capacity_bytes(1 << 16)
         .create_named(&n)
@@ -140,7 +136,7 @@ fn libc_sigsegv() -> i32 {
 /// message counts as delivered), so the producer is not blocked for good.
 #[test]
 fn consumer_dying_with_a_guard_gives_its_room_back() {
-    let n = name("hold");
+    let n = unique_name("hold");
     let q = Queue::builder()
         .capacity_bytes(4096)
         .create_named(&n)
@@ -171,7 +167,7 @@ fn consumer_dying_with_a_guard_gives_its_room_back() {
 /// after that make no futex call.
 #[test]
 fn process_killed_asleep_is_uncounted_by_the_next_wake() {
-    let n = name("sleeper");
+    let n = unique_name("sleeper");
     let q = Queue::builder().create_named(&n).unwrap();
     let c = child("sleep_in_recv").env("SHMQ_NAME", &n).spawn().unwrap();
     let t0 = Instant::now();
@@ -202,7 +198,7 @@ fn process_killed_asleep_is_uncounted_by_the_next_wake() {
 /// keeps only its receiver: a live `Queue` handle could still send.)
 #[test]
 fn receivers_learn_that_senders_died() {
-    let n = name("nosender");
+    let n = unique_name("nosender");
     let rx = Queue::builder().create_named(&n).unwrap().receiver();
     assert_eq!(run("send_and_die", &n).signal(), Some(9));
     for i in 0..3u8 {
@@ -218,7 +214,7 @@ fn receivers_learn_that_senders_died() {
 /// blocking send gets `Disconnected` instead of waiting forever.
 #[test]
 fn senders_learn_that_receivers_died() {
-    let n = name("noreceiver");
+    let n = unique_name("noreceiver");
     let tx = Queue::builder()
         .maxsize(1)
         .create_named(&n)
@@ -236,7 +232,7 @@ fn senders_learn_that_receivers_died() {
 /// opens, and can be removed; one with a live user is not stale.
 #[test]
 fn stale_named_queues_are_found_and_removed() {
-    let n = name("stale");
+    let n = unique_name("stale");
     drop(Queue::builder().create_named(&n).unwrap());
     assert_eq!(run("send_and_die", &n).signal(), Some(9));
     assert!(Queue::is_stale(&n).unwrap(), "its only user died");

@@ -60,10 +60,7 @@ proptest! {
 
 /// 256 cases per property, or `PROPTEST_CASES`.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+    common::proptest_cases(256)
 }
 
 /// Writes the seed corpus of the cargo-fuzz targets (`fuzz/corpus/`):

@@ -5,20 +5,12 @@
 
 mod common;
 
-use common::{child, wait};
+use common::{child, env_parse, env_var, role, unique_name, wait, CHILD_ARGS};
 use shmq::{Queue, RecvError};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const STOP: &[u8] = b"STOP";
-
-fn name(tag: &str) -> String {
-    format!("shmq-live-{tag}-{}", std::process::id())
-}
-
-fn env(k: &str) -> String {
-    std::env::var(k).unwrap()
-}
 
 /// The page a `slow_send` copies from, made readable again by the SIGSEGV
 /// handler after a pause.
@@ -75,10 +67,10 @@ fn slow_send(q: &Queue) {
 #[test]
 #[ignore = "run as a child process by the tests below"]
 fn child_entry() {
-    let Ok(role) = std::env::var("SHMQ_ROLE") else {
+    let Some(role) = role() else {
         return;
     };
-    let n = env("SHMQ_NAME");
+    let n = env_var("SHMQ_NAME");
     match role.as_str() {
         // The slow send from a worker thread while the thread that started
         // it has exited (`/proc/<pid>/stat` then reads `Z`).
@@ -143,7 +135,7 @@ fn child_entry() {
         // Sends SHMQ_N items through a `Sender` made for each one.
         "produce" => {
             let q = Queue::open(&n).unwrap();
-            let count: u32 = env("SHMQ_N").parse().unwrap();
+            let count: u32 = env_parse("SHMQ_N").unwrap();
             for i in 0..count {
                 q.sender().send(&i.to_le_bytes()).unwrap();
             }
@@ -164,7 +156,7 @@ fn child_entry() {
                     }
                 }
             }
-            let results = Queue::open(&env("SHMQ_RESULTS")).unwrap();
+            let results = Queue::open(&env_var("SHMQ_RESULTS")).unwrap();
             results.sender().send(&got.to_le_bytes()).unwrap();
         }
         // 255 receivers each take a message, then the process dies holding
@@ -180,7 +172,7 @@ fn child_entry() {
         // closed; reports the CPU time the process spent meanwhile.
         "idle" => {
             let q = Queue::open(&n).unwrap();
-            let threads: u32 = env("SHMQ_N").parse().unwrap();
+            let threads: u32 = env_parse("SHMQ_N").unwrap();
             let ready = std::sync::Arc::new(std::sync::Barrier::new(threads as usize + 1));
             let hs: Vec<_> = (0..threads)
                 .map(|_| {
@@ -208,7 +200,7 @@ fn child_entry() {
             }
             let used = cpu() - c0;
             let wall = t0.elapsed().as_micros() as u64;
-            let results = Queue::open(&env("SHMQ_RESULTS")).unwrap();
+            let results = Queue::open(&env_var("SHMQ_RESULTS")).unwrap();
             let mut msg = used.to_le_bytes().to_vec();
             msg.extend_from_slice(&wall.to_le_bytes());
             results.sender().send(&msg).unwrap();
@@ -226,32 +218,9 @@ fn spawn(role: &str, n: &str, extra: &[(&str, String)]) -> std::process::Child {
     c.spawn().unwrap()
 }
 
-/// This test binary's child entry as `role` under `unshare --pid --fork`
-/// (a pid namespace of its own, with the host's `/proc`); `None` where that
-/// is not allowed (the test is skipped).
-fn in_pid_namespace(role: &str, n: &str) -> Option<std::process::Child> {
-    let probe = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "true"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        eprintln!("skipped: `unshare --pid --fork` is not allowed here");
-        return None;
-    }
-    let c = std::process::Command::new("unshare")
-        .args(["--pid", "--fork", "--kill-child"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "child_entry", "--test-threads=1"])
-        .env("SHMQ_ROLE", role)
-        .env("SHMQ_NAME", n)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    Some(c)
-}
-
 /// A named 64 KiB queue for test `tag`, and a receiver of it.
 fn queue_and_receiver(tag: &str) -> (String, Queue, shmq::Receiver) {
-    let n = name(tag);
+    let n = unique_name(tag);
     let q = Queue::builder()
         .capacity_bytes(64 * 1024)
         .create_named(&n)
@@ -307,7 +276,6 @@ fn slow_producer_whose_main_thread_exited_is_not_skipped() {
 fn slow_producer_in_another_pid_namespace_is_not_skipped() {
     let (n, _q, rx) = queue_and_receiver("pidns");
     let Some(c) = in_pid_namespace("slow", &n) else {
-        Queue::unlink(&n).unwrap();
         return;
     };
     expect_slow(&rx);
@@ -315,39 +283,55 @@ fn slow_producer_in_another_pid_namespace_is_not_skipped() {
     Queue::unlink(&n).unwrap();
 }
 
-/// Runs this test binary's child entry as `role` under `sh -c "<setup> &&
-/// exec <child>"` in a private mount namespace (`unshare --mount`), so that
-/// `setup` can mount what it likes. `None`: not allowed here (skip).
-fn in_mount_namespace(setup: &str, role: &str, n: &str) -> Option<std::process::Child> {
+/// This test binary's child entry as `role` (queue `n`) under `unshare
+/// <unshare>`, after the shell command `setup` ran there; `None` where that
+/// is not allowed: the queue is unlinked and the test skipped.
+fn isolated(unshare: &[&str], setup: &str, role: &str, n: &str) -> Option<std::process::Child> {
     let probe = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", setup])
-        .output()
-        .ok()?;
-    if !probe.status.success() {
-        eprintln!(
-            "skipped: cannot `{setup}` in a private mount namespace: {}",
-            String::from_utf8_lossy(&probe.stderr)
+        .args(unshare)
+        .args(["sh", "-c", setup])
+        .output();
+    if !probe.as_ref().is_ok_and(|p| p.status.success()) {
+        let why = probe.map_or_else(
+            |e| e.to_string(),
+            |p| String::from_utf8_lossy(&p.stderr).into_owned(),
         );
+        eprintln!(
+            "skipped: cannot `unshare {}` and `{setup}` here: {why}",
+            unshare.join(" ")
+        );
+        let _ = Queue::unlink(n);
         return None;
     }
-    let exe = std::env::current_exe().unwrap();
     let script = format!(
-        "{setup} && exec {} '{}' --ignored --exact child_entry --test-threads=1",
+        "{setup} && exec {} '{}' {}",
         if role == "hidden_consumer" {
             "setpriv --reuid=65534 --regid=65534 --clear-groups"
         } else {
             ""
         },
-        exe.display()
+        std::env::current_exe().unwrap().display(),
+        CHILD_ARGS.join(" ")
     );
     let c = std::process::Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .args(unshare)
+        .args(["sh", "-c", &script])
         .env("SHMQ_ROLE", role)
         .env("SHMQ_NAME", n)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     Some(c)
+}
+
+/// In a pid namespace of its own, with the host's `/proc`.
+fn in_pid_namespace(role: &str, n: &str) -> Option<std::process::Child> {
+    isolated(&["--pid", "--fork", "--kill-child"], "true", role, n)
+}
+
+/// In a private mount namespace, where `setup` can mount what it likes.
+fn in_mount_namespace(setup: &str, role: &str, n: &str) -> Option<std::process::Child> {
+    isolated(&["--mount", "--propagation", "private"], setup, role, n)
 }
 
 /// A survivor that cannot see its peers in `/proc` (mounted `hidepid=2`,
@@ -367,7 +351,7 @@ fn survivor_behind_hidepid_waits_for_a_live_producer() {
         eprintln!("skipped: kernel {release} mounts proc instances with shared options");
         return;
     }
-    let n = name("hidepid");
+    let n = unique_name("hidepid");
     let q = Queue::builder()
         .capacity_bytes(64 * 1024)
         .mode(0o666)
@@ -378,7 +362,6 @@ fn survivor_behind_hidepid_waits_for_a_live_producer() {
         "hidden_consumer",
         &n,
     ) else {
-        Queue::unlink(&n).unwrap();
         return;
     };
     std::thread::sleep(Duration::from_millis(300)); // it blocks, and watches
@@ -399,7 +382,6 @@ fn survivor_behind_hidepid_waits_for_a_live_producer() {
 fn recovery_works_without_proc_for_a_named_queue() {
     let (n, q, rx) = queue_and_receiver("noproc");
     let Some(c) = in_mount_namespace("mount -t tmpfs none /proc", "crash_mid_write", &n) else {
-        Queue::unlink(&n).unwrap();
         return;
     };
     let st = wait(c, LIMIT, "producer");
@@ -415,7 +397,6 @@ fn recovery_works_without_proc_for_a_named_queue() {
 fn dead_producer_in_another_pid_namespace_is_recovered() {
     let (n, q, rx) = queue_and_receiver("pidns-dead");
     let Some(c) = in_pid_namespace("crash_mid_write", &n) else {
-        Queue::unlink(&n).unwrap();
         return;
     };
     assert!(!wait(c, LIMIT, "producer").success());
@@ -566,7 +547,7 @@ fn guard_inherited_across_fork_is_released_once() {
 /// the next process still gets a lane, reads the rest, and sends again.
 #[test]
 fn lanes_all_held_by_the_dead_are_recovered() {
-    let n = name("wedge");
+    let n = unique_name("wedge");
     {
         let q = Queue::builder()
             .capacity_bytes(64 * 1024)
@@ -595,7 +576,7 @@ fn lanes_all_held_by_the_dead_are_recovered() {
 }
 
 fn results_queue(tag: &str) -> (String, Queue) {
-    let r = name(tag);
+    let r = unique_name(tag);
     let q = Queue::builder().create_named(&r).unwrap();
     (r, q)
 }
@@ -606,7 +587,7 @@ fn results_queue(tag: &str) -> (String, Queue) {
 /// every item and the sentinel, never `Disconnected`.
 #[test]
 fn consumer_outlives_producers_while_the_parent_keeps_the_queue() {
-    let n = name("python-a");
+    let n = unique_name("python-a");
     let (r, results) = results_queue("python-a-r");
     let q = Queue::builder().create_named(&n).unwrap();
     let consumer = spawn("consume", &n, &[("SHMQ_RESULTS", r.clone())]);
@@ -632,7 +613,7 @@ fn consumer_outlives_producers_while_the_parent_keeps_the_queue() {
 /// processes; each worker stops at its sentinel, none earlier.
 #[test]
 fn workers_fed_one_sender_per_task_stop_only_at_their_sentinel() {
-    let n = name("python-b");
+    let n = unique_name("python-b");
     let (r, results) = results_queue("python-b-r");
     let q = Queue::builder().create_named(&n).unwrap();
     let workers: Vec<_> = (0..3)
@@ -662,7 +643,7 @@ fn workers_fed_one_sender_per_task_stop_only_at_their_sentinel() {
 /// peers, the rest sleep a second at a time. Layout v4: ~94 %.
 #[test]
 fn idle_blocked_receivers_cost_almost_no_cpu() {
-    let n = name("idle");
+    let n = unique_name("idle");
     let (r, results) = results_queue("idle-r");
     let q = Queue::builder().create_named(&n).unwrap();
     let kids: Vec<_> = (0..4)

@@ -12,6 +12,9 @@
 
 #![cfg(not(loom))]
 
+mod common;
+
+use common::{message, proptest_cases};
 use proptest::prelude::*;
 use shmq::{Queue, RecvError, RecvGuard, SendError};
 use std::collections::VecDeque;
@@ -158,9 +161,9 @@ impl Model {
 }
 
 fn payload(seed: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (i % 8 * 8)) as u8 ^ i as u8)
-        .collect()
+    let mut m = Vec::with_capacity(len);
+    message(0, seed, len, &mut m);
+    m
 }
 
 fn op(max_len: usize) -> impl Strategy<Value = Op> {
@@ -350,7 +353,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
 proptest! {
     // 512 cases by default; `PROPTEST_CASES=100000` for a long run.
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        cases: proptest_cases(512),
         ..ProptestConfig::default()
     })]
 

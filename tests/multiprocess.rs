@@ -10,7 +10,10 @@
 
 mod common;
 
-use common::{child, splitmix, wait};
+use common::{
+    child, env_parse, env_var, is_message, message, message_id, role, splitmix, unique_name,
+    wait_ok, ID_LEN,
+};
 
 use shmq::{OpenError, Queue, RecvError, SendError};
 use std::collections::HashMap;
@@ -20,34 +23,26 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 const QUEUE_VAR: &str = "SHMQ_TEST_QUEUE";
-const HDR: usize = 16;
+const LIMIT: Duration = Duration::from_secs(120);
 
 // ------------------------------------------------------------ messages
 
-/// Message `seq` of producer `prod`: a length between HDR and `max` that
-/// varies pseudo-randomly, with a few at exactly `max`.
-fn make_msg(prod: u32, seq: u64, max: usize, buf: &mut Vec<u8>) {
+/// Length of message `seq` of producer `prod`: between the identity and
+/// `max`, varying pseudo-randomly, with a few at exactly `max`.
+fn msg_len(prod: u8, seq: u64, max: usize) -> usize {
     let h = splitmix((prod as u64) << 40 | seq);
-    let len = if h % 97 == 0 {
+    if h % 97 == 0 {
         max
     } else {
-        HDR + (h as usize >> 8) % (max - HDR + 1)
-    };
-    buf.clear();
-    buf.extend_from_slice(&prod.to_le_bytes());
-    buf.extend_from_slice(&seq.to_le_bytes());
-    buf.extend_from_slice(&(len as u32).to_le_bytes());
-    buf.extend((HDR..len).map(|i| (h >> (i % 7 * 8)) as u8 ^ i as u8));
+        ID_LEN + (h as usize >> 8) % (max - ID_LEN + 1)
+    }
 }
 
-/// Checks a message's content; returns (producer, seq).
-fn check_msg(m: &[u8], max: usize, scratch: &mut Vec<u8>) -> (u32, u64) {
-    assert!(m.len() >= HDR, "short message: {} bytes", m.len());
-    let prod = u32::from_le_bytes(m[0..4].try_into().unwrap());
-    let seq = u64::from_le_bytes(m[4..12].try_into().unwrap());
-    make_msg(prod, seq, max, scratch);
+/// Checks a message's length and content; returns (producer, seq).
+fn check_msg(m: &[u8], max: usize, scratch: &mut Vec<u8>) -> (u8, u64) {
+    let (prod, seq) = message_id(m).unwrap_or_else(|| panic!("short message: {} bytes", m.len()));
     assert!(
-        m == &scratch[..],
+        m.len() == msg_len(prod, seq, max) && is_message(m, prod, seq, scratch),
         "content of message {prod}/{seq} is wrong"
     );
     (prod, seq)
@@ -55,34 +50,25 @@ fn check_msg(m: &[u8], max: usize, scratch: &mut Vec<u8>) -> (u32, u64) {
 
 // ------------------------------------------------------------ children
 
-fn wait_ok(c: Child, what: &str) {
-    let st = wait(c, Duration::from_secs(120), what);
-    assert!(st.success(), "{what} failed: {st}");
-}
-
 fn tmpfile(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("shmq-test-{}-{tag}", std::process::id()))
-}
-
-fn env_u64(k: &str) -> u64 {
-    std::env::var(k).unwrap().parse().unwrap()
+    std::env::temp_dir().join(unique_name(tag))
 }
 
 /// Child processes start here. Ignored so it never runs as a test of its own.
 #[test]
 #[ignore = "helper: runs only as a child process of the other tests"]
 fn child_entry() {
-    let Ok(role) = std::env::var("SHMQ_ROLE") else {
+    let Some(role) = role() else {
         eprintln!("child_entry: not started as a child; nothing to do");
         return;
     };
     let q = Queue::from_env(QUEUE_VAR).expect("attach the queue passed by the parent");
     match role.as_str() {
         "producer" => {
-            let (id, n) = (env_u64("SHMQ_ID") as u32, env_u64("SHMQ_N"));
+            let (id, n) = (env_parse("SHMQ_ID").unwrap(), env_parse("SHMQ_N").unwrap());
             produce(&q, id, n);
         }
-        "consumer" => consume(&q, Path::new(&std::env::var("SHMQ_OUT").unwrap())),
+        "consumer" => consume(&q, Path::new(&env_var("SHMQ_OUT"))),
         "blocked_recv" => {
             let rx = q.receiver();
             assert_eq!(rx.recv().map(|_| ()), Err(RecvError::Closed));
@@ -96,12 +82,12 @@ fn child_entry() {
     }
 }
 
-fn produce(q: &Queue, id: u32, n: u64) {
+fn produce(q: &Queue, id: u8, n: u64) {
     let tx = q.sender();
     let max = q.max_message_size();
     let mut buf = Vec::with_capacity(max);
     for seq in 0..n {
-        make_msg(id, seq, max, &mut buf);
+        message(id, seq, msg_len(id, seq, max), &mut buf);
         // A mix of the three ways to send.
         match seq % 3 {
             0 => tx.send(&buf).unwrap(),
@@ -129,7 +115,7 @@ fn consume(q: &Queue, out: &Path) {
     let rx = q.receiver();
     let max = q.max_message_size();
     let mut scratch = Vec::new();
-    let mut last: HashMap<u32, u64> = HashMap::new();
+    let mut last: HashMap<u8, u64> = HashMap::new();
     let mut log = Vec::new();
     let mut i = 0u64;
     loop {
@@ -152,7 +138,7 @@ fn consume(q: &Queue, out: &Path) {
             assert!(s > prev, "producer {p}: seq {s} after {prev}");
         }
         last.insert(p, s);
-        log.extend_from_slice(&p.to_le_bytes());
+        log.extend_from_slice(&(p as u32).to_le_bytes());
         log.extend_from_slice(&s.to_le_bytes());
     }
     std::fs::File::create(out).unwrap().write_all(&log).unwrap();
@@ -204,11 +190,11 @@ fn run_mpmc(p: u32, c: u32, n: u64, capacity: usize, maxsize: usize) {
         })
         .collect();
     for (i, pr) in producers.into_iter().enumerate() {
-        wait_ok(pr, &format!("producer {i}"));
+        wait_ok(pr, LIMIT, &format!("producer {i}"));
     }
     q.close(); // no sentinel: consumers drain and stop on Closed
     for (i, co) in consumers.into_iter().enumerate() {
-        wait_ok(co, &format!("consumer {i}"));
+        wait_ok(co, LIMIT, &format!("consumer {i}"));
     }
     verify_exactly_once(&outs, p, n);
     assert!(q.is_empty());
@@ -232,7 +218,7 @@ fn four_by_four_with_maxsize() {
 
 #[test]
 fn unrelated_process_opens_a_named_queue() {
-    let name = format!("shmq-test-named-{}", std::process::id());
+    let name = unique_name("named");
     let q = Queue::builder()
         .capacity_bytes(8192)
         .create_named(&name)
@@ -246,7 +232,7 @@ fn unrelated_process_opens_a_named_queue() {
     let consumer = cmd.spawn().unwrap();
     produce(&q, 0, 5_000);
     q.close();
-    wait_ok(consumer, "named-queue consumer");
+    wait_ok(consumer, LIMIT, "named-queue consumer");
     verify_exactly_once(&[out], 1, 5_000);
     Queue::unlink(&name).unwrap();
     assert!(matches!(Queue::open(&name), Err(OpenError::NotFound(_))));
@@ -255,7 +241,7 @@ fn unrelated_process_opens_a_named_queue() {
 
 #[test]
 fn create_named_refuses_an_existing_name() {
-    let name = format!("shmq-test-excl-{}", std::process::id());
+    let name = unique_name("excl");
     let _q = Queue::builder().create_named(&name).unwrap();
     let again = Queue::builder().create_named(&name);
     assert!(
@@ -319,8 +305,8 @@ fn close_wakes_processes_blocked_in_send_and_recv() {
     std::thread::sleep(Duration::from_millis(200));
     empty.close();
     full.close();
-    wait_ok(r, "receiver blocked on an empty queue");
-    wait_ok(s, "sender blocked on a full queue");
+    wait_ok(r, LIMIT, "receiver blocked on an empty queue");
+    wait_ok(s, LIMIT, "sender blocked on a full queue");
     assert_eq!(&*full.receiver().recv().unwrap(), b"fills the queue");
 }
 
@@ -364,20 +350,19 @@ fn shm_file(name: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn attaching_to_what_is_not_a_queue_fails_cleanly() {
-    let pid = std::process::id();
-    let garbage = shm_file(&format!("shmq-test-garbage-{pid}"), &[0xAB; 8192]);
+    let garbage = shm_file(&unique_name("garbage"), &[0xAB; 8192]);
     assert!(matches!(
         Queue::open(&garbage),
         Err(OpenError::NotAQueue {
             found: 0xABAB_ABAB_ABAB_ABAB
         })
     ));
-    let tiny = shm_file(&format!("shmq-test-tiny-{pid}"), b"hi");
+    let tiny = shm_file(&unique_name("tiny"), b"hi");
     assert!(matches!(
         Queue::open(&tiny),
         Err(OpenError::NotAQueue { .. })
     ));
-    let empty = shm_file(&format!("shmq-test-empty-{pid}"), b"");
+    let empty = shm_file(&unique_name("empty"), b"");
     assert!(matches!(
         Queue::open(&empty),
         Err(OpenError::NotInitialized)
@@ -389,8 +374,7 @@ fn attaching_to_what_is_not_a_queue_fails_cleanly() {
 
 #[test]
 fn attaching_to_a_damaged_queue_fails_cleanly() {
-    let pid = std::process::id();
-    let name = format!("shmq-test-damaged-{pid}");
+    let name = unique_name("damaged");
     let path = format!("/dev/shm/{name}");
     let q = Queue::builder()
         .capacity_bytes(4096)

@@ -34,11 +34,11 @@
 
 mod common;
 
-use common::splitmix;
+use common::{env_parse, is_message, message, splitmix, this_binary, ID_LEN};
 
 use shmq::{Diagnostics, Queue, RecvError, RecvGuard, SendError};
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const QUEUE_VAR: &str = "SHMQ_TORTURE_QUEUE";
@@ -61,22 +61,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-/// Identity bytes: producer id, then the sequence number (little endian),
-/// truncated to the message length.
-const ID_LEN: usize = 9;
-
-/// Message `seq` of producer `prod`, `len` bytes: identity, then a pattern
-/// derived from the identity.
-fn fill(prod: u8, seq: u64, len: usize, buf: &mut Vec<u8>) {
-    buf.clear();
-    let mut id = [0u8; ID_LEN];
-    id[0] = prod;
-    id[1..].copy_from_slice(&seq.to_le_bytes());
-    buf.extend_from_slice(&id[..len.min(ID_LEN)]);
-    let h = splitmix(seq ^ (prod as u64) << 56);
-    buf.extend((ID_LEN..len).map(|i| (h >> (i % 8 * 8)) as u8 ^ (i >> 8) as u8));
 }
 
 /// The two hashes of a message identity that the sums are made of.
@@ -146,9 +130,7 @@ fn random_len(rng: &mut Rng, max: usize) -> usize {
 // ------------------------------------------------------------ children
 
 fn env(k: &str) -> Option<u64> {
-    std::env::var(k)
-        .ok()
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{k}={v}")))
+    env_parse(k)
 }
 
 fn producer(q: &Queue, id: u8, seed: u64, secs: f64) {
@@ -163,7 +145,7 @@ fn producer(q: &Queue, id: u8, seed: u64, secs: f64) {
     // Check the clock every 64 messages.
     while seq % 64 != 0 || Instant::now() < end {
         let len = random_len(&mut rng, max);
-        fill(id, seq, len, &mut buf);
+        message(id, seq, len, &mut buf);
         loop {
             let r = match rng.below(4) {
                 0 | 1 => tx.send(&buf),
@@ -215,9 +197,8 @@ fn consumer(q: &Queue, id: u8, seed: u64, producers: usize) {
             .get_mut(prod as usize)
             .unwrap_or_else(|| panic!("consumer {id}: message from unknown producer {prod}"));
         if m.len() >= ID_LEN {
-            fill(prod, sbytes, m.len(), &mut scratch);
             assert!(
-                m == &scratch[..],
+                is_message(m, prod, sbytes, &mut scratch),
                 "consumer {id}: message {prod}/{sbytes} damaged"
             );
             if let Some(last) = s.last {
@@ -308,10 +289,9 @@ struct Proc {
 }
 
 fn spawn(q: &Queue, role: &str, id: usize, s: &Scenario, seed: u64) -> Proc {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    let mut cmd = this_binary(ROLE_VAR, role);
     q.inherit_into(&mut cmd, QUEUE_VAR);
-    cmd.env(ROLE_VAR, role)
-        .env("SHMQ_TORTURE_ID", id.to_string())
+    cmd.env("SHMQ_TORTURE_ID", id.to_string())
         .env("SHMQ_TORTURE_SEED", seed.to_string())
         .env("SHMQ_TORTURE_MILLIS", ((s.secs * 1e3) as u64).to_string())
         .env("SHMQ_TORTURE_NPROD", s.producers.to_string())

@@ -305,7 +305,7 @@ const ORDERS: u64 = 20_000;
 #[test]
 #[ignore = "helper: runs only as a child process of the other tests"]
 fn child_entry() {
-    let Ok(role) = std::env::var("SHMQ_ROLE") else {
+    let Some(role) = common::role() else {
         return;
     };
     match role.as_str() {

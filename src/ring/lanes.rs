@@ -13,7 +13,7 @@ use crate::sync::{lane_alive, my_pid};
 /// yet).
 pub(crate) const NO_LANE: u16 = u16::MAX;
 
-/// Whose description holds a lane's liveness lock (see `proc::Locks`).
+/// Whose description holds a lane's liveness lock (see `sys::proc::Locks`).
 #[derive(Clone, Copy)]
 enum Holder {
     /// This process's own.
@@ -71,7 +71,7 @@ impl Ring {
     }
 
     /// Whether the owner of lane `i` (owner word `owner`) may be alive:
-    /// `false` only on the kernel's word (see `proc`).
+    /// `false` only on the kernel's word (see `sys::proc`).
     pub(super) fn owner_alive(&self, i: usize, owner: u64) -> bool {
         mutant!("recover_ignores_liveness", true, false) && lane_alive(&self.locks, i, owner)
     }
@@ -173,7 +173,7 @@ impl Ring {
                     Holder::Child => self.locks.fork_hold(i),
                     Holder::Fd(fd) => self.locks.hold_on(fd, i),
                 };
-                // Acquire pairs with the Release store that freed the lane:
+                // Acquire: pairs with the Release store that freed the lane:
                 // the previous owner's last writes to it come before ours.
                 if l.owner
                     .compare_exchange(
@@ -276,7 +276,7 @@ impl Ring {
     /// Whether any lane is held by a live process.
     pub(crate) fn any_live_lane(&self) -> bool {
         (0..LANES).any(|i| {
-            // Acquire pairs with the Release that freed a lane; a snapshot
+            // Acquire: pairs with the Release that freed a lane; a snapshot
             // otherwise (the answer can be stale the moment it is given).
             let o = self.lane(i).owner.load(Ordering::Acquire);
             matches!(lane_role(o), ROLE_SENDER | ROLE_RECEIVER | ROLE_QUEUE)
@@ -327,9 +327,9 @@ impl Ring {
                 .is_ok()
             {
                 if role != ROLE_REAPING {
-                    // Only the CAS that takes the lane from its dead owner
-                    // uncounts it. Release: as in `leave_lane`, for the dead
-                    // owner's commits, which our Acquire loads saw.
+                    // Release: as in `leave_lane`, for the dead owner's
+                    // commits, which our Acquire loads saw. Only the CAS that
+                    // takes the lane from its dead owner uncounts it.
                     self.ctrl()
                         .seen
                         .fetch_sub(role_unit(role), Ordering::Release);
@@ -367,6 +367,7 @@ impl Ring {
                 return false;
             }
         }
+        // Acquire: as above.
         let mv = l.moving.load(Ordering::Acquire);
         if mv & INTENT_SET != 0 && !pos_behind((mv >> 1) & POS_MASK, head) {
             return false;
@@ -375,6 +376,7 @@ impl Ring {
             let held = pos_sub(r.pos, head).min(self.granules);
             for k in 0..held {
                 let p = pos_add(head, k);
+                // Acquire: as above.
                 let d = Desc::unpack(self.desc(p).load(Ordering::Acquire));
                 if d.state == ST_TAKEN && d.owner == i as u64 && d.tag == tag_of(p, self.shift) {
                     return false;

@@ -79,7 +79,8 @@ pub(crate) struct Claim {
     desc: u64,
 }
 
-/// A ring over some memory: shared memory mapped by `segment`, or the heap.
+/// A ring over some memory: shared memory mapped by `sys::segment`, or the
+/// heap.
 pub(crate) struct Ring {
     ctrl: NonNull<Control>,
     lanes: NonNull<Lane>,
@@ -90,7 +91,7 @@ pub(crate) struct Ring {
     shift: u32,
     maxsize: u64,
     max_len: usize,
-    /// Liveness of the lanes' owners (see `proc`).
+    /// Liveness of the lanes' owners (see `sys::proc`).
     locks: Locks,
     #[cfg(any(test, loom))]
     _heap: Option<HeapParts>,
@@ -229,7 +230,7 @@ impl Ring {
     /// Records that `head` or `read.seq` crossed an epoch boundary.
     #[cold]
     fn bump_epoch(&self) {
-        // Relaxed: see the load in `try_send`; only the count matters.
+        // Relaxed: see the load in `claim`; only the count matters.
         self.ctrl().epoch.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -261,7 +262,7 @@ impl Ring {
     /// Messages queued (unclamped) and the `tail` cursor, from one load each.
     fn snapshot(&self) -> (u64, Cursor) {
         let ctrl = self.ctrl();
-        // Relaxed snapshots; `read` first, so the difference is never negative.
+        // Relaxed (both): snapshots; `read` first, so the difference is never negative.
         let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));
         let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
         (seq_sub(t.seq, r.seq), t)
@@ -270,6 +271,8 @@ impl Ring {
     /// Every shared counter, one Relaxed load each (a snapshot for reports).
     #[cfg(not(loom))]
     pub(crate) fn diagnostics(&self) -> crate::diag::Diagnostics {
+        // Relaxed (all): a snapshot for reports; nothing is read through
+        // these values.
         let ctrl = self.ctrl();
         let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
         let r = Cursor::unpack(ctrl.read.load(Ordering::Relaxed));

@@ -29,6 +29,18 @@ const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
 const TAKEOVER_MS: u64 = LONG_SLICE.as_millis() as u64;
 const MS_MASK: u64 = (1 << 48) - 1;
 
+/// What a lane says about the claim stuck at `read` (see
+/// [`Ring::claim_note`]).
+enum ClaimNote {
+    /// Nothing: no note, or one that does not describe this claim.
+    None,
+    /// A claim of it whose owner may be alive: wait.
+    Live,
+    /// A dead owner's claim ending `dist` granules past `read`; `desc`
+    /// replaces it.
+    Dead { dist: u64, desc: u64 },
+}
+
 impl Ring {
     /// Whether the blocked waiter with lane `lane` is (or now becomes) the
     /// ring's watcher, and whether it should scan now. One waiter at a time
@@ -106,14 +118,6 @@ impl Ring {
         any
     }
 
-    /// Whether `w` is a record a consumer may take at `pos`.
-    pub(super) fn ready(&self, w: u64, pos: u64) -> bool {
-        let d = Desc::unpack(w);
-        w != 0
-            && d.tag == tag_of(pos, self.shift)
-            && matches!(d.state, ST_COMMITTED | ST_PADDING | ST_SKIP)
-    }
-
     /// A record is claimed at `read` and not committed: if its producer is
     /// dead, replace the claim by PADDING (its part before the end of the
     /// ring) or SKIP (the record), so that consumers pass it.
@@ -132,60 +136,23 @@ impl Ring {
         }
         // Which lanes noted a claim of message `r.seq` that covers `read`?
         // The owner is one of them (a lane that lost the CAS for it may be
-        // another); if any is alive, wait.
+        // another); if any is alive, wait. Of several dead notes, the claim
+        // that ended soonest is the owner's (a loser's end past it cannot
+        // start a record).
         let mut pick: Option<(u64, u64)> = None;
         for i in 0..LANES {
-            let l = self.lane(i);
-            // SYNC: Acquire pairs with the Release clear after a commit: a
-            // cleared note means the commit is visible.
-            let intent = l.intent.load(Ordering::Acquire);
-            // Acquire: the owner word and the identity stored with it were
-            // written before the owner's first claim, which we acquired.
-            let owner = l.owner.load(Ordering::Acquire);
-            if intent & INTENT_SET == 0 || lane_role(owner) != ROLE_SENDER {
-                continue;
-            }
-            let ic = Cursor::unpack(intent);
-            // Relaxed: written before the intent, which we acquired.
-            let need = l.need.load(Ordering::Relaxed);
-            let (pad, fp) = (need >> 32, need & 0xffff_ffff);
-            let rec = pos_add(ic.pos, pad);
-            let at_pad = pad > 0 && ic.pos == r.pos;
-            if ic.seq != r.seq || !(at_pad || rec == r.pos) {
-                continue;
-            }
-            if self.note_live(i, owner, &l.intent, intent) {
-                return false;
-            }
-            // Untrusted: the note must describe a claim this ring allows.
-            let sane = (1..=self.granules / 2).contains(&fp)
-                && pad < self.granules
-                && (pad == 0 || (ic.pos & self.mask) + pad == self.granules)
-                && (rec & self.mask) + fp <= self.granules;
-            let end = pos_add(rec, fp);
-            if !sane || !self.starts_next(end, r.seq, t) {
-                continue;
-            }
-            let (state, len) = if at_pad {
-                (ST_PADDING, pad)
-            } else {
-                (ST_SKIP, fp)
-            };
-            let d = Desc::new(
-                tag_of(r.pos, self.shift),
-                state,
-                (len as usize * GRANULE) as u32,
-            );
-            // Of several dead notes, the claim that ended soonest is the
-            // owner's (a loser's end past it cannot start a record).
-            let dist = pos_sub(end, r.pos);
-            if pick.map_or(true, |(best, _)| dist < best) {
-                pick = Some((dist, d.pack()));
+            match self.claim_note(i, r, t) {
+                ClaimNote::Live => return false,
+                ClaimNote::Dead { dist, desc } if pick.map_or(true, |(best, _)| dist < best) => {
+                    pick = Some((dist, desc))
+                }
+                _ => {}
             }
         }
         let Some((_, d)) = pick else { return false };
-        // The owner is dead, so only survivors race here; the CAS lets one
-        // of them win. Release: pairs with the consumers' Acquire load.
+        // Release: pairs with the consumers' Acquire load of the
+        // descriptor. The owner is dead, so only survivors race here; the
+        // CAS lets one of them win.
         if self
             .desc(r.pos)
             .compare_exchange(w, d, Ordering::Release, Ordering::Relaxed)
@@ -195,6 +162,57 @@ impl Ring {
         }
         self.wake_receivers();
         true
+    }
+
+    /// What lane `i` says about a claim stuck at `read` (`r`), `tail`
+    /// being `t`: nothing, a live claim of it, or a dead one (how far it
+    /// ends past `read`, and the descriptor that replaces it).
+    fn claim_note(&self, i: usize, r: Cursor, t: Cursor) -> ClaimNote {
+        let l = self.lane(i);
+        // SYNC: Acquire pairs with the Release clear after a commit
+        // (`commit`): a cleared note means the commit is visible.
+        let intent = l.intent.load(Ordering::Acquire);
+        // Acquire: the owner word and the identity stored with it were
+        // written before the owner's first claim, which we acquired.
+        let owner = l.owner.load(Ordering::Acquire);
+        if intent & INTENT_SET == 0 || lane_role(owner) != ROLE_SENDER {
+            return ClaimNote::None;
+        }
+        let ic = Cursor::unpack(intent);
+        // Relaxed: written before the intent, which we acquired.
+        let need = l.need.load(Ordering::Relaxed);
+        let (pad, fp) = (need >> 32, need & 0xffff_ffff);
+        let rec = pos_add(ic.pos, pad);
+        let at_pad = pad > 0 && ic.pos == r.pos;
+        if ic.seq != r.seq || !(at_pad || rec == r.pos) {
+            return ClaimNote::None;
+        }
+        if self.note_live(i, owner, &l.intent, intent) {
+            return ClaimNote::Live;
+        }
+        // Untrusted: the note must describe a claim this ring allows.
+        let sane = (1..=self.granules / 2).contains(&fp)
+            && pad < self.granules
+            && (pad == 0 || (ic.pos & self.mask) + pad == self.granules)
+            && (rec & self.mask) + fp <= self.granules;
+        let end = pos_add(rec, fp);
+        if !sane || !self.starts_next(end, r.seq, t) {
+            return ClaimNote::None;
+        }
+        let (state, len) = if at_pad {
+            (ST_PADDING, pad)
+        } else {
+            (ST_SKIP, fp)
+        };
+        let d = Desc::new(
+            tag_of(r.pos, self.shift),
+            state,
+            (len as usize * GRANULE) as u32,
+        );
+        ClaimNote::Dead {
+            dist: pos_sub(end, r.pos),
+            desc: d.pack(),
+        }
     }
 
     /// Whether a record may start at `end`, right after message `seq`: the
@@ -232,49 +250,11 @@ impl Ring {
             return false;
         }
         // SYNC: Acquire pairs with the Release zeroing (after a mover's
-        // note) and the Release store of DONE.
+        // note, in `release_at` and `advance`) and the Release store of
+        // DONE.
         let w = self.desc(h).load(Ordering::Acquire);
-        if w == 0 && mine.is_some() {
-            // A move of `head` half done: descriptor zeroed, `head` not yet
-            // stored. Its mover noted where it goes.
-            let mut to = None;
-            for i in 0..LANES {
-                let l = self.lane(i);
-                // Acquire: the note was written before the Release zeroing
-                // we acquired; the owner word before its first take.
-                let mv = l.moving.load(Ordering::Acquire);
-                let owner = l.owner.load(Ordering::Acquire);
-                // Senders move `head` too, when their blocked calls recover.
-                if mv != (h << 1 | INTENT_SET)
-                    || !matches!(lane_role(owner), ROLE_RECEIVER | ROLE_SENDER)
-                {
-                    continue;
-                }
-                if self.note_live(i, owner, &l.moving, mv) {
-                    return false;
-                }
-                // Relaxed: written before `moving`, which we acquired.
-                let t = l.to.load(Ordering::Relaxed);
-                if (1..=held).contains(&pos_sub(t, h)) {
-                    to = Some(t);
-                }
-            }
-            let Some(to) = to else { return false };
-            // SYNC: Release as in `set_head`; the CAS makes sure `head` is
-            // still where the dead mover left it.
-            if ctrl
-                .head
-                .compare_exchange(h, to, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
-                return false;
-            }
-            if crosses(h, to, HEAD_EPOCH_SHIFT) {
-                self.bump_epoch();
-            }
-            self.advance(to, mine);
-            self.wake_senders();
-            return true;
+        if let (0, Some(mine)) = (w, mine) {
+            return self.finish_dead_move(h, held, mine);
         }
         let d = Desc::unpack(w);
         if w == 0 || d.tag != tag_of(h, self.shift) {
@@ -284,40 +264,14 @@ impl Ring {
             // Released; its releaser died before moving `head` (or is about
             // to): moving it is idempotent under `advance`'s CAS.
             ST_DONE => false,
-            ST_TAKEN => {
-                let i = d.owner as usize;
-                // Acquire: pairs with the Release that freed the lane.
-                let owner = self.lane(i).owner.load(Ordering::Acquire);
-                // A lane freed or reused by another role: the holder is gone
-                // (a leaked guard whose handle was dropped, or reaped).
-                if lane_role(owner) == ROLE_RECEIVER && self.owner_alive(i, owner) {
-                    return false;
-                }
-                true
-            }
+            ST_TAKEN if self.holder_alive(d.owner as usize) => return false,
+            ST_TAKEN => true,
             // Taken (`read` is past it) but not marked TAKEN: the taker is
             // between its CAS and its mark (or its release of a padding).
-            ST_COMMITTED | ST_PADDING | ST_SKIP => {
-                let mut noted = false;
-                for i in 0..LANES {
-                    let l = self.lane(i);
-                    // Acquire: a taker notes its take before its Release
-                    // CAS of `read`, which we acquired above.
-                    let intent = l.intent.load(Ordering::Acquire);
-                    let owner = l.owner.load(Ordering::Acquire);
-                    if intent & INTENT_SET == 0
-                        || lane_role(owner) != ROLE_RECEIVER
-                        || Cursor::unpack(intent).pos != h
-                    {
-                        continue;
-                    }
-                    if self.note_live(i, owner, &l.intent, intent) {
-                        return false;
-                    }
-                    noted = true;
-                }
-                noted
-            }
+            ST_COMMITTED | ST_PADDING | ST_SKIP => match self.take_note(h) {
+                Some(noted) => noted,
+                None => return false,
+            },
             _ => return false,
         };
         // Without a lane (`join` finding every lane taken) we only mark
@@ -326,21 +280,8 @@ impl Ring {
         if mine.is_none() && !undo {
             return false;
         }
-        if undo {
-            let done = Desc {
-                state: ST_DONE,
-                owner: 0,
-                ..d
-            };
-            // Release: as a release's DONE store (the dead holder's reads
-            // are over). The CAS lets one survivor win.
-            if self
-                .desc(h)
-                .compare_exchange(w, done.pack(), Ordering::Release, Ordering::Relaxed)
-                .is_err()
-            {
-                return false;
-            }
+        if undo && !self.mark_done(h, w) {
+            return false;
         }
         if mine.is_none() {
             self.wake_senders();
@@ -352,6 +293,100 @@ impl Ring {
             self.wake_senders();
         }
         moved
+    }
+
+    /// A move of `head` half done at `h`: descriptor zeroed, `head` not yet
+    /// stored. Its mover noted where it goes; if the mover is dead, finish
+    /// the move (and go on past what was released behind it).
+    fn finish_dead_move(&self, h: u64, held: u64, mine: &Lane) -> bool {
+        let mut to = None;
+        for i in 0..LANES {
+            let l = self.lane(i);
+            // Acquire: the note was written before the Release zeroing we
+            // acquired; the owner word before its first take.
+            let mv = l.moving.load(Ordering::Acquire);
+            let owner = l.owner.load(Ordering::Acquire);
+            // Senders move `head` too, when their blocked calls recover.
+            if mv != (h << 1 | INTENT_SET)
+                || !matches!(lane_role(owner), ROLE_RECEIVER | ROLE_SENDER)
+            {
+                continue;
+            }
+            if self.note_live(i, owner, &l.moving, mv) {
+                return false;
+            }
+            // Relaxed: written before `moving`, which we acquired.
+            let t = l.to.load(Ordering::Relaxed);
+            if (1..=held).contains(&pos_sub(t, h)) {
+                to = Some(t);
+            }
+        }
+        let Some(to) = to else { return false };
+        // SYNC: Release as in `set_head`; the CAS makes sure `head` is still
+        // where the dead mover left it.
+        if self
+            .ctrl()
+            .head
+            .compare_exchange(h, to, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        if crosses(h, to, HEAD_EPOCH_SHIFT) {
+            self.bump_epoch();
+        }
+        self.advance(to, Some(mine));
+        self.wake_senders();
+        true
+    }
+
+    /// Whether the receiver in lane `i`, which holds a TAKEN record, may be
+    /// alive. A lane freed or reused by another role: the holder is gone (a
+    /// leaked guard whose handle was dropped, or reaped).
+    pub(super) fn holder_alive(&self, i: usize) -> bool {
+        // Acquire: pairs with the Release that freed the lane.
+        let owner = self.lane(i).owner.load(Ordering::Acquire);
+        lane_role(owner) == ROLE_RECEIVER && self.owner_alive(i, owner)
+    }
+
+    /// For a record at `head` that `read` has passed but nobody marked
+    /// TAKEN: `None` if a live receiver notes the take (wait), else whether
+    /// a dead one does.
+    fn take_note(&self, h: u64) -> Option<bool> {
+        let mut noted = false;
+        for i in 0..LANES {
+            let l = self.lane(i);
+            // Acquire: a taker notes its take before its Release CAS of
+            // `read`, which our caller acquired.
+            let intent = l.intent.load(Ordering::Acquire);
+            let owner = l.owner.load(Ordering::Acquire);
+            if intent & INTENT_SET == 0
+                || lane_role(owner) != ROLE_RECEIVER
+                || Cursor::unpack(intent).pos != h
+            {
+                continue;
+            }
+            if self.note_live(i, owner, &l.intent, intent) {
+                return None;
+            }
+            noted = true;
+        }
+        Some(noted)
+    }
+
+    /// Marks the record `w` at `p`, whose holder is dead, DONE; `false` if
+    /// the descriptor changed meanwhile (another survivor won).
+    pub(super) fn mark_done(&self, p: u64, w: u64) -> bool {
+        let done = Desc {
+            state: ST_DONE,
+            owner: 0,
+            ..Desc::unpack(w)
+        };
+        // Release: as a release's DONE store (the dead holder's reads are
+        // over). The CAS lets one survivor win.
+        self.desc(p)
+            .compare_exchange(w, done.pack(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Marks DONE every record in `[head, read)` held (TAKEN) by a dead
@@ -372,25 +407,9 @@ impl Ring {
             if w == 0 || d.tag != tag_of(p, self.shift) {
                 return; // moved on under us, or not a record: stop
             }
-            if d.state == ST_TAKEN {
-                let i = d.owner as usize;
-                // Acquire: pairs with the Release that freed the lane.
-                let owner = self.lane(i).owner.load(Ordering::Acquire);
-                if lane_role(owner) != ROLE_RECEIVER || !self.owner_alive(i, owner) {
-                    let done = Desc {
-                        state: ST_DONE,
-                        owner: 0,
-                        ..d
-                    };
-                    // Release: as a release's DONE store. The CAS fails if
-                    // anything changed.
-                    let _ = self.desc(p).compare_exchange(
-                        w,
-                        done.pack(),
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    );
-                }
+            if d.state == ST_TAKEN && !self.holder_alive(d.owner as usize) {
+                // Fails if anything changed.
+                self.mark_done(p, w);
             }
             let fp = footprint(d.len as usize).min(left);
             p = pos_add(p, fp);

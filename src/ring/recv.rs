@@ -1,5 +1,6 @@
 //! Receiving: take the record at `read`, or wait for one.
 
+use super::wait::Waiter;
 use super::*;
 
 impl Ring {
@@ -17,151 +18,192 @@ impl Ring {
     }
 
     pub(super) fn try_recv_inner(&self, wake: bool, lane_idx: u16) -> Result<Claim, RecvError> {
-        let ctrl = self.ctrl();
         let lane = self.lane_opt(lane_idx);
         // Whether our lane notes a take; an empty poll then writes nothing.
         let mut noted = None;
         // Relaxed: `read` is a ticket; the payload is published by the
         // descriptor, loaded with Acquire below.
-        let mut r = ctrl.read.load(Ordering::Relaxed);
+        let mut r = self.ctrl().read.load(Ordering::Relaxed);
         loop {
             let c = Cursor::unpack(r);
             // SYNC: pairs with the producer's Release store of the descriptor
-            // (commit): its payload is visible to us if we see COMMITTED.
+            // (`commit`): its payload is visible to us if we see COMMITTED.
             let w = self.desc(c.pos).load(Ordering::Acquire);
-            let d = Desc::unpack(w);
-            let ready = w != 0
-                && d.tag == tag_of(c.pos, self.shift)
-                && (d.state == ST_COMMITTED || d.state == ST_PADDING || d.state == ST_SKIP);
-            if ready {
-                let is_msg = d.state == ST_COMMITTED;
-                let counted = is_msg || d.state == ST_SKIP;
-                let fp = footprint(d.len as usize);
-                // Untrusted: a peer may have written anything here.
-                if (counted && d.len as usize > self.max_len)
-                    || (c.pos & self.mask) + fp > self.granules
-                {
+            let next = match self.next_read(c, w) {
+                Ok(Some(next)) => next,
+                Ok(None) => match self.read_moved(r, c) {
+                    Ok(again) => {
+                        r = again;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.clear_intent(noted);
+                        return Err(e);
+                    }
+                },
+                Err(e) => {
                     self.clear_intent(noted);
-                    return Err(RecvError::Corrupted("record length runs past the ring"));
+                    return Err(e);
                 }
-                let next = Cursor {
-                    seq: if counted {
-                        (c.seq + 1) & SEQ_MASK
-                    } else {
-                        c.seq
-                    },
-                    pos: pos_add(c.pos, fp),
-                    closed: false,
-                };
-                if let Some(l) = lane {
-                    // Relaxed: published by the Release CAS below.
-                    l.intent.store(r | INTENT_SET, Ordering::Relaxed);
-                    noted = Some(l);
+            };
+            if let Some(l) = lane {
+                // Relaxed: published by the Release CAS below.
+                l.intent.store(r | INTENT_SET, Ordering::Relaxed);
+                noted = Some(l);
+            }
+            // Release (on success): a survivor that acquires this `read`
+            // (`recover_head`) sees our intent. Otherwise uniqueness of the
+            // take comes from the CAS itself; the data was acquired through
+            // the descriptor.
+            let took = mutant!(
+                "take_by_store",
+                self.ctrl().read.compare_exchange_weak(
+                    r,
+                    next.pack(),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                ),
+                {
+                    self.ctrl().read.store(next.pack(), Ordering::Relaxed);
+                    Ok(r)
                 }
-                // Release on success: a survivor that acquires this `read`
-                // (`recover_head`) sees our intent. Otherwise uniqueness of
-                // the take comes from the CAS itself; the data was acquired
-                // through the descriptor.
-                let took = mutant!(
-                    "take_by_store",
-                    ctrl.read.compare_exchange_weak(
-                        r,
-                        next.pack(),
-                        Ordering::Release,
-                        Ordering::Relaxed,
-                    ),
-                    {
-                        ctrl.read.store(next.pack(), Ordering::Relaxed);
-                        Ok(r)
-                    }
-                );
-                match took {
-                    Ok(_) if is_msg => {
-                        death_point!("taken", Err(RecvError::Empty));
-                        if let Some(l) = lane {
-                            let held = Desc {
-                                owner: lane_idx as u64,
-                                state: ST_TAKEN,
-                                ..d
-                            };
-                            // SYNC: Release, though survivors read the owner
-                            // only after acquiring our cleared intent: this
-                            // store replaces a taken record's descriptor, so
-                            // another consumer that loads it (Acquire) at a
-                            // stale `read` must then see our CAS of `read`
-                            // when it re-loads it, or it reports a spurious
-                            // Empty (the reasoning at "Nothing ready at
-                            // `read`" below; mutant `taken_relaxed`).
-                            let order =
-                                mutant!("taken_relaxed", Ordering::Release, Ordering::Relaxed);
-                            if mutant!("take_unmarked", true, false) {
-                                self.desc(c.pos).store(held.pack(), order);
-                            }
-                            // SYNC: Release pairs with a survivor's Acquire
-                            // load of the intent: seeing it cleared, it sees
-                            // TAKEN (and the lane that holds it).
-                            l.intent.store(0, Ordering::Release);
-                        }
-                        if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
-                            self.bump_epoch();
-                        }
-                        if wake
-                            && self.maxsize != UNBOUNDED
-                            && mutant!("no_maxsize_wake", true, false)
-                        {
-                            // Dekker with a sender waiting for `maxsize`.
-                            self.wake_senders();
-                        }
-                        return Ok(Claim {
-                            pos: c.pos,
-                            len: d.len as usize,
-                            desc: w,
-                        });
-                    }
-                    Ok(_) => {
-                        // Padding or a dead claim: nothing to hand out,
-                        // release it at once.
-                        if counted && crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
-                            self.bump_epoch();
-                        }
-                        death_point!("taken", Err(RecvError::Empty));
-                        self.release_at(c.pos, w, true, lane_idx);
-                        self.clear_intent(noted.take());
-                        r = next.pack();
-                    }
-                    Err(actual) => r = actual,
+            );
+            match took {
+                Ok(_) if Desc::unpack(w).state == ST_COMMITTED => {
+                    return self.hold(c, next, w, lane_idx, wake);
                 }
-                continue;
+                Ok(_) => {
+                    self.pass(c, next, w, lane_idx)?;
+                    self.clear_intent(noted.take());
+                    r = next.pack();
+                }
+                Err(actual) => r = actual,
             }
-            // Nothing ready at `read` -- unless another consumer moved it and
-            // what we loaded was written after its take. Relaxed is enough:
-            // every store that replaces a taken record's descriptor is a
-            // Release that follows the CAS of `read` past it, and we loaded
-            // the descriptor with Acquire, so that CAS is visible here.
-            let again = ctrl.read.load(Ordering::Relaxed);
-            if again != r {
-                r = again;
-                continue;
-            }
-            // Relaxed: we only read the closed bit and the position; if no
-            // record was claimed at or after `read` when `tail` was closed,
-            // none ever will be.
-            let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
-            if mutant!("try_recv_waits_for_commit", false, t.pos != c.pos) {
-                // The break: wait for a claimed record's commit (as a bounded
-                // queue with per-slot stamps may), instead of reporting Empty.
-                spin_hint();
-                r = ctrl.read.load(Ordering::Relaxed);
-                continue;
-            }
-            let closed_and_drained = mutant!("recv_closed_early", t.pos == c.pos, true);
-            self.clear_intent(noted);
-            return Err(if t.closed && closed_and_drained {
-                RecvError::Closed
-            } else {
-                RecvError::Empty
-            });
         }
+    }
+
+    /// Whether `w` is a record a consumer may take at `pos`.
+    #[inline]
+    pub(super) fn ready(&self, w: u64, pos: u64) -> bool {
+        takeable(w, tag_of(pos, self.shift))
+    }
+
+    /// Where `read` goes once the record `w` at `c` is taken; `None` if
+    /// nothing is ready there. `w` is untrusted: a peer may have written
+    /// anything.
+    #[inline]
+    fn next_read(&self, c: Cursor, w: u64) -> Result<Option<Cursor>, RecvError> {
+        if !self.ready(w, c.pos) {
+            return Ok(None);
+        }
+        let d = Desc::unpack(w);
+        let counted = d.state != ST_PADDING;
+        let fp = footprint(d.len as usize);
+        if (counted && d.len as usize > self.max_len) || (c.pos & self.mask) + fp > self.granules {
+            return Err(RecvError::Corrupted("record length runs past the ring"));
+        }
+        Ok(Some(Cursor {
+            seq: if counted {
+                (c.seq + 1) & SEQ_MASK
+            } else {
+                c.seq
+            },
+            pos: pos_add(c.pos, fp),
+            closed: false,
+        }))
+    }
+
+    /// Nothing is ready at `read` (`r`, unpacked `c`): the `read` to try
+    /// again from, if another consumer moved it; else `Empty`, or `Closed`
+    /// once the ring is closed and drained.
+    #[inline]
+    fn read_moved(&self, r: u64, c: Cursor) -> Result<u64, RecvError> {
+        // Relaxed: enough to see whether another consumer moved `read` (so
+        // that what we loaded was written after its take): every store that
+        // replaces a taken record's descriptor is a Release that follows
+        // the CAS of `read` past it, and we loaded the descriptor with
+        // Acquire, so that CAS is visible here.
+        let ctrl = self.ctrl();
+        let again = ctrl.read.load(Ordering::Relaxed);
+        if again != r {
+            return Ok(again);
+        }
+        // Relaxed: we only read the closed bit and the position; if no
+        // record was claimed at or after `read` when `tail` was closed,
+        // none ever will be.
+        let t = Cursor::unpack(ctrl.tail.load(Ordering::Relaxed));
+        if mutant!("try_recv_waits_for_commit", false, t.pos != c.pos) {
+            // The break: wait for a claimed record's commit (as a bounded
+            // queue with per-slot stamps may), instead of reporting Empty.
+            spin_hint();
+            return Ok(ctrl.read.load(Ordering::Relaxed));
+        }
+        let closed_and_drained = mutant!("recv_closed_early", t.pos == c.pos, true);
+        Err(if t.closed && closed_and_drained {
+            RecvError::Closed
+        } else {
+            RecvError::Empty
+        })
+    }
+
+    /// We took the message `w` at `c` (moving `read` to `next`): mark it
+    /// TAKEN by our lane, clear our note, and hand it out.
+    #[inline]
+    fn hold(
+        &self,
+        c: Cursor,
+        next: Cursor,
+        w: u64,
+        lane_idx: u16,
+        wake: bool,
+    ) -> Result<Claim, RecvError> {
+        death_point!("taken", Err(RecvError::Empty));
+        let d = Desc::unpack(w);
+        if let Some(l) = self.lane_opt(lane_idx) {
+            let held = Desc {
+                owner: lane_idx as u64,
+                state: ST_TAKEN,
+                ..d
+            };
+            // SYNC: Release, though survivors read the owner only after
+            // acquiring our cleared intent: this store replaces a taken
+            // record's descriptor, so another consumer that loads it
+            // (Acquire) at a stale `read` must then see our CAS of `read`
+            // when it re-loads it, or it reports a spurious Empty (the
+            // reasoning in `read_moved`; mutant `taken_relaxed`).
+            let order = mutant!("taken_relaxed", Ordering::Release, Ordering::Relaxed);
+            if mutant!("take_unmarked", true, false) {
+                self.desc(c.pos).store(held.pack(), order);
+            }
+            // SYNC: Release pairs with a survivor's Acquire load of the
+            // intent (`recover_head`): seeing it cleared, it sees TAKEN (and
+            // the lane that holds it).
+            l.intent.store(0, Ordering::Release);
+        }
+        if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
+            self.bump_epoch();
+        }
+        if wake && self.maxsize != UNBOUNDED && mutant!("no_maxsize_wake", true, false) {
+            // Dekker with a sender waiting for `maxsize`.
+            self.wake_senders();
+        }
+        Ok(Claim {
+            pos: c.pos,
+            len: d.len as usize,
+            desc: w,
+        })
+    }
+
+    /// We took padding or a dead claim `w` at `c`: nothing to hand out,
+    /// release it at once.
+    #[inline]
+    fn pass(&self, c: Cursor, next: Cursor, w: u64, lane_idx: u16) -> Result<(), RecvError> {
+        if crosses(c.seq, next.seq, SEQ_EPOCH_SHIFT) {
+            self.bump_epoch();
+        }
+        death_point!("taken", Err(RecvError::Empty));
+        self.release_at(c.pos, w, true, lane_idx);
+        Ok(())
     }
 
     /// Blocking receive: wait as `wait` says, then sleep until a commit,
@@ -179,11 +221,13 @@ impl Ring {
         match self.try_recv(lane) {
             Err(RecvError::Empty) => self
                 .block(
-                    &self.ctrl().recv_wait,
-                    deadline,
-                    wait,
-                    lane,
-                    ROLE_SENDER,
+                    Waiter {
+                        cell: &self.ctrl().recv_wait,
+                        deadline,
+                        backoff: wait,
+                        lane,
+                        peer: ROLE_SENDER,
+                    },
                     attempt,
                     || self.looks_ready(),
                     || Err(RecvError::Disconnected),

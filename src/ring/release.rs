@@ -104,10 +104,10 @@ impl Ring {
             }
             let next = pos_add(cur, footprint(d.len as usize));
             self.note_move(lane, cur, next);
-            // The CAS makes us the one thread that moves `head` past this
-            // record (the tag rules out a DONE from another lap). Release: as
-            // the zeroing store in `release_at`, for a `try_recv` that finds
-            // the slot empty (the load above already acquired).
+            // Release: as the zeroing store in `release_at`, for a
+            // `try_recv` that finds the slot empty (the load above already
+            // acquired). The CAS makes us the one thread that moves `head`
+            // past this record (the tag rules out a DONE from another lap).
             let won = mutant!(
                 "advance_by_store",
                 slot.compare_exchange(w, 0, Ordering::Release, Ordering::Relaxed),

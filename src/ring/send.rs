@@ -1,6 +1,7 @@
 //! Sending: a producer's cached view, claim, commit, and the blocking send
 //! with its wait for slack on a full ring.
 
+use super::wait::Waiter;
 use super::*;
 use crate::sync::{now, spin_unseen};
 
@@ -65,9 +66,46 @@ impl Ring {
                 max: self.max_len,
             });
         }
-        let fp = footprint(len);
-        let ctrl = self.ctrl();
         let lane = self.lane_opt(cache.lane.get());
+        let (pos, pad) = self.claim(cache, footprint(len), lane)?;
+        // `[pos, pos + pad + footprint)` is ours.
+        death_point!("claimed", Ok(()));
+        if pad > 0 {
+            let d = Desc::new(
+                tag_of(pos, self.shift),
+                ST_PADDING,
+                (pad as usize * GRANULE) as u32,
+            );
+            // SYNC: pairs with the Acquire load of the descriptor in
+            // `try_recv_inner` (no payload to publish; Release keeps it
+            // uniform with commits).
+            self.desc(pos).store(d.pack(), Ordering::Release);
+        }
+        let rec = pos_add(pos, pad);
+        death_point!("padded", Ok(()));
+        // SAFETY: `rec & mask` + footprint <= granules (the record fits
+        // before the end by the choice of `pad`), and the range is ours.
+        unsafe { self.data.write(rec & self.mask, bytes) };
+        death_point!("written", Ok(()));
+        self.commit(rec, len, lane);
+        if wake {
+            self.wake_receivers();
+        }
+        Ok(())
+    }
+
+    /// Claims `fp` granules (and the padding to the end of the ring before
+    /// them if they would not fit there), noting the claim in `lane`:
+    /// returns the claim's position and its padding, or `Full` / `Closed`
+    /// (with nothing noted).
+    #[inline]
+    fn claim(
+        &self,
+        cache: &SendCache,
+        fp: u64,
+        lane: Option<&Lane>,
+    ) -> Result<(u64, u64), SendError> {
+        let ctrl = self.ctrl();
         // Whether our lane notes a claim; a failed try then writes nothing.
         let mut noted = None;
         // Relaxed: the language model puts no bound on how late a bump
@@ -82,7 +120,7 @@ impl Ring {
         // the claimed bytes comes from the atomicity of the CAS below; that
         // they are free comes from the Acquire load of `head`.
         let mut t = ctrl.tail.load(Ordering::Relaxed);
-        let (pos, pad) = loop {
+        loop {
             let c = Cursor::unpack(t);
             if c.closed && mutant!("claim_ignores_closed", true, false) {
                 self.clear_intent(noted);
@@ -91,25 +129,7 @@ impl Ring {
             let to_end = self.granules - (c.pos & self.mask);
             let pad = if fp <= to_end { 0 } else { to_end };
             let need = pad + fp;
-            // Possibly full (by bytes, then by count) -> refresh the cached
-            // copy -> really full?
-            let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.granules;
-            let no_slot = |r: u64| {
-                self.maxsize != UNBOUNDED
-                    && mutant!(
-                        "maxsize_off_by_one",
-                        seq_sub(c.seq, r) >= self.maxsize,
-                        seq_sub(c.seq, r) > self.maxsize
-                    )
-            };
-            let full = (no_bytes(cache.head.get()) && {
-                cache.head.set(self.load_head());
-                no_bytes(cache.head.get())
-            }) || (no_slot(cache.read_seq.get()) && {
-                cache.read_seq.set(self.load_read_seq());
-                no_slot(cache.read_seq.get())
-            });
-            if full {
+            if self.no_room(cache, c, need) {
                 match self.recheck_tail(t) {
                     Some(t2) => {
                         t = t2;
@@ -132,7 +152,7 @@ impl Ring {
                 l.intent.store(t | INTENT_SET, Ordering::Relaxed);
                 noted = Some(l);
             }
-            // Release on success: whoever acquires this `tail` (a survivor in
+            // Release (on success): whoever acquires this `tail` (a survivor in
             // `recover_read`) sees the lane's intent, so a claim is never
             // without a recorded owner. Otherwise `tail` is only a ticket
             // dispenser: exclusive ownership of the bytes comes from the
@@ -144,42 +164,51 @@ impl Ring {
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break (c.pos, pad),
+                Ok(_) => return Ok((c.pos, pad)),
                 Err(actual) => t = actual,
             }
-        };
-        // `[pos, pos + pad + fp)` is ours.
-        death_point!("claimed", Ok(()));
-        if pad > 0 {
-            let d = Desc::new(
-                tag_of(pos, self.shift),
-                ST_PADDING,
-                (pad as usize * GRANULE) as u32,
-            );
-            // SYNC: pairs with the consumer's Acquire load of the descriptor
-            // (no payload to publish; Release keeps it uniform with commits).
-            self.desc(pos).store(d.pack(), Ordering::Release);
         }
-        let rec = pos_add(pos, pad);
-        death_point!("padded", Ok(()));
-        // SAFETY: `rec & mask` + footprint <= granules (the record fits
-        // before the end by the choice of `pad`), and the range is ours.
-        unsafe { self.data.write(rec & self.mask, bytes) };
-        death_point!("written", Ok(()));
+    }
+
+    /// Whether `need` granules at `tail` (`c`) find no room: by bytes, then
+    /// by count, each judged first from the cached copy and, only if that
+    /// says full, again from a fresh load (which refreshes the copy).
+    #[inline]
+    fn no_room(&self, cache: &SendCache, c: Cursor, need: u64) -> bool {
+        let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.granules;
+        let no_slot = |r: u64| {
+            self.maxsize != UNBOUNDED
+                && mutant!(
+                    "maxsize_off_by_one",
+                    seq_sub(c.seq, r) >= self.maxsize,
+                    seq_sub(c.seq, r) > self.maxsize
+                )
+        };
+        (no_bytes(cache.head.get()) && {
+            cache.head.set(self.load_head());
+            no_bytes(cache.head.get())
+        }) || (no_slot(cache.read_seq.get()) && {
+            cache.read_seq.set(self.load_read_seq());
+            no_slot(cache.read_seq.get())
+        })
+    }
+
+    /// Publishes the record of `len` bytes written at `rec`, and clears the
+    /// claim's note in `lane`.
+    #[inline]
+    fn commit(&self, rec: u64, len: usize, lane: Option<&Lane>) {
         let d = Desc::new(tag_of(rec, self.shift), ST_COMMITTED, len as u32);
         // SYNC (commit): pairs with the Acquire load of the descriptor in
-        // `try_recv`; the payload written above is visible to whoever sees it.
+        // `try_recv_inner`; the payload written before is visible to whoever
+        // sees it.
         let order = mutant!("commit_relaxed", Ordering::Release, Ordering::Relaxed);
         self.desc(rec).store(d.pack(), order);
         if let Some(l) = lane {
             // SYNC: Release, after the commit: a survivor that reads the
-            // intent cleared sees the commit, and never undoes it.
+            // intent cleared (`recover_read`) sees the commit, and never
+            // undoes it.
             l.intent.store(0, Ordering::Release);
         }
-        if wake {
-            self.wake_receivers();
-        }
-        Ok(())
     }
 
     #[cold]
@@ -238,11 +267,13 @@ impl Ring {
                     }
                 }
                 self.block(
-                    &self.ctrl().send_wait,
-                    deadline,
-                    &cache.wait,
-                    cache.lane.get(),
-                    ROLE_RECEIVER,
+                    Waiter {
+                        cell: &self.ctrl().send_wait,
+                        deadline,
+                        backoff: &cache.wait,
+                        lane: cache.lane.get(),
+                        peer: ROLE_RECEIVER,
+                    },
                     attempt,
                     || true,
                     || Err(SendError::Disconnected),

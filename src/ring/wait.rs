@@ -16,6 +16,30 @@ pub(super) const LONG_SLICE: Duration = Duration::from_millis(1000);
 /// whatever its cheaper hint says (see `Ring::block`).
 const FULL_EVERY: u32 = 16;
 
+/// Who waits in [`Ring::block`], and how.
+pub(super) struct Waiter<'a> {
+    /// The wait cell of the side that waits.
+    pub(super) cell: &'a WaitCell,
+    pub(super) deadline: Option<Instant>,
+    /// How to spin before sleeping, and what the handle learnt.
+    pub(super) backoff: &'a Backoff,
+    /// The waiter's lane (the watcher's identity).
+    pub(super) lane: u16,
+    /// The role whose handles, all gone, end the wait (`ROLE_SENDER` for a
+    /// receiver, `ROLE_RECEIVER` for a sender).
+    pub(super) peer: u64,
+}
+
+/// What [`Ring::recheck`] found.
+enum Recheck<T> {
+    /// Nothing: sleep while the wait cell's epoch is this.
+    Sleep(u32),
+    /// The attempt succeeded (or failed for good).
+    Done(T),
+    /// The peers are gone; the last attempt's result, or `disconnected()`.
+    Gone(T),
+}
+
 impl Ring {
     /// Wakes sleeping receivers after one or more commits: Dekker with a
     /// receiver's `register` + re-check, either it sees the commits or we
@@ -37,22 +61,17 @@ impl Ring {
     }
     /// The slow path shared by `send` and `recv`: `attempt` returns `Some`
     /// when it is done (success or a final error), `None` to keep waiting.
-    /// It is retried as `wait` says (spin, yield: see `crate::wait`) before
-    /// the caller registers as a waiter and sleeps. The wait ends with
-    /// `disconnected()` when every handle that could act as `peer` is gone
-    /// (checked before each sleep, no system call). One blocked waiter of
-    /// the ring, the watcher, also scans for dead processes every
+    /// It is retried as `w.backoff` says (spin, yield: see `crate::wait`)
+    /// before the caller registers as a waiter and sleeps. The wait ends
+    /// with `disconnected()` when every handle that could act as `w.peer`
+    /// is gone (checked before each sleep, no system call). One blocked
+    /// waiter of the ring, the watcher, also scans for dead processes every
     /// [`SLEEP_SLICE`] (see [`Ring::watch`]); the others sleep up to
-    /// [`LONG_SLICE`] at a time. Returns `None` when `deadline` passed.
+    /// [`LONG_SLICE`] at a time. Returns `None` when the deadline passed.
     #[cold]
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn block<T>(
         &self,
-        cell: &WaitCell,
-        deadline: Option<Instant>,
-        wait: &Backoff,
-        lane: u16,
-        peer: u64,
+        w: Waiter<'_>,
         mut attempt: impl FnMut() -> Option<T>,
         mut hint: impl FnMut() -> bool,
         disconnected: impl Fn() -> T,
@@ -60,7 +79,7 @@ impl Ring {
         // While spinning, `attempt` only when `hint` says it may succeed,
         // and every `FULL_EVERY` tries regardless (for `close` and errors).
         let mut tries = 0u32;
-        let spun = wait.spin(deadline, || {
+        let spun = w.backoff.spin(w.deadline, || {
             tries = tries.wrapping_add(1);
             if tries % FULL_EVERY != 0 && !hint() {
                 return None;
@@ -70,9 +89,9 @@ impl Ring {
         let start = match spun {
             Spun::Done(r) => return Some(r),
             Spun::TimedOut => {
-                let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
+                let (r, watcher) = self.expire(w.lane, w.peer, attempt, disconnected);
                 if watcher {
-                    self.unwatch(lane);
+                    self.unwatch(w.lane);
                 }
                 return r;
             }
@@ -80,72 +99,89 @@ impl Ring {
         };
         let mut watching = false;
         let result = loop {
-            let (watcher, scan) = self.watch(lane);
+            let (watcher, scan) = self.watch(w.lane);
             watching |= watcher;
             if scan {
-                self.scan(lane);
+                self.scan(w.lane);
             }
-            // Only the break `disconnect_unrechecked` looks before registering.
-            #[cfg(loom)]
-            let gone_early =
-                crate::sync::mutant_on("disconnect_unrechecked") && self.disconnected(peer);
-            let late = mutant!("register_after_recheck", false, true);
-            let early = (!late).then(|| self.register(cell));
-            if mutant!("no_recheck", true, false) {
-                if let Some(r) = attempt() {
-                    if let Some(e) = early {
-                        self.leave(cell, e);
-                    }
-                    wait.learn(start, Instant::now());
+            let seen = match self.recheck(&w, &mut attempt, &disconnected) {
+                Recheck::Sleep(seen) => seen,
+                Recheck::Done(r) => {
+                    w.backoff.learn(start, Instant::now());
                     break Some(r);
                 }
-            }
-            // Known at the call, or learnt after a sleep: the peers are
-            // gone. Checked after registering, like the ring: Dekker with a
-            // leaving peer's decrement and fence, so either we see it gone
-            // or it sees us asleep and wakes us (the break
-            // `disconnect_unrechecked` checks only before registering).
-            // Whatever the peers committed is still taken first.
-            let gone = mutant!(
-                "disconnect_unrechecked",
-                self.disconnected(peer),
-                gone_early
-            );
-            if gone {
-                if let Some(e) = early {
-                    self.leave(cell, e);
-                }
-                // The break `disconnect_before_attempt`: report the end
-                // without taking what the last peers left.
-                let last = mutant!("disconnect_before_attempt", attempt(), None);
-                break Some(last.unwrap_or_else(&disconnected));
-            }
-            // The break `register_after_recheck`: counted as a sleeper only
-            // after the re-check, so a waker in between sees nobody to wake.
-            let mut seen = early.unwrap_or_else(|| self.register(cell));
-            if mutant!("seq_after_recheck", false, true) {
-                // The break: the epoch read after the re-check, so a wake
-                // between the two (which also uncounted us) goes unnoticed.
-                seen = wake_epoch(cell.word.load(Ordering::Relaxed));
-            }
+                Recheck::Gone(r) => break Some(r),
+            };
             let slice = if watcher { SLEEP_SLICE } else { LONG_SLICE };
             let slice_end = Instant::now() + slice;
-            let until = match deadline {
+            let until = match w.deadline {
                 Some(d) if d < slice_end => d,
                 _ => slice_end,
             };
-            futex_wait(&cell.word, seen, Some(until));
-            self.leave(cell, seen);
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                let (r, watcher) = self.expire(lane, peer, attempt, disconnected);
+            futex_wait(&w.cell.word, seen, Some(until));
+            self.leave(w.cell, seen);
+            if w.deadline.is_some_and(|d| Instant::now() >= d) {
+                let (r, watcher) = self.expire(w.lane, w.peer, attempt, disconnected);
                 watching |= watcher;
                 break r;
             }
         };
         if watching {
-            self.unwatch(lane);
+            self.unwatch(w.lane);
         }
         result
+    }
+
+    /// Registers as a sleeper of `w.cell`, then re-checks (one more
+    /// `attempt`, then whether the peers are gone): what it found, or the
+    /// epoch to sleep on.
+    fn recheck<T>(
+        &self,
+        w: &Waiter<'_>,
+        attempt: &mut impl FnMut() -> Option<T>,
+        disconnected: &impl Fn() -> T,
+    ) -> Recheck<T> {
+        // Only the break `disconnect_unrechecked` looks before registering.
+        let gone_early = mutant!(
+            "disconnect_unrechecked",
+            None,
+            Some(self.disconnected(w.peer))
+        );
+        let late = mutant!("register_after_recheck", false, true);
+        let early = (!late).then(|| self.register(w.cell));
+        if mutant!("no_recheck", true, false) {
+            if let Some(r) = attempt() {
+                if let Some(e) = early {
+                    self.leave(w.cell, e);
+                }
+                return Recheck::Done(r);
+            }
+        }
+        // Known at the call, or learnt after a sleep: the peers are gone.
+        // Checked after registering, like the ring: Dekker with a leaving
+        // peer's decrement and fence, so either we see it gone or it sees
+        // us asleep and wakes us (the break `disconnect_unrechecked` checks
+        // only before registering). Whatever the peers committed is still
+        // taken first.
+        if gone_early.unwrap_or_else(|| self.disconnected(w.peer)) {
+            if let Some(e) = early {
+                self.leave(w.cell, e);
+            }
+            // The break `disconnect_before_attempt`: report the end without
+            // taking what the last peers left.
+            let last = mutant!("disconnect_before_attempt", attempt(), None);
+            return Recheck::Gone(last.unwrap_or_else(disconnected));
+        }
+        // The break `register_after_recheck`: counted as a sleeper only
+        // after the re-check, so a waker in between sees nobody to wake.
+        let mut seen = early.unwrap_or_else(|| self.register(w.cell));
+        if mutant!("seq_after_recheck", false, true) {
+            // Relaxed: as in `register`. The break: the epoch read after
+            // the re-check, so a wake between the two (which also uncounted
+            // us) goes unnoticed.
+            seen = wake_epoch(w.cell.word.load(Ordering::Relaxed));
+        }
+        Recheck::Sleep(seen)
     }
 
     /// The end of a wait whose deadline passed: a last attempt, or the
@@ -173,7 +209,7 @@ impl Ring {
     /// (the kernel compares it under its lock).
     #[inline]
     pub(super) fn register(&self, cell: &WaitCell) -> u32 {
-        // Relaxed + fence: the SeqCst fence orders this increment before
+        // Relaxed (then a SeqCst fence): the fence orders this increment before
         // the caller's re-check, against the waker's fence (Dekker).
         let w = cell.word.fetch_add(SLEEPER, Ordering::Relaxed);
         fence(Ordering::SeqCst);

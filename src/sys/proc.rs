@@ -57,9 +57,9 @@ extern "C" fn after_fork_in_parent() {
 }
 
 extern "C" fn after_fork_in_child() {
+    // Relaxed (all): the child has one thread now.
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
     for slot in &LOCK_FDS {
-        // Relaxed: the child has one thread now.
         let fd = slot.swap(-1, Ordering::Relaxed);
         if fd >= 0 {
             // SAFETY: `close` is async-signal-safe; the fd is this child's
@@ -74,6 +74,8 @@ extern "C" fn after_fork_in_child() {
 /// The fork generation of this process (see the module docs).
 #[inline]
 pub(crate) fn fork_gen() -> u64 {
+    // Relaxed: the process's own counter, changed only by the child handler
+    // of a fork, before the child has a second thread.
     FORK_GEN.load(Ordering::Relaxed)
 }
 

@@ -167,8 +167,8 @@ impl Segment {
         let p = parse_header(&buf[..n], size)?;
         let map = map(&file, p.total_len())?;
         let hdr = map.as_ptr().cast::<Header>();
-        // SAFETY: the mapping covers the header; `ready` is an aligned
-        // AtomicU32 at offset 36.
+        // SAFETY: the mapping covers the header, and is page aligned, so
+        // `ready` is an aligned AtomicU32.
         // SYNC: Acquire pairs with the creator's Release store of `ready` in
         // `init`: the header fields re-read below are the ones it wrote.
         let ready = unsafe { (*hdr).ready.load(Ordering::Acquire) };
@@ -261,86 +261,43 @@ fn read_prefix(file: &File, buf: &mut [u8]) -> Result<usize, OpenError> {
     Ok(n)
 }
 
-fn field<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
-    b[off..off + N]
-        .try_into()
-        .expect("caller checked the length")
-}
-
 /// Validates a header copy against the file size. `b` holds the first bytes
 /// of the file (fewer than `CONTROL_OFF` if the file is that short).
 fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
-    if size == 0 {
-        return Err(OpenError::NotInitialized);
-    }
-    if b.len() < 8 {
-        let mut m = [0u8; 8];
-        m[..b.len()].copy_from_slice(b);
-        return Err(OpenError::NotAQueue {
-            found: u64::from_le_bytes(m),
-        });
-    }
-    let magic = u64::from_le_bytes(field(b, 0));
-    if magic == 0 && b.iter().all(|&x| x == 0) {
-        // A creator between ftruncate and its first header write.
-        return Err(OpenError::NotInitialized);
-    }
-    if magic != MAGIC {
-        return Err(OpenError::NotAQueue { found: magic });
-    }
-    if b.len() < CONTROL_OFF || size < HEADER_LEN as u64 {
-        return Err(OpenError::Truncated {
-            size,
-            expected: HEADER_LEN as u64,
-        });
-    }
-    let version = u32::from_le_bytes(field(b, 8));
-    if version != VERSION {
-        return Err(OpenError::VersionMismatch {
-            found: version,
-            expected: VERSION,
-        });
-    }
-    if u32::from_le_bytes(field(b, 36)) != READY_YES {
-        return Err(OpenError::NotInitialized);
-    }
+    let h = ready_header(b, size)?;
     let bad = |what: &str| Err(OpenError::Corrupted(what.into()));
-    if u32::from_le_bytes(field(b, 12)) != HEADER_LEN as u32 {
+    if h.header_len != HEADER_LEN as u32 {
         return bad("header_len");
     }
-    if u32::from_le_bytes(field(b, 32)) != GRANULE as u32 {
+    if h.granule != GRANULE as u32 {
         return bad("granule (record alignment)");
     }
-    let capacity = u64::from_le_bytes(field(b, 16));
-    let Some(geo) = usize::try_from(capacity).ok().and_then(Geometry::new) else {
+    let Some(geo) = usize::try_from(h.capacity).ok().and_then(Geometry::new) else {
         return bad("capacity is not a power of two in the supported range");
     };
-    let maxsize = u64::from_le_bytes(field(b, 24));
-    if maxsize > geo.granules {
+    if h.maxsize > geo.granules {
         return bad("maxsize exceeds the number of granules");
     }
-    let kind = u16::from_le_bytes(field(b, 68));
-    let rings = u16::from_le_bytes(field(b, 70));
-    match (kind, rings) {
+    match (h.kind, h.rings) {
         (KIND_QUEUE, 1) | (KIND_PIPE, 1..=MAX_RINGS) => {}
         _ => return bad("kind and number of rings"),
     }
     let p = Params {
         geo,
         spec: Spec {
-            maxsize,
-            kind,
-            rings,
+            maxsize: h.maxsize,
+            kind: h.kind,
+            rings: h.rings,
             type_tag: TypeTag {
-                hash: u64::from_le_bytes(field(b, 72)),
-                name: field(b, 80),
+                hash: h.type_hash,
+                name: h.type_name,
             },
         },
     };
     let total = p.total_len() as u64;
-    if u64::from_le_bytes(field(b, 40)) != geo.desc_off as u64
-        || u64::from_le_bytes(field(b, 48)) != geo.data_off as u64
-        || u64::from_le_bytes(field(b, 56)) != total
+    if h.desc_off != geo.desc_off as u64
+        || h.data_off != geo.data_off as u64
+        || h.total_len != total
     {
         return bad("offsets do not match the capacity");
     }
@@ -354,6 +311,44 @@ fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
         return bad("file is larger than the header says");
     }
     Ok(p)
+}
+
+/// The header in `b` if it is a shmq header of this version whose creator
+/// has finished it (its fields not yet checked against each other).
+fn ready_header(b: &[u8], size: u64) -> Result<Header, OpenError> {
+    if size == 0 {
+        return Err(OpenError::NotInitialized);
+    }
+    let mut m = [0u8; 8];
+    m[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+    let magic = u64::from_le_bytes(m);
+    if b.len() < 8 {
+        return Err(OpenError::NotAQueue { found: magic });
+    }
+    if magic == 0 && b.iter().all(|&x| x == 0) {
+        // A creator between ftruncate and its first header write.
+        return Err(OpenError::NotInitialized);
+    }
+    if magic != MAGIC {
+        return Err(OpenError::NotAQueue { found: magic });
+    }
+    let h = Header::from_bytes(b).filter(|_| b.len() >= CONTROL_OFF && size >= HEADER_LEN as u64);
+    let Some(mut h) = h else {
+        return Err(OpenError::Truncated {
+            size,
+            expected: HEADER_LEN as u64,
+        });
+    };
+    if h.version != VERSION {
+        return Err(OpenError::VersionMismatch {
+            found: h.version,
+            expected: VERSION,
+        });
+    }
+    if *h.ready.get_mut() != READY_YES {
+        return Err(OpenError::NotInitialized);
+    }
+    Ok(h)
 }
 
 fn check_config(capacity: usize, spec: Spec) -> Result<Params, OpenError> {

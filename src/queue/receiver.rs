@@ -1,0 +1,206 @@
+//! The receiving handle.
+
+use super::endpoint::Endpoint;
+use super::*;
+
+/// The receiving side of a [`Queue`]. Clone it for more consumers (threads
+/// or processes); each message goes to exactly one of them. Each clone owns
+/// a lane that records the messages it holds, so that they are reclaimed if
+/// its process dies; a handle is `Send` but not `Sync` (clone it for each
+/// thread).
+pub struct Receiver {
+    end: Endpoint,
+    wait: Backoff,
+    /// The handle's lane (see [`Endpoint::lane`]).
+    lane: Cell<u16>,
+}
+
+impl Clone for Receiver {
+    /// A new handle, with a lane of its own and the same wait strategy.
+    fn clone(&self) -> Self {
+        let mut r = Receiver::new(self.end.shared().clone(), self.end.ring_index());
+        r.wait = self.wait.clone();
+        r
+    }
+}
+
+impl Receiver {
+    pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
+        let r = Receiver {
+            end: Endpoint::new(shared, ring, ROLE_RECEIVER),
+            wait: Backoff::default(),
+            lane: Cell::new(NO_LANE),
+        };
+        // As in `Sender::new`: a missing lane is retried by the first call.
+        let _ = r.lane();
+        r
+    }
+
+    /// The handle's lane in this process (see [`Endpoint::lane`]); every
+    /// receive calls it first.
+    #[inline]
+    fn lane(&self) -> Result<u16, RecvError> {
+        self.end.lane(&self.lane).ok_or(RecvError::TooManyHandles)
+    }
+
+    /// The handle's segment and ring.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.end
+    }
+
+    /// Sets how blocking receives wait for a message before they sleep on
+    /// the futex; the default, [`WaitStrategy::Adaptive`], spins as long as
+    /// recent waits suggest a message comes soon (see [`WaitStrategy`]).
+    ///
+    /// ```
+    /// use shmq::WaitStrategy;
+    ///
+    /// let q = shmq::Queue::builder().create()?;
+    /// let mut rx = q.receiver();
+    /// rx.set_wait_strategy(WaitStrategy::Spin(1000));
+    /// assert_eq!(rx.wait_strategy(), WaitStrategy::Spin(1000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.wait = Backoff::new(strategy);
+    }
+
+    /// The wait strategy; see [`set_wait_strategy`](Receiver::set_wait_strategy).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait.strategy()
+    }
+
+    /// Receives the next message, waiting while the queue is empty.
+    ///
+    /// # Errors
+    /// [`RecvError::Closed`] once the queue is closed and drained;
+    /// [`RecvError::Disconnected`] if it is empty and no sender and no
+    /// [`Queue`] handle is left in any process (dropped, exited or killed:
+    /// known at the call, or learnt within about 100 ms of the last one's
+    /// death while it waits); [`RecvError::Corrupted`] if the segment holds an impossible
+    /// record; [`RecvError::TooManyHandles`] if the handle has no lane.
+    ///
+    /// While it waits, it also recovers what dead processes left half done
+    /// (see docs/DESIGN.md, *Dead peers*); `try_recv` never does.
+    pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
+        let lane = self.lane()?;
+        self.end
+            .ring()
+            .recv(None, &self.wait, lane)
+            .map(|c| self.guard(c, lane))
+    }
+
+    /// Receives a message if one is ready now.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// assert_eq!(q.receiver().try_recv().unwrap_err(), shmq::RecvError::Empty);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`],
+    /// [`RecvError::TooManyHandles`].
+    pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
+        let lane = self.lane()?;
+        self.end.ring().try_recv(lane).map(|c| self.guard(c, lane))
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError::Timeout`], then as [`Receiver::recv`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
+        let lane = self.lane()?;
+        self.end
+            .ring()
+            .recv(Instant::now().checked_add(timeout), &self.wait, lane)
+            .map(|c| self.guard(c, lane))
+    }
+
+    /// Waits for a message, then takes it and every message ready behind
+    /// it, up to `max` (at least one), with one wake-up of the senders for
+    /// all of them: the consumer side of a batch, and the cheapest way to
+    /// drain a busy queue. The messages are read in place; their room is
+    /// given back when the [`Batch`] drops.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv`]; an error met after the first message ends the
+    /// batch early and is reported by the next call.
+    pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
+        let lane = self.lane()?;
+        let first = self.end.ring().recv(None, &self.wait, lane)?;
+        Ok(self.batch(first, max, lane))
+    }
+
+    /// As [`Receiver::recv_batch`], without waiting.
+    ///
+    /// # Errors
+    /// As [`Receiver::try_recv`].
+    pub fn try_recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
+        let lane = self.lane()?;
+        let first = self.end.ring().try_recv(lane)?;
+        Ok(self.batch(first, max, lane))
+    }
+
+    /// As [`Receiver::recv_batch`], waiting at most `timeout` for the first
+    /// message.
+    ///
+    /// # Errors
+    /// As [`Receiver::recv_timeout`].
+    pub fn recv_batch_timeout(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Batch<'_>, RecvError> {
+        let lane = self.lane()?;
+        let first = self
+            .end
+            .ring()
+            .recv(Instant::now().checked_add(timeout), &self.wait, lane)?;
+        Ok(self.batch(first, max, lane))
+    }
+
+    fn batch(&self, first: Claim, max: usize, lane: u16) -> Batch<'_> {
+        let max = max.max(1);
+        let mut claims = Vec::with_capacity(max.min(64));
+        claims.push(first);
+        self.end.ring().take_ready(max, &mut claims, lane);
+        Batch::new(self.end.ring(), claims, lane)
+    }
+
+    fn guard(&self, claim: Claim, lane: u16) -> RecvGuard<'_> {
+        RecvGuard::new(self.end.ring(), claim, lane)
+    }
+
+    /// Whether `ptr` lies inside the queue's shared mapping (lets tests and
+    /// users check that a received message was not copied).
+    pub fn is_in_shared_memory(&self, ptr: *const u8) -> bool {
+        self.end.shared().seg.contains(ptr)
+    }
+
+    /// Messages queued (see [`Queue::len`]).
+    pub fn len(&self) -> usize {
+        self.end.ring().len()
+    }
+
+    /// Whether no message is queued (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the queue has been closed (messages may still be queued).
+    pub fn is_closed(&self) -> bool {
+        self.end.ring().is_closed()
+    }
+
+    pub(crate) fn close(&self) {
+        self.end.ring().close()
+    }
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,212 @@
+//! The sending handle.
+
+use super::endpoint::Endpoint;
+use super::*;
+
+/// The sending side of a [`Queue`]. Clone it for more producers (threads or
+/// processes); each clone caches its own view of the consumers' progress and
+/// owns a lane (see [`Queue::diagnostics`]) that records its half-done sends
+/// for survivors if its process dies, so a handle is `Send` but not `Sync`.
+pub struct Sender {
+    end: Endpoint,
+    /// The handle's view of the consumers, its wait strategy and its lane.
+    cache: SendCache,
+}
+
+impl Clone for Sender {
+    /// A new handle with its own cache and the same wait strategy.
+    fn clone(&self) -> Self {
+        let mut s = Sender::new(self.end.shared().clone(), self.end.ring_index());
+        s.cache.wait = self.cache.wait.clone();
+        s
+    }
+}
+
+impl Sender {
+    pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
+        let s = Sender {
+            end: Endpoint::new(shared, ring, ROLE_SENDER),
+            cache: SendCache::default(),
+        };
+        // No lane free now: the first send tries again (and reports
+        // `TooManyHandles` if there is still none).
+        let _ = s.lane();
+        s
+    }
+
+    /// Makes sure the handle has a lane of this process (see
+    /// [`Endpoint::lane`]); every send calls it first.
+    #[inline]
+    fn lane(&self) -> Result<(), SendError> {
+        self.end
+            .lane(&self.cache.lane)
+            .map(drop)
+            .ok_or(SendError::TooManyHandles)
+    }
+
+    /// The handle's segment and ring.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.end
+    }
+
+    /// Sets how blocking sends wait for room before they sleep on the
+    /// futex; the default, [`WaitStrategy::Adaptive`], spins as long as
+    /// recent waits suggest room comes soon (see [`WaitStrategy`]).
+    ///
+    /// ```
+    /// use shmq::WaitStrategy;
+    ///
+    /// let q = shmq::Queue::builder().create()?;
+    /// let mut tx = q.sender();
+    /// tx.set_wait_strategy(WaitStrategy::Spin(0)); // sleep at once
+    /// assert_eq!(tx.wait_strategy(), WaitStrategy::Spin(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.cache.wait = Backoff::new(strategy);
+    }
+
+    /// The wait strategy; see [`set_wait_strategy`](Sender::set_wait_strategy).
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.cache.wait.strategy()
+    }
+
+    /// Sends a message, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`], [`SendError::TooLarge`];
+    /// [`SendError::Disconnected`] if the queue is full and no receiver and
+    /// no [`Queue`] handle is left in any process (known at the call, or
+    /// learnt within about 100 ms of the last one's death while it waits);
+    /// [`SendError::TooManyHandles`] if the handle has no lane.
+    pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.lane()?;
+        self.end.ring().send(&self.cache, msg, None)
+    }
+
+    /// Sends a message if there is room now.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().maxsize(1).create()?;
+    /// let tx = q.sender();
+    /// tx.try_send(b"one")?;
+    /// assert_eq!(tx.try_send(b"two"), Err(shmq::SendError::Full));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`],
+    /// [`SendError::TooManyHandles`].
+    pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.lane()?;
+        self.end.ring().try_send(&self.cache, msg)
+    }
+
+    /// Sends a message, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`SendError::Timeout`], then as [`Sender::send`].
+    pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
+        self.lane()?;
+        self.end
+            .ring()
+            .send(&self.cache, msg, Instant::now().checked_add(timeout))
+    }
+
+    /// Sends every message of `msgs` in order, waiting for room as
+    /// [`Sender::send`], and wakes sleeping receivers once per batch instead
+    /// of after every message (Python's `Queue.put` in a loop, minus a
+    /// futex check per message). Returns how many were sent.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// let n = q.sender().send_batch([&b"a"[..], b"bc", b"def"])?;
+    /// assert_eq!(n, 3);
+    /// let rx = q.receiver();
+    /// let batch = rx.recv_batch(10)?; // all three, one wake-up
+    /// let got: Vec<&[u8]> = batch.iter().collect();
+    /// assert_eq!(got, [&b"a"[..], b"bc", b"def"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BatchError`] with the number sent and the error that stopped the
+    /// batch (as [`Sender::send`]).
+    pub fn send_batch<I>(&self, msgs: I) -> Result<usize, BatchError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        batch_loop(&mut self.batch(None)?, msgs, |b, m| b.send(m.as_ref()))
+    }
+
+    /// As [`Sender::send_batch`], waiting at most `timeout` in all.
+    ///
+    /// # Errors
+    /// As [`Sender::send_batch`], plus [`SendError::Timeout`].
+    pub fn send_batch_timeout<I>(&self, msgs: I, timeout: Duration) -> Result<usize, BatchError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let deadline = Instant::now().checked_add(timeout);
+        batch_loop(&mut self.batch(deadline)?, msgs, |b, m| b.send(m.as_ref()))
+    }
+
+    /// Sends messages of `msgs` in order while there is room, never waiting.
+    ///
+    /// # Errors
+    /// [`BatchError`] with [`SendError::Full`] when room ran out (the rest
+    /// of the batch was not sent), or as [`Sender::send_batch`].
+    pub fn try_send_batch<I>(&self, msgs: I) -> Result<usize, BatchError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        batch_loop(&mut self.batch(None)?, msgs, |b, m| b.try_send(m.as_ref()))
+    }
+
+    /// Closes the queue (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.end.ring().close()
+    }
+
+    /// Whether the queue has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.end.ring().is_closed()
+    }
+
+    /// A batch of sends, once the handle has a lane (a batch that cannot
+    /// start has sent nothing).
+    pub(crate) fn batch(&self, deadline: Option<Instant>) -> Result<SendBatch<'_>, BatchError> {
+        self.lane().map_err(|error| BatchError { sent: 0, error })?;
+        Ok(SendBatch::new(self.end.ring(), &self.cache, deadline))
+    }
+}
+
+/// Sends each item of `msgs` with `send` until one fails; the batch's drop
+/// wakes the receivers.
+pub(crate) fn batch_loop<I>(
+    b: &mut SendBatch<'_>,
+    msgs: I,
+    mut send: impl FnMut(&mut SendBatch<'_>, I::Item) -> Result<(), SendError>,
+) -> Result<usize, BatchError>
+where
+    I: IntoIterator,
+{
+    for m in msgs {
+        if let Err(error) = send(b, m) {
+            return Err(BatchError {
+                sent: b.sent(),
+                error,
+            });
+        }
+    }
+    Ok(b.sent())
+}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
