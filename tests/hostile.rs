@@ -4,7 +4,6 @@
 //! buggy peer overwrote. Every case must end in a typed error or a working
 //! queue: no panic, no out-of-bounds access, no SIGBUS, no hang.
 
-#[allow(dead_code)]
 mod common;
 #[path = "common/hostile.rs"]
 mod hostile;
