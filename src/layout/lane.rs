@@ -1,5 +1,5 @@
 //! Lanes: one cache line per live handle, saying who holds each half-done
-//! step (see the module docs above and `ring::lanes`).
+//! step (see `layout`'s module docs, and `ring::lanes`).
 
 use super::*;
 

@@ -2,8 +2,10 @@
 
 use super::*;
 
-/// every commit is followed by one fence and `waiters` check before the
-/// sender blocks (it wakes before waiting for room) or returns.
+/// Several sends that wake receivers once, when the batch ends (drops):
+/// every commit is followed by one fence and one check of `recv_wait`'s
+/// sleepers before the sender blocks (it wakes before waiting for room) or
+/// returns.
 pub(crate) struct SendBatch<'a> {
     ring: &'a Ring,
     cache: &'a SendCache,

@@ -59,6 +59,23 @@ impl Ring {
         }
     }
 
+    /// Notes a claim we are about to make by a CAS of `tail` from `t`:
+    /// `pad` granules of padding, then `fp` of record.
+    #[inline]
+    pub(super) fn note_claim(&self, l: &Lane, t: u64, pad: u64, fp: u64) {
+        // Relaxed: published by the Release CAS of `tail` (in `claim`).
+        l.need.store(pad << 32 | fp, Ordering::Relaxed);
+        l.intent.store(t | INTENT_SET, Ordering::Relaxed);
+    }
+
+    /// Notes a take we are about to make by a CAS of `read` from `r`.
+    #[inline]
+    pub(super) fn note_take(&self, l: &Lane, r: u64) {
+        // Relaxed: published by the Release CAS of `read` (in
+        // `try_recv_inner`).
+        l.intent.store(r | INTENT_SET, Ordering::Relaxed);
+    }
+
     /// Notes that we are moving `head` from `from` to `to`.
     #[inline]
     pub(super) fn note_move(&self, lane: Option<&Lane>, from: u64, to: u64) {
@@ -160,48 +177,8 @@ impl Ring {
             // handles, none shares a block.
             for k in 0..LANES {
                 let i = (2 * k) % LANES + (2 * k >= LANES) as usize;
-                let l = self.lane(i);
-                // Relaxed: only a hint; the CAS below decides.
-                let w = l.owner.load(Ordering::Relaxed);
-                if w & LANE_USED != 0 {
-                    continue;
-                }
-                // The lock first: from the moment the lane is ours, a
-                // survivor must find it held.
-                let locked = match holder {
-                    Holder::Own => self.locks.hold(i),
-                    Holder::Child => self.locks.fork_hold(i),
-                    Holder::Fd(fd) => self.locks.hold_on(fd, i),
-                };
-                // Acquire: pairs with the Release store that freed the lane:
-                // the previous owner's last writes to it come before ours.
-                if l.owner
-                    .compare_exchange(
-                        w,
-                        lane_owner(w, pid, role, locked),
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    // Relaxed: published by our first claim or take (Release).
-                    l.intent.store(0, Ordering::Relaxed);
-                    l.moving.store(0, Ordering::Relaxed);
-                    l.handoff
-                        .store(matches!(holder, Holder::Fd(_)) as u64, Ordering::Relaxed);
-                    // Relaxed: a count for the disconnect check, not a
-                    // publication.
-                    let seen = &self.ctrl().seen;
-                    seen.fetch_add(role_unit(role), Ordering::Relaxed);
-                    seen.fetch_or(role_seen(role), Ordering::Relaxed);
+                if self.take_lane(i, role, pid, holder) {
                     return Some(i as u16);
-                }
-                if locked {
-                    match holder {
-                        Holder::Own => self.locks.unhold(i),
-                        Holder::Child => self.locks.unhold_as(i, true),
-                        Holder::Fd(fd) => self.locks.unhold_on(fd, i),
-                    }
                 }
             }
             if round == 0 {
@@ -213,6 +190,50 @@ impl Ring {
             }
         }
         None
+    }
+
+    /// Takes lane `i` if it is free, with its liveness lock held by
+    /// `holder`; the caller holds `locks.serial()`.
+    fn take_lane(&self, i: usize, role: u64, pid: u32, holder: Holder) -> bool {
+        let l = self.lane(i);
+        // Relaxed: only a hint; the CAS below decides.
+        let w = l.owner.load(Ordering::Relaxed);
+        if w & LANE_USED != 0 {
+            return false;
+        }
+        // The lock first: from the moment the lane is ours, a survivor must
+        // find it held.
+        let locked = match holder {
+            Holder::Own => self.locks.hold(i),
+            Holder::Child => self.locks.fork_hold(i),
+            Holder::Fd(fd) => self.locks.hold_on(fd, i),
+        };
+        // Acquire: pairs with the Release store that freed the lane: the
+        // previous owner's last writes to it come before ours.
+        let owner = lane_owner(w, pid, role, locked);
+        if l.owner
+            .compare_exchange(w, owner, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            if locked {
+                match holder {
+                    Holder::Own => self.locks.unhold(i),
+                    Holder::Child => self.locks.unhold_as(i, true),
+                    Holder::Fd(fd) => self.locks.unhold_on(fd, i),
+                }
+            }
+            return false;
+        }
+        // Relaxed: published by our first claim or take (Release).
+        l.intent.store(0, Ordering::Relaxed);
+        l.moving.store(0, Ordering::Relaxed);
+        l.handoff
+            .store(matches!(holder, Holder::Fd(_)) as u64, Ordering::Relaxed);
+        // Relaxed: a count for the disconnect check, not a publication.
+        let seen = &self.ctrl().seen;
+        seen.fetch_add(role_unit(role), Ordering::Relaxed);
+        seen.fetch_or(role_seen(role), Ordering::Relaxed);
+        true
     }
 
     /// Frees lane `i` of a handle of `role` that is going away (its steps

@@ -47,8 +47,7 @@ impl Ring {
                 }
             };
             if let Some(l) = lane {
-                // Relaxed: published by the Release CAS below.
-                l.intent.store(r | INTENT_SET, Ordering::Relaxed);
+                self.note_take(l, r);
                 noted = Some(l);
             }
             // Release (on success): a survivor that acquires this `read`

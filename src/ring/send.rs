@@ -108,14 +108,7 @@ impl Ring {
         let ctrl = self.ctrl();
         // Whether our lane notes a claim; a failed try then writes nothing.
         let mut noted = None;
-        // Relaxed: the language model puts no bound on how late a bump
-        // becomes visible, but hardware makes it visible within nanoseconds,
-        // and to matter a missed bump would have to stay invisible across
-        // 2^36 granules (4 TiB) or 2^23 messages of traffic by others.
-        let epoch = ctrl.epoch.load(Ordering::Relaxed);
-        if epoch != cache.epoch.get() {
-            self.refresh_cache(cache, epoch);
-        }
+        self.check_epoch(cache);
         // Relaxed: `tail` is only a ticket dispenser. Exclusive ownership of
         // the claimed bytes comes from the atomicity of the CAS below; that
         // they are free comes from the Acquire load of `head`.
@@ -147,9 +140,7 @@ impl Ring {
                 closed: false,
             };
             if let Some(l) = lane.filter(|_| mutant!("claim_unnoted", true, false)) {
-                // Relaxed: published by the Release CAS below.
-                l.need.store(pad << 32 | fp, Ordering::Relaxed);
-                l.intent.store(t | INTENT_SET, Ordering::Relaxed);
+                self.note_claim(l, t, pad, fp);
                 noted = Some(l);
             }
             // Release (on success): whoever acquires this `tail` (a survivor in
@@ -208,6 +199,20 @@ impl Ring {
             // intent cleared (`recover_read`) sees the commit, and never
             // undoes it.
             l.intent.store(0, Ordering::Release);
+        }
+    }
+
+    /// Drops the cached `head` and `read.seq` if the epoch moved since they
+    /// were loaded (they might alias current values after a wrap).
+    #[inline]
+    fn check_epoch(&self, cache: &SendCache) {
+        // Relaxed: the language model puts no bound on how late a bump
+        // becomes visible, but hardware makes it visible within nanoseconds,
+        // and to matter a missed bump would have to stay invisible across
+        // 2^36 granules (4 TiB) or 2^23 messages of traffic by others.
+        let epoch = self.ctrl().epoch.load(Ordering::Relaxed);
+        if epoch != cache.epoch.get() {
+            self.refresh_cache(cache, epoch);
         }
     }
 

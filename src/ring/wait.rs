@@ -43,9 +43,9 @@ enum Recheck<T> {
 impl Ring {
     /// Wakes sleeping receivers after one or more commits: Dekker with a
     /// receiver's `register` + re-check, either it sees the commits or we
-    /// see it counted in `waiters`. The fence orders every earlier commit
-    /// before the `waiters` load, so one call after the last commit of a
-    /// batch covers them all.
+    /// see it counted among `recv_wait`'s sleepers. The fence orders every
+    /// earlier commit before the load of that word, so one call after the
+    /// last commit of a batch covers them all.
     pub(crate) fn wake_receivers(&self) {
         fence(Ordering::SeqCst);
         self.wake_if_waiting(&self.ctrl().recv_wait);

@@ -1,7 +1,10 @@
 //! The one door through which the ring protocol reaches atomics, payload
 //! memory, futexes, processes and the clock, so that `--cfg loom` can swap
 //! all of them for loom's checked models (the pattern of tokio's
-//! `src/loom/mod.rs`). `src/ring/` has no `cfg(loom)` of its own.
+//! `src/loom/mod.rs`). The protocol in `src/ring/` makes no `cfg(loom)`
+//! choice of its own: a loom build only leaves out the functions that need
+//! a real segment (hand-offs, forks, reading a payload in place) and adds
+//! two that the models call (`reap`, `copy_payload`).
 //!
 //! | file        | normal build                                  | `cfg(loom)`                                          |
 //! |-------------|-----------------------------------------------|------------------------------------------------------|

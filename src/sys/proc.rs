@@ -148,7 +148,7 @@ pub(crate) fn same_file(a: RawFd, b: RawFd) -> bool {
 /// One ring's liveness locks in this process (see the module docs).
 pub(crate) struct Locks {
     /// For queries: the segment's fd (never holds a lock), borrowed from
-    /// the segment, which outlives the ring; or `own_query` for heap rings.
+    /// the segment, which outlives the ring; or `_own_query` for heap rings.
     query: RawFd,
     _own_query: Option<OwnedFd>,
     /// Byte of lane 0.
