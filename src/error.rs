@@ -62,6 +62,13 @@ pub struct BatchError {
     pub error: SendError,
 }
 
+impl BatchError {
+    /// A batch that could not start: nothing sent.
+    pub(crate) fn unstarted(error: SendError) -> Self {
+        BatchError { sent: 0, error }
+    }
+}
+
 /// Why no message was received.
 ///
 /// `recv` returns `Closed`, `Disconnected` or `Corrupted`; `try_recv`

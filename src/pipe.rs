@@ -191,9 +191,7 @@ impl Connection {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        self.tx()
-            .map_err(|error| BatchError { sent: 0, error })?
-            .send_batch(msgs)
+        self.tx().map_err(BatchError::unstarted)?.send_batch(msgs)
     }
 
     /// Receives the next message from the other end, waiting while there is

@@ -1,5 +1,7 @@
-//! The public queue API: [`Queue`], its [`Builder`], [`Sender`], [`Receiver`]
-//! and the zero-copy [`RecvGuard`] and [`Batch`].
+//! The public queue API: [`Queue`] and its [`Builder`] here, with `Shared`
+//! (a mapped segment and its rings); the handles ([`Sender`], [`Receiver`]),
+//! what a receive hands out ([`RecvGuard`], [`Batch`]) and the hand-off to
+//! child processes in files of their own.
 
 pub(crate) mod endpoint;
 mod guard;

@@ -179,7 +179,7 @@ impl Sender {
     /// A batch of sends, once the handle has a lane (a batch that cannot
     /// start has sent nothing).
     pub(crate) fn batch(&self, deadline: Option<Instant>) -> Result<SendBatch<'_>, BatchError> {
-        self.lane().map_err(|error| BatchError { sent: 0, error })?;
+        self.lane().map_err(BatchError::unstarted)?;
         Ok(SendBatch::new(self.end.ring(), &self.cache, deadline))
     }
 }

@@ -1,16 +1,17 @@
 //! Recovery: what a survivor does when a peer died half way through a
 //! step, and the watcher, the one blocked waiter that looks for such deaths.
 //!
-//! Every handle owns a lane (see `layout`). Three steps can be left half
+//! Every handle owns a lane (see `layout`). Four steps can be left half
 //! done by a process killed between two instructions, and each leaves a note
-//! in its lane for exactly as long as it is half done:
+//! (in its lane, or for a hold in the descriptor) for exactly as long as it
+//! is half done:
 //!
 //! | step (who)            | half done between                 | note              | a survivor, once the owner is dead            |
 //! |-----------------------|-----------------------------------|-------------------|-----------------------------------------------|
 //! | claim (sender)        | CAS of `tail` .. commit           | `intent`, `need`  | writes PADDING / SKIP over the claim (`recover_read`) |
 //! | take (receiver)       | CAS of `read` .. TAKEN mark       | `intent`          | marks the record DONE (`recover_head`)        |
 //! | hold (receiver)       | TAKEN mark .. release             | descriptor owner  | marks the record DONE (`recover_head`)        |
-//! | head move (receiver)  | descriptor zeroed .. `head` stored | `moving`, `to`    | CASes `head` on (`recover_head`)              |
+//! | head move (releaser)  | descriptor zeroed .. `head` stored | `moving`, `to`    | CASes `head` on (`finish_dead_move`)          |
 //!
 //! A note is written before the step becomes visible (a Release CAS or
 //! store publishes both) and cleared after it ends, so a survivor that finds
