@@ -44,6 +44,11 @@ impl Ring {
         ((i as usize) < LANES).then(|| unsafe { &*self.lanes.as_ptr().add(i as usize) })
     }
 
+    /// Every lane, with its index (a scan of the lane array).
+    pub(super) fn lanes(&self) -> impl Iterator<Item = (usize, &Lane)> {
+        (0..LANES).map(|i| (i, self.lane(i)))
+    }
+
     pub(super) fn lane(&self, i: usize) -> &Lane {
         // SAFETY: the index is reduced modulo LANES, the array's length.
         unsafe { &*self.lanes.as_ptr().add(i % LANES) }
@@ -133,8 +138,7 @@ impl Ring {
         let mut any = false;
         {
             let _serial = self.locks.serial();
-            for i in 0..LANES {
-                let l = self.lane(i);
+            for (i, l) in self.lanes() {
                 // Acquire: as in `reap`.
                 let owner = l.owner.load(Ordering::Acquire);
                 let role = lane_role(owner);
@@ -296,10 +300,10 @@ impl Ring {
 
     /// Whether any lane is held by a live process.
     pub(crate) fn any_live_lane(&self) -> bool {
-        (0..LANES).any(|i| {
+        self.lanes().any(|(i, l)| {
             // Acquire: pairs with the Release that freed a lane; a snapshot
             // otherwise (the answer can be stale the moment it is given).
-            let o = self.lane(i).owner.load(Ordering::Acquire);
+            let o = l.owner.load(Ordering::Acquire);
             matches!(lane_role(o), ROLE_SENDER | ROLE_RECEIVER | ROLE_QUEUE)
                 && self.owner_alive(i, o)
         })
@@ -316,8 +320,7 @@ impl Ring {
     /// `reap`, for a caller that holds `locks.serial()`.
     pub(super) fn reap_serial(&self) -> usize {
         let mut n = 0;
-        for i in 0..LANES {
-            let l = self.lane(i);
+        for (i, l) in self.lanes() {
             // Acquire: pairs with the Release that freed or filled the lane.
             let owner = l.owner.load(Ordering::Acquire);
             let role = lane_role(owner);

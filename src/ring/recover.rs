@@ -141,8 +141,8 @@ impl Ring {
         // that ended soonest is the owner's (a loser's end past it cannot
         // start a record).
         let mut pick: Option<(u64, u64)> = None;
-        for i in 0..LANES {
-            match self.claim_note(i, r, t) {
+        for (i, l) in self.lanes() {
+            match self.claim_note(i, l, r, t) {
                 ClaimNote::Live => return false,
                 ClaimNote::Dead { dist, desc } if pick.map_or(true, |(best, _)| dist < best) => {
                     pick = Some((dist, desc))
@@ -165,11 +165,10 @@ impl Ring {
         true
     }
 
-    /// What lane `i` says about a claim stuck at `read` (`r`), `tail`
+    /// What lane `i` (`l`) says about a claim stuck at `read` (`r`), `tail`
     /// being `t`: nothing, a live claim of it, or a dead one (how far it
     /// ends past `read`, and the descriptor that replaces it).
-    fn claim_note(&self, i: usize, r: Cursor, t: Cursor) -> ClaimNote {
-        let l = self.lane(i);
+    fn claim_note(&self, i: usize, l: &Lane, r: Cursor, t: Cursor) -> ClaimNote {
         // SYNC: Acquire pairs with the Release clear after a commit
         // (`commit`): a cleared note means the commit is visible.
         let intent = l.intent.load(Ordering::Acquire);
@@ -230,8 +229,8 @@ impl Ring {
         if self.ready(self.desc(end).load(Ordering::Acquire), end) {
             return true;
         }
-        (0..LANES).any(|i| {
-            let intent = self.lane(i).intent.load(Ordering::Acquire);
+        self.lanes().any(|(_, l)| {
+            let intent = l.intent.load(Ordering::Acquire);
             let ic = Cursor::unpack(intent);
             intent & INTENT_SET != 0 && ic.seq == next && ic.pos == end
         })
@@ -301,8 +300,7 @@ impl Ring {
     /// the move (and go on past what was released behind it).
     fn finish_dead_move(&self, h: u64, held: u64, mine: &Lane) -> bool {
         let mut to = None;
-        for i in 0..LANES {
-            let l = self.lane(i);
+        for (i, l) in self.lanes() {
             // Acquire: the note was written before the Release zeroing we
             // acquired; the owner word before its first take.
             let mv = l.moving.load(Ordering::Acquire);
@@ -355,8 +353,7 @@ impl Ring {
     /// a dead one does.
     fn take_note(&self, h: u64) -> Option<bool> {
         let mut noted = false;
-        for i in 0..LANES {
-            let l = self.lane(i);
+        for (i, l) in self.lanes() {
             // Acquire: a taker notes its take before its Release CAS of
             // `read`, which our caller acquired.
             let intent = l.intent.load(Ordering::Acquire);
