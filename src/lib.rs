@@ -28,7 +28,7 @@
 //!   any [`Queue`] handle) is left in any process; [`Queue::is_stale`] finds
 //!   named queues nobody uses any more.
 //! * Batches ([`Sender::send_batch`], [`Receiver::recv_batch`]: one wake-up
-//!   per batch) and pipes ([`pipe`], [`pipe_duplex`], [`Connection`]).
+//!   per batch) and pipes ([`pipe()`], [`pipe_duplex()`], [`Connection`]).
 //!
 //! ```
 //! use shmq::{Queue, RecvError};
