@@ -60,6 +60,7 @@
 //   src/wait.rs            WaitStrategy; the adaptive spin / yield budget of a blocking call
 //   src/diag.rs            Diagnostics: a snapshot of every shared counter
 //   src/handles.rs         this process's live handles, and their lanes across fork
+//   src/iter.rs            iterators over receivers: Iter, TryIter, TypedIter, TypedTryIter
 //   src/pipe.rs            Connection, pipe(), pipe_duplex(): two ends over one or two rings
 //   src/typed.rs           rkyv messages: TypedQueue, TypedSender, TypedReceiver, Typed; the type fingerprint
 //   src/loom_api.rs        the ring's hooks for the loom models (loom builds only)
@@ -108,6 +109,8 @@ mod diag;
 #[cfg(not(loom))]
 mod handles;
 #[cfg(not(loom))]
+mod iter;
+#[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
 mod queue;
@@ -119,6 +122,8 @@ pub mod typed;
 #[cfg(not(loom))]
 pub use diag::Diagnostics;
 pub use error::{BatchError, OpenError, RecvError, SendError};
+#[cfg(not(loom))]
+pub use iter::{Iter, TryIter, TypedIter, TypedTryIter};
 #[cfg(not(loom))]
 pub use pipe::{pipe, pipe_duplex, Connection};
 #[cfg(not(loom))]

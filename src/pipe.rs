@@ -142,7 +142,7 @@ impl Connection {
         self.tx.as_ref().ok_or(SendError::ReadOnly)
     }
 
-    fn rx(&self) -> Result<&Receiver, RecvError> {
+    pub(crate) fn rx(&self) -> Result<&Receiver, RecvError> {
         self.rx.as_ref().ok_or(RecvError::WriteOnly)
     }
 
