@@ -78,14 +78,9 @@ fn consumer() -> Result<(), Box<dyn std::error::Error>> {
     let q = Queue::from_env(VAR)?;
     let rx = q.receiver();
     std::thread::sleep(Duration::from_millis(300));
-    let mut got = Vec::new();
-    loop {
-        match rx.recv() {
-            Ok(m) => got.push(m[0]),
-            Err(RecvError::Closed) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let mut msgs = rx.iter(); // ends at Closed, after the last item
+    let got: Vec<u8> = msgs.by_ref().map(|m| m[0]).collect();
+    msgs.result()?;
     println!("consumer: got {got:?}, then Closed");
     if got != [1, 2, 3, 4, 5] {
         return Err("items lost or out of order".into());

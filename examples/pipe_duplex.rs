@@ -7,7 +7,7 @@
 //! cargo run --release --example pipe_duplex [ROUND_TRIPS]
 //! ```
 
-use shmq::{Connection, RecvError};
+use shmq::Connection;
 use std::process::Command;
 use std::time::Instant;
 
@@ -65,12 +65,8 @@ fn child() -> Result<(), Box<dyn std::error::Error>> {
     drop(first);
     conn.send(format!("hello from the child (pid {})", std::process::id()).as_bytes())?;
     let mut echoed = 0u64;
-    loop {
-        let m = match conn.recv() {
-            Ok(m) => m,
-            Err(RecvError::Closed) => break, // the parent closed the pipe
-            Err(e) => return Err(e.into()),
-        };
+    let mut msgs = conn.iter(); // ends when the parent closes the pipe
+    for m in &mut msgs {
         let reply = match std::str::from_utf8(&m)
             .ok()
             .and_then(|s| s.strip_prefix("add "))
@@ -87,6 +83,7 @@ fn child() -> Result<(), Box<dyn std::error::Error>> {
         drop(m);
         conn.send(&reply)?;
     }
+    msgs.result()?;
     println!("child: echoed {echoed} messages, then saw the parent close the pipe");
     Ok(())
 }

@@ -19,7 +19,7 @@
 //! q.put(None); p.join()
 //! ```
 
-use shmq::{Queue, RecvError};
+use shmq::Queue;
 use std::process::Command;
 use std::time::Instant;
 
@@ -68,21 +68,18 @@ fn consumer() -> Result<(), Box<dyn std::error::Error>> {
     let q = Queue::from_env(VAR)?;
     let rx = q.receiver();
     let (mut n, mut sum, mut expected) = (0u64, 0u64, 0u64);
-    loop {
-        match rx.recv() {
-            Ok(msg) => {
-                let i = u64::from_le_bytes(msg[..8].try_into()?);
-                if i != expected {
-                    return Err(format!("out of order: got {i}, expected {expected}").into());
-                }
-                expected += 1;
-                n += 1;
-                sum = sum.wrapping_add(i);
-            }
-            Err(RecvError::Closed) => break, // drained and closed: done
-            Err(e) => return Err(e.into()),
+    // Ends once the queue is closed and drained: no sentinel.
+    let mut msgs = rx.iter();
+    for msg in &mut msgs {
+        let i = u64::from_le_bytes(msg[..8].try_into()?);
+        if i != expected {
+            return Err(format!("out of order: got {i}, expected {expected}").into());
         }
+        expected += 1;
+        n += 1;
+        sum = sum.wrapping_add(i);
     }
+    msgs.result()?; // an error other than Closed, if one cut it short
     let ok = sum == n.saturating_sub(1) * n / 2;
     println!(
         "consumer (pid {}): received {n} messages in order, checksum {}",

@@ -20,7 +20,7 @@
 //! ```
 
 use rkyv::{Archive, Deserialize, Serialize};
-use shmq::{Queue, RecvError};
+use shmq::Queue;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -115,13 +115,12 @@ fn worker() -> Result<(), Box<dyn std::error::Error>> {
     let results = Queue::from_env("RESULTS")?.typed::<Answer>()?;
     let (rx, tx) = (tasks.receiver(), results.sender());
     let pid = std::process::id();
-    loop {
-        let (id, lo, hi) = match rx.recv() {
-            // Read in place: `t` is an &ArchivedTask in shared memory.
-            Ok(t) => (t.id.to_native(), t.lo.to_native(), t.hi.to_native()),
-            Err(RecvError::Closed) => return Ok(()), // drained and closed
-            Err(e) => return Err(e.into()),
-        };
+    // Until the task queue is closed and drained.
+    let mut tasks = rx.iter();
+    for t in &mut tasks {
+        // Read in place: `t` is an &ArchivedTask in shared memory.
+        let (id, lo, hi) = (t.id.to_native(), t.lo.to_native(), t.hi.to_native());
+        drop(t); // give its room back before the work
         let primes = (lo..hi).filter(|&n| is_prime(n)).count() as u64;
         tx.send(&Answer {
             id,
@@ -129,6 +128,7 @@ fn worker() -> Result<(), Box<dyn std::error::Error>> {
             primes,
         })?;
     }
+    Ok(tasks.result()?)
 }
 
 fn is_prime(n: u64) -> bool {

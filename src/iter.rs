@@ -35,6 +35,15 @@ impl End {
             }
         }
     }
+
+    /// `Err` with the error that cut the iteration short; `Ok` while it
+    /// runs or once it ended at `Closed` or `Disconnected`.
+    fn result(&self) -> Result<(), RecvError> {
+        match self.0 {
+            Some(e) if !matches!(e, RecvError::Closed | RecvError::Disconnected) => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Receives messages, waiting for each, until the queue is closed and
@@ -46,7 +55,12 @@ impl End {
 /// let (tx, rx) = (q.sender(), q.receiver());
 /// tx.send_batch([&b"a"[..], b"b"])?;
 /// q.close();
-/// let got: Vec<Vec<u8>> = rx.iter().map(|m| m.to_vec()).collect();
+/// let mut msgs = rx.iter();
+/// let mut got = Vec::new();
+/// for m in &mut msgs {
+///     got.push(m.to_vec());
+/// }
+/// msgs.result()?; // Closed (or Disconnected) is the normal end
 /// assert_eq!(got, [b"a".to_vec(), b"b".to_vec()]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -75,6 +89,13 @@ impl<'a> Iter<'a> {
     /// if one cut it short; `None` while it runs.
     pub fn end(&self) -> Option<&RecvError> {
         self.end.0.as_ref()
+    }
+
+    /// `Err` with the error that cut the iteration short (not `Closed` or
+    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
+    /// `for` loop over `&mut` the iterator.
+    pub fn result(&self) -> Result<(), RecvError> {
+        self.end.result()
     }
 }
 
@@ -121,6 +142,13 @@ impl<'a> TryIter<'a> {
     /// still yield.
     pub fn end(&self) -> Option<&RecvError> {
         self.end.0.as_ref()
+    }
+
+    /// `Err` with the error that cut the iteration short (not `Closed` or
+    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
+    /// `for` loop over `&mut` the iterator.
+    pub fn result(&self) -> Result<(), RecvError> {
+        self.end.result()
     }
 }
 
@@ -176,6 +204,13 @@ impl<T> TypedIter<'_, T> {
     pub fn end(&self) -> Option<&RecvError> {
         self.end.0.as_ref()
     }
+
+    /// `Err` with the error that cut the iteration short (not `Closed` or
+    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
+    /// `for` loop over `&mut` the iterator.
+    pub fn result(&self) -> Result<(), RecvError> {
+        self.end.result()
+    }
 }
 
 impl<'a, T: Message> Iterator for TypedIter<'a, T> {
@@ -205,6 +240,13 @@ impl<T> TypedTryIter<'_, T> {
     /// Why the iterator ended for good, as [`TryIter::end`].
     pub fn end(&self) -> Option<&RecvError> {
         self.end.0.as_ref()
+    }
+
+    /// `Err` with the error that cut the iteration short (not `Closed` or
+    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
+    /// `for` loop over `&mut` the iterator.
+    pub fn result(&self) -> Result<(), RecvError> {
+        self.end.result()
     }
 }
 

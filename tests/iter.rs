@@ -28,6 +28,7 @@ fn iter_ends_at_closed_after_the_last_message() {
     producer.join().unwrap();
     assert_eq!(got, (0..1000).collect::<Vec<_>>());
     assert_eq!(it.end(), Some(&RecvError::Closed));
+    assert_eq!(it.result(), Ok(()), "Closed is the normal end");
     assert!(it.next().is_none(), "an ended iterator stays ended");
 }
 
@@ -52,6 +53,7 @@ fn for_loop_over_a_receiver_ends_when_every_sender_is_gone() {
     let mut it = rx.iter();
     assert!(it.next().is_none());
     assert_eq!(it.end(), Some(&RecvError::Disconnected));
+    assert_eq!(it.result(), Ok(()), "so is Disconnected");
 }
 
 #[test]
@@ -99,6 +101,11 @@ fn typed_iter_validates_and_ends_on_an_invalid_message() {
     let ids: Vec<u32> = it.by_ref().map(|j| j.id.to_native()).collect();
     assert_eq!(ids, [0, 1, 2]);
     assert_eq!(it.end(), Some(&RecvError::Invalid));
+    assert_eq!(
+        it.result(),
+        Err(RecvError::Invalid),
+        "cut short: `?` reports it"
+    );
     // The invalid message was dropped; the next one is still there.
     let rest: Vec<u32> = rx.try_iter().map(|j| j.id.to_native()).collect();
     assert_eq!(rest, [3]);
@@ -123,6 +130,7 @@ fn pipe_ends_iterate_and_a_write_only_end_is_ended_at_once() {
     let mut it = writer.iter();
     assert!(it.next().is_none());
     assert_eq!(it.end(), Some(&RecvError::WriteOnly));
+    assert_eq!(it.result(), Err(RecvError::WriteOnly));
     writer.send(b"x").unwrap();
     assert_eq!(
         reader.try_iter().map(|m| m.to_vec()).collect::<Vec<_>>(),
