@@ -382,6 +382,10 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
         .unwrap();
     q.sender().send(b"still intact").unwrap();
     let good = std::fs::read(&path).unwrap();
+    // Unmapped before the file is damaged: a mapping of a file cut short
+    // faults (SIGBUS) when touched, and a fork on another test thread
+    // touches every live handle's lane (the atfork handler).
+    drop(q);
 
     let mut v = good.clone();
     v[8..12].copy_from_slice(&99u32.to_le_bytes());
@@ -412,7 +416,6 @@ fn attaching_to_a_damaged_queue_fails_cleanly() {
 
     // Restored, it opens and the message is there.
     std::fs::write(&path, &good).unwrap();
-    drop(q);
     let q = Queue::open(&name).unwrap();
     assert_eq!(&*q.receiver().recv().unwrap(), b"still intact");
     Queue::unlink(&name).unwrap();
