@@ -233,3 +233,84 @@ impl OpenError {
         }
     }
 }
+
+/// Why a child process could not be started, or did not succeed
+/// ([`crate::process`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// [`crate::process::init`] was not called: without it the child would
+    /// run `main` from the top instead of the function.
+    #[error("call shmq::process::init() as the first line of main before starting processes")]
+    NotInitialized,
+    /// The function cannot be run in a child (it is in a shared library, or
+    /// `/proc/self` cannot be read); the message says which.
+    #[error("cannot start a process for this function: {0}")]
+    Unsupported(String),
+    /// The child ended without success: a non-zero exit code, a signal, or
+    /// [`crate::process::EXIT_NOT_STARTED`] if its arguments did not attach
+    /// (its stderr says why).
+    #[error("child process {pid} failed: {status}")]
+    Failed {
+        /// The child's process id.
+        pid: u32,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// `join_timeout` gave up; the child still runs.
+    #[error("child process {pid} still runs")]
+    Timeout {
+        /// The child's process id.
+        pid: u32,
+    },
+    /// Starting the process, or creating its queues, failed.
+    #[error("starting a process: {0}")]
+    Io(#[from] std::io::Error),
+    /// A queue for the processes (a pool's) could not be made.
+    #[error("making a pool's queues: {0}")]
+    Open(#[from] OpenError),
+}
+
+/// Why a [`crate::process::Pool`] task gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The function panicked in the worker; the panic's message.
+    #[error("the task panicked: {0}")]
+    Panicked(String),
+    /// The worker process died while it ran the task (it was killed, or
+    /// the function exited the process). The pool started another worker.
+    #[error("worker process {pid} died running the task ({status})")]
+    WorkerDied {
+        /// The dead worker's process id.
+        pid: u32,
+        /// How it ended.
+        status: String,
+    },
+    /// `get_timeout`'s time passed first.
+    #[error("timed out waiting for the task's result")]
+    Timeout,
+    /// The pool was terminated (or dropped) before the task finished.
+    #[error("the pool was terminated before the task finished")]
+    Terminated,
+    /// The pool was closed: it takes no more tasks.
+    #[error("the pool is closed: it takes no more tasks")]
+    Closed,
+    /// The task's argument or result is larger than a message of the
+    /// pool's queues can be; make the pool with a larger
+    /// `capacity_bytes` (`Pool::with_capacity_bytes`).
+    #[error("{what} of {len} bytes exceeds the largest message of the pool's queues ({max} bytes); use Pool::with_capacity_bytes")]
+    TooLarge {
+        /// `"argument"` or `"result"`.
+        what: &'static str,
+        /// Its size, serialized.
+        len: usize,
+        /// The largest message the pool's queues hold.
+        max: usize,
+    },
+    /// The task could not run: the function cannot be run in a worker, its
+    /// argument or result did not serialize or validate, or no worker
+    /// could be started; the message says which.
+    #[error("the task could not run: {0}")]
+    Failed(String),
+}

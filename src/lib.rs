@@ -63,6 +63,9 @@
 //   src/iter.rs            iterators over receivers: Iter, TryIter, TypedIter, TypedTryIter
 //   src/pipe.rs            Connection, pipe(), pipe_duplex(): two ends over one or two rings
 //   src/typed.rs           rkyv messages: TypedQueue, TypedSender, TypedReceiver, Typed; the type fingerprint
+//   src/process/mod.rs     spawn, init, Child: run a function of this program in a child process
+//   src/process/pass.rs    Pass / Receive: what a child function is handed (queues, pipe ends, values)
+//   src/process/pool.rs    Pool, AsyncResult, ImapUnordered: worker processes, a worker's death
 //   src/loom_api.rs        the ring's hooks for the loom models (loom builds only)
 //   src/layout/mod.rs      the segment, drawn; every encoding re-exported from the files below
 //   src/layout/header.rs   header fields and sizes, Geometry (where a ring's parts lie), Spec
@@ -113,6 +116,8 @@ mod iter;
 #[cfg(not(loom))]
 mod pipe;
 #[cfg(not(loom))]
+pub mod process;
+#[cfg(not(loom))]
 mod queue;
 #[cfg(not(loom))]
 mod sys;
@@ -121,7 +126,7 @@ pub mod typed;
 
 #[cfg(not(loom))]
 pub use diag::Diagnostics;
-pub use error::{BatchError, OpenError, RecvError, SendError};
+pub use error::{BatchError, OpenError, ProcessError, RecvError, SendError, TaskError};
 #[cfg(not(loom))]
 pub use iter::{Iter, TryIter, TypedIter, TypedTryIter};
 #[cfg(not(loom))]
