@@ -19,16 +19,11 @@
 //! q.put(4)                       # blocks until the consumer gets one
 //! ```
 
-use shmq::{Queue, RecvError, SendError};
-use std::process::Command;
+use shmq::{process, Queue, RecvError, SendError};
 use std::time::{Duration, Instant};
 
-const VAR: &str = "SHMQ_EXAMPLE_BOUNDED";
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os(VAR).is_some() {
-        return consumer();
-    }
+    process::init(); // the consumer process runs `consumer` here
     let q = Queue::builder().maxsize(3).create()?;
     let (tx, rx) = (q.sender(), q.receiver());
 
@@ -55,9 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // A consumer process that starts taking items after 300 ms.
-    let mut cmd = Command::new(std::env::current_exe()?);
-    q.inherit_into(&mut cmd, VAR);
-    let mut child = cmd.spawn()?;
+    let mut child = process::spawn(consumer, &q)?;
     let t0 = Instant::now();
     tx.send(&[4])?; // blocks: the queue holds 3
     println!(
@@ -67,15 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tx.send(&[5])?;
     q.close();
     println!("producer: sent 5 items and closed the queue");
-    let st = child.wait()?;
-    if !st.success() {
-        return Err(format!("consumer failed: {st}").into());
-    }
-    Ok(())
+    Ok(child.join()?)
 }
 
-fn consumer() -> Result<(), Box<dyn std::error::Error>> {
-    let q = Queue::from_env(VAR)?;
+fn consumer(q: Queue) -> Result<(), Box<dyn std::error::Error>> {
     let rx = q.receiver();
     std::thread::sleep(Duration::from_millis(300));
     let mut msgs = rx.iter(); // ends at Closed, after the last item

@@ -7,24 +7,14 @@
 //! cargo run --release --example pipe_duplex [ROUND_TRIPS]
 //! ```
 
-use shmq::Connection;
-use std::process::Command;
+use shmq::{process, Connection};
 use std::time::Instant;
 
-const VAR: &str = "SHMQ_EXAMPLE_PIPE";
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os(VAR).is_some() {
-        return child();
-    }
-    let trips: u32 = match std::env::args().nth(1) {
-        Some(s) => s.parse()?,
-        None => 100_000,
-    };
+    process::init(); // the child process runs `child` here
+    let trips: u32 = std::env::args().nth(1).map_or(Ok(100_000), |s| s.parse())?;
     let (parent, child_end) = shmq::pipe_duplex()?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    child_end.inherit_into(&mut cmd, VAR);
-    let mut child = cmd.spawn()?;
+    let mut child = process::spawn(child, &child_end)?;
     let pid = std::process::id();
 
     parent.send(format!("hello from the parent (pid {pid})").as_bytes())?;
@@ -51,15 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("parent: {trips} round trips of 64 bytes, {us:.2} µs each on average");
 
     parent.close(); // the child's recv returns Closed once it has drained
-    let st = child.wait()?;
-    if !st.success() {
-        return Err(format!("child failed: {st}").into());
-    }
-    Ok(())
+    Ok(child.join()?)
 }
 
-fn child() -> Result<(), Box<dyn std::error::Error>> {
-    let conn = Connection::from_env(VAR)?;
+fn child(conn: Connection) -> Result<(), Box<dyn std::error::Error>> {
     let first = conn.recv()?;
     println!("child got: {}", String::from_utf8_lossy(&first));
     drop(first);

@@ -19,13 +19,13 @@
 //! answers = [results.get(timeout=10) for _ in ranges]
 //! ```
 
-use rkyv::{Archive, Deserialize, Serialize};
-use shmq::Queue;
+use shmq::rkyv::{Archive, Deserialize, Serialize};
+use shmq::{process, Queue, TypedQueue};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Archive, Serialize, Deserialize)]
+#[rkyv(crate = shmq::rkyv)]
 struct Task {
     id: u32,
     lo: u64,
@@ -33,6 +33,7 @@ struct Task {
 }
 
 #[derive(Archive, Serialize, Deserialize)]
+#[rkyv(crate = shmq::rkyv)]
 struct Answer {
     id: u32,
     worker_pid: u32,
@@ -42,65 +43,64 @@ struct Answer {
 const TASKS: u32 = 64;
 const SPAN: u64 = 20_000;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if std::env::var_os("TASKS").is_some() {
-        return worker();
+fn worker((tasks, results): (TypedQueue<Task>, TypedQueue<Answer>)) -> Result<(), shmq::SendError> {
+    let tx = results.sender();
+    for t in &tasks.receiver() {
+        // until the task queue is closed and drained
+        // `t` is an &ArchivedTask in shared memory: read in place.
+        let (id, lo, hi) = (t.id.to_native(), t.lo.to_native(), t.hi.to_native());
+        drop(t); // give its room back before the work
+        let primes = (lo..hi).filter(|&n| is_prime(n)).count() as u64;
+        let worker_pid = std::process::id();
+        tx.send(&Answer {
+            id,
+            worker_pid,
+            primes,
+        })?;
     }
-    let workers: usize = match std::env::args().nth(1) {
-        Some(s) => s.parse()?,
-        None => 4,
-    };
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    process::init(); // worker processes run `worker` here
+    let workers: usize = std::env::args().nth(1).map_or(Ok(4), |s| s.parse())?;
     let tasks = Queue::builder().create_typed::<Task>()?;
     let results = Queue::builder().create_typed::<Answer>()?;
-
     let t0 = Instant::now();
-    let mut children = Vec::new();
-    for _ in 0..workers {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        tasks.queue().inherit_into(&mut cmd, "TASKS");
-        results.queue().inherit_into(&mut cmd, "RESULTS");
-        children.push(cmd.spawn()?);
-    }
-
-    let all: Vec<Task> = (0..TASKS)
-        .map(|id| Task {
-            id,
-            lo: id as u64 * SPAN,
-            hi: (id as u64 + 1) * SPAN,
-        })
-        .collect();
-    tasks.sender().send_batch(&all)?;
+    let children = (0..workers)
+        .map(|_| process::spawn(worker, (&tasks, &results)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let span = |id: u32| (id as u64 * SPAN, (id as u64 + 1) * SPAN);
+    let all = (0..TASKS).map(|id| Task {
+        id,
+        lo: span(id).0,
+        hi: span(id).1,
+    });
+    tasks.sender().send_batch(&all.collect::<Vec<_>>())?;
     tasks.close(); // instead of one None per worker
 
     // Gather, with a timeout on every get: a dead worker cannot hang us.
     let rx = results.receiver();
-    let mut total = 0;
-    let mut by_worker: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut seen = vec![false; TASKS as usize];
+    let (mut total, mut by_worker, mut seen) = (0, BTreeMap::new(), [false; TASKS as usize]);
     for _ in 0..TASKS {
-        let a = rx
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|e| format!("waiting for results: {e}"))?;
-        let id = a.id.to_native() as usize;
-        if std::mem::replace(&mut seen[id], true) {
-            return Err(format!("task {id} answered twice").into());
+        let a = rx.recv_timeout(Duration::from_secs(30))?;
+        if std::mem::replace(&mut seen[a.id.to_native() as usize], true) {
+            return Err(format!("task {} answered twice", a.id).into());
         }
         total += a.primes.to_native();
-        *by_worker.entry(a.worker_pid.to_native()).or_default() += 1;
+        *by_worker.entry(a.worker_pid.to_native()).or_insert(0) += 1;
     }
-    for c in &mut children {
-        let st = c.wait()?;
-        if !st.success() {
-            return Err(format!("worker failed: {st}").into());
-        }
+    for mut c in children {
+        c.join()?;
     }
-    let limit = TASKS as u64 * SPAN;
+    let (limit, secs) = (TASKS as u64 * SPAN, t0.elapsed().as_secs_f64());
     let check = sieve_count(limit);
-    println!(
-        "{workers} workers answered {TASKS} tasks in {:.3} s: {total} primes below {limit} (sieve: {check}, {})",
-        t0.elapsed().as_secs_f64(),
-        if total == check { "agrees" } else { "DISAGREES" }
-    );
+    let agrees = if total == check {
+        "agrees"
+    } else {
+        "DISAGREES"
+    };
+    println!("{workers} workers answered {TASKS} tasks in {secs:.3} s: {total} primes below {limit} (sieve: {check}, {agrees})");
     for (pid, n) in by_worker {
         println!("  worker pid {pid}: {n} tasks");
     }
@@ -108,27 +108,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("wrong prime count".into());
     }
     Ok(())
-}
-
-fn worker() -> Result<(), Box<dyn std::error::Error>> {
-    let tasks = Queue::from_env("TASKS")?.typed::<Task>()?;
-    let results = Queue::from_env("RESULTS")?.typed::<Answer>()?;
-    let (rx, tx) = (tasks.receiver(), results.sender());
-    let pid = std::process::id();
-    // Until the task queue is closed and drained.
-    let mut tasks = rx.iter();
-    for t in &mut tasks {
-        // Read in place: `t` is an &ArchivedTask in shared memory.
-        let (id, lo, hi) = (t.id.to_native(), t.lo.to_native(), t.hi.to_native());
-        drop(t); // give its room back before the work
-        let primes = (lo..hi).filter(|&n| is_prime(n)).count() as u64;
-        tx.send(&Answer {
-            id,
-            worker_pid: pid,
-            primes,
-        })?;
-    }
-    Ok(tasks.result()?)
 }
 
 fn is_prime(n: u64) -> bool {

@@ -63,6 +63,22 @@ use std::time::{Duration, Instant};
 /// fn takes<T: shmq::Message>() {}
 /// takes::<Order>();
 /// ```
+///
+/// Without rkyv among your own dependencies, derive through the re-export
+/// and say so (rkyv's derives otherwise look for a crate `rkyv`):
+///
+/// ```
+/// use shmq::rkyv::{Archive, Deserialize, Serialize};
+///
+/// #[derive(Archive, Serialize, Deserialize)]
+/// #[rkyv(crate = shmq::rkyv)]
+/// enum Msg {
+///     Job { id: u64, path: String },
+///     Done,
+/// }
+/// fn takes<T: shmq::Message>() {}
+/// takes::<Msg>();
+/// ```
 pub trait Message:
     Archive<
         Archived: Portable
@@ -238,6 +254,33 @@ impl<T: Message> TypedQueue<T> {
     /// Closes the queue (see [`Queue::close`]).
     pub fn close(&self) {
         self.queue.close()
+    }
+
+    /// Messages in the queue now (see [`Queue::len`]).
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether the queue is empty now (see [`Queue::is_empty`]).
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether the queue is full now (see [`Queue::is_full`]).
+    pub fn is_full(&self) -> bool {
+        self.queue.is_full()
+    }
+
+    /// Whether the queue has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Arranges for `cmd`'s process to receive this queue (see
+    /// [`Queue::inherit_into`]); the child attaches it with
+    /// `Queue::from_env(var)?.typed::<T>()?`.
+    pub fn inherit_into(&self, cmd: &mut std::process::Command, var: &str) {
+        self.queue.inherit_into(cmd, var)
     }
 }
 

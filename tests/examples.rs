@@ -110,3 +110,15 @@ fn bounded() {
         has(&out, line);
     }
 }
+
+#[test]
+fn pool() {
+    let out = run("pool", &["2000"]);
+    has(&out, "apply_async: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
+    has(&out, "map: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
+    has(&out, "imap_unordered: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
+    has(&out, "a task whose worker exits: worker process ");
+    has(&out, "died running the task (exit status: 3)");
+    has(&out, "after it: 144 (3 workers)");
+    has(&out, "2000 trivial tasks: map ");
+}

@@ -234,23 +234,33 @@ impl Pool {
     }
 
     /// Runs `f` on every item in the workers and returns the results in
-    /// the items' order (Python's `map`).
+    /// the items' order (Python's `map`). Items travel in chunks, as with
+    /// Python's default `chunksize`: about four per worker.
     ///
     /// # Errors
-    /// The first task's error, in the items' order (the other tasks still
-    /// run; their results are dropped).
+    /// The first failed chunk's error, in the items' order (the other
+    /// chunks still run; their results are dropped).
     pub fn map<T: Message, R: Message, I>(
         &self,
         f: fn(T) -> R,
         items: I,
     ) -> Result<Vec<R>, TaskError>
     where
-        I: IntoIterator,
-        I::Item: Borrow<T>,
+        I: IntoIterator<Item = T>,
+        Vec<T>: Message,
+        Vec<R>: Message,
     {
-        let tasks = self.tasks(f, items)?;
-        let ids = self.inner.submit(tasks, None)?;
-        let handles: Vec<AsyncResult<R>> = ids
+        let items: Vec<T> = items.into_iter().collect();
+        let n = items.len();
+        let size = n.div_ceil(4 * self.processes()).max(1);
+        let mut chunks = Vec::with_capacity(n.div_ceil(size));
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            let chunk: Vec<T> = items.by_ref().take(size).collect();
+            chunks.push(self.task_via(run_chunk::<T, R>, f as usize, &chunk)?);
+        }
+        let ids = self.inner.submit(chunks, None)?;
+        let handles: Vec<AsyncResult<Vec<R>>> = ids
             .into_iter()
             .map(|id| AsyncResult {
                 id,
@@ -259,7 +269,11 @@ impl Pool {
                 _r: PhantomData,
             })
             .collect();
-        handles.into_iter().map(AsyncResult::get).collect()
+        let mut out = Vec::with_capacity(n);
+        for h in handles {
+            out.extend(h.get()?);
+        }
+        Ok(out)
     }
 
     /// Runs `f` on every item in the workers and yields the results as
@@ -332,14 +346,19 @@ impl Pool {
     }
 
     fn task<T: Message, R: Message>(&self, f: fn(T) -> R, arg: &T) -> Result<Task, TaskError> {
+        self.task_via(run_task::<T, R>, f as usize, arg)
+    }
+
+    /// A task that runs `run(f, arg)` in a worker.
+    fn task_via<A: Message>(&self, run: RunTask, f: usize, arg: &A) -> Result<Task, TaskError> {
         let image = Image::get().map_err(|e| TaskError::Failed(e.to_string()))?;
         let offsets = |addr| {
             image
                 .offset(addr)
                 .map_err(|e| TaskError::Failed(e.to_string()))
         };
-        let tramp = offsets(run_task::<T, R> as RunTask as usize)?;
-        let f = offsets(f as usize)?;
+        let tramp = offsets(run as usize)?;
+        let f = offsets(f)?;
         let mut bytes = rkyv::to_bytes::<Failure>(arg)
             .map_err(|_| TaskError::Failed("the argument did not serialize".into()))?;
         bytes.extend_from_slice(&0u64.to_le_bytes()); // the id, set by `submit`
@@ -854,6 +873,35 @@ fn run_task<T: Message, R: Message>(
     *out = rkyv::to_bytes::<Failure>(&r).map_err(|_| {
         format!(
             "the result {} did not serialize",
+            std::any::type_name::<R>()
+        )
+    })?;
+    Ok(())
+}
+
+/// A chunk's trampoline (`Pool::map`): `f` on each item of a `Vec<T>`.
+fn run_chunk<T: Message, R: Message>(
+    f: usize,
+    arg: &[u8],
+    out: &mut AlignedVec,
+) -> Result<(), String>
+where
+    Vec<T>: Message,
+    Vec<R>: Message,
+{
+    // SAFETY: as in `run_task`: `Pool::map` passed a `fn(T) -> R` with
+    // this very `run_chunk::<T, R>`, both checked to lie in this image.
+    let f: fn(T) -> R = unsafe { std::mem::transmute::<usize, fn(T) -> R>(f) };
+    let items = rkyv::from_bytes::<Vec<T>, Failure>(arg).map_err(|_| {
+        format!(
+            "the chunk is not a valid Vec<{}>",
+            std::any::type_name::<T>()
+        )
+    })?;
+    let r: Vec<R> = items.into_iter().map(f).collect();
+    *out = rkyv::to_bytes::<Failure>(&r).map_err(|_| {
+        format!(
+            "the results {} did not serialize",
             std::any::type_name::<R>()
         )
     })?;

@@ -63,12 +63,28 @@ impl Shared {
 }
 
 /// Settings for a new queue; from [`Queue::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Builder {
     pub(crate) capacity: usize,
     pub(crate) maxsize: usize,
     pub(crate) mode: u32,
     pub(crate) type_tag: TypeTag,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let maxsize: &dyn fmt::Debug = match self.maxsize {
+            0 => &"none",
+            _ => &self.maxsize,
+        };
+        let message_type = self.type_tag.name().unwrap_or_else(|| "bytes".into());
+        f.debug_struct("Builder")
+            .field("capacity_bytes", &self.capacity)
+            .field("maxsize", maxsize)
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .field("message_type", &message_type)
+            .finish()
+    }
 }
 
 impl Builder {

@@ -176,3 +176,17 @@ fn handles_that_never_spin_are_woken_every_time() {
     assert_eq!(consumer.join().unwrap(), 20_000);
     assert!(q.diagnostics().recv_wakes > 0, "the receiver slept");
 }
+
+#[test]
+fn builder_debug_is_readable() {
+    let b = format!("{:?}", Queue::builder().maxsize(3));
+    assert_eq!(
+        b,
+        "Builder { capacity_bytes: 1048576, maxsize: 3, mode: 0o600, message_type: \"bytes\" }"
+    );
+    let t = format!("{:?}", Queue::builder().message_type::<u64>());
+    assert!(
+        t.contains("maxsize: \"none\"") && t.contains("message_type: \"u64\""),
+        "{t}"
+    );
+}
