@@ -272,7 +272,8 @@ fn record_or_die(x: u64) -> u64 {
     let q = Queue::open(&std::env::var(RECORD).unwrap()).unwrap();
     q.sender().send(&x.to_le_bytes()).unwrap();
     if x == 0 {
-        std::process::abort();
+        // Killed mid-task, as by the OOM killer.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
     x
 }
@@ -310,24 +311,43 @@ fn pool_worker_death_fails_only_its_task() {
     Queue::unlink(&name).unwrap();
 }
 
+/// Says which process runs it (on the named queue in `RECORD`), then sleeps.
+fn announce_then_sleep(ms: u64) -> u64 {
+    let q = Queue::open(&std::env::var(RECORD).unwrap()).unwrap();
+    q.sender().send(&std::process::id().to_le_bytes()).unwrap();
+    sleep_then(ms)
+}
+
 fn pool_worker_killed_from_outside() {
+    let name = unique_name("pool-announce");
+    let record = Queue::builder().create_named(&name).unwrap();
+    std::env::set_var(RECORD, &name);
     let pool = Pool::new(2).unwrap();
-    let slow = pool.apply_async(sleep_then, &30_000).unwrap();
+    let slow = pool.apply_async(announce_then_sleep, &30_000).unwrap();
     let quick: Vec<_> = (0..4u64)
         .map(|i| pool.apply_async(square, &i).unwrap())
         .collect();
     for (i, r) in quick.into_iter().enumerate() {
         assert_eq!(r.get().unwrap(), (i * i) as u64);
     }
-    // Kill whichever worker runs the slow task (the other is idle).
-    for pid in pool.pids() {
-        let p = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-    }
+    // Kill the worker once it runs the slow task.
+    let rx = record.receiver();
+    let m = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let busy = u32::from_le_bytes(m[..4].try_into().unwrap());
+    drop(m);
+    assert!(pool.pids().contains(&busy));
+    let p = nix::unistd::Pid::from_raw(busy as i32);
+    nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL).unwrap();
     match slow.get_timeout(Duration::from_secs(60)) {
-        Err(TaskError::WorkerDied { status, .. }) => assert!(status.contains('9'), "{status}"),
+        Err(TaskError::WorkerDied { pid, status }) => {
+            assert_eq!(pid, busy);
+            assert!(status.contains('9'), "{status}");
+        }
         other => panic!("expected WorkerDied, got {other:?}"),
     }
+    assert!(!pool.pids().contains(&busy));
+    drop(record);
+    Queue::unlink(&name).unwrap();
     assert_eq!(pool.processes(), 2);
     assert_eq!(pool.apply(square, &5).unwrap(), 25);
     // Idle workers killed, tasks given before the pool noticed: a task put
