@@ -17,11 +17,11 @@ pub enum SendError {
     #[error("timed out waiting for room in the queue")]
     Timeout,
     /// The queue was closed: it will never accept a message again.
-    #[error("queue is closed")]
+    #[error("the queue or pipe is closed: nothing more can be sent")]
     Closed,
     /// The message can never fit: split it, or create the queue with a larger
     /// `capacity_bytes` (the largest message is half the capacity).
-    #[error("message of {len} bytes exceeds the largest this queue holds ({max} bytes)")]
+    #[error("message of {len} bytes exceeds the largest this queue holds ({max} bytes, half its capacity): create it with a larger capacity_bytes, or split the message")]
     TooLarge {
         /// Length of the rejected message.
         len: usize,
@@ -85,7 +85,7 @@ pub enum RecvError {
     Timeout,
     /// The queue is closed and every message sent before `close` has been
     /// received: the end of the stream. This replaces a sentinel value.
-    #[error("queue is closed and drained")]
+    #[error("the queue or pipe is closed and drained")]
     Closed,
     /// The next record in shared memory is impossible (a length past the
     /// ring, say): a peer wrote garbage. Nothing was read; the queue cannot

@@ -2,12 +2,14 @@
 //! the queue is closed and drained, or every sender is gone (Python's
 //! `for item in iter(q.get, None)`, without the sentinel).
 //!
-//! A blocking iterator ([`Iter`], [`TypedIter`]) ends at the first error
-//! and keeps it: [`Iter::end`] says why it stopped (`Closed` and
-//! `Disconnected` are the normal ends; anything else, such as `Corrupted`,
-//! is worth a look). A non-blocking one ([`TryIter`], [`TypedTryIter`])
-//! yields what is ready now and returns `None` when nothing is; it can be
-//! polled again later, and ends for good only on another error.
+//! A blocking iterator ([`Iter`]) ends at the first error and keeps it:
+//! [`Iter::end`] says why it stopped (`Closed` and `Disconnected` are the
+//! normal ends; anything else, such as `Corrupted`, is worth a look). A
+//! non-blocking one ([`TryIter`]) yields what is ready now and returns
+//! `None` when nothing is; it can be polled again later, and ends for good
+//! only on another error. Both are generic over the handle they receive
+//! from ([`Source`]): bytes from a [`Receiver`], validated archives from a
+//! [`TypedReceiver`] ([`TypedIter`], [`TypedTryIter`]).
 
 use crate::error::RecvError;
 use crate::pipe::Connection;
@@ -46,9 +48,56 @@ impl End {
     }
 }
 
+/// A receiving handle an iterator can receive from: [`Receiver`] (its
+/// items are [`RecvGuard`]s) and [`TypedReceiver<T>`] (its items are
+/// [`Typed<T>`], each validated). Sealed: implemented here only.
+pub trait Source: sealed::Sealed {
+    /// What one receive yields, borrowing the handle.
+    type Item<'a>
+    where
+        Self: 'a;
+    /// Waits for the next message.
+    #[doc(hidden)]
+    fn recv_next(&self) -> Result<Self::Item<'_>, RecvError>;
+    /// The next message if one is ready.
+    #[doc(hidden)]
+    fn try_recv_next(&self) -> Result<Self::Item<'_>, RecvError>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for crate::queue::Receiver {}
+    impl<T> Sealed for crate::typed::TypedReceiver<T> {}
+}
+
+impl Source for Receiver {
+    type Item<'a> = RecvGuard<'a>;
+    fn recv_next(&self) -> Result<RecvGuard<'_>, RecvError> {
+        self.recv()
+    }
+    fn try_recv_next(&self) -> Result<RecvGuard<'_>, RecvError> {
+        self.try_recv()
+    }
+}
+
+impl<T: Message> Source for TypedReceiver<T> {
+    type Item<'a>
+        = Typed<'a, T>
+    where
+        T: 'a;
+    fn recv_next(&self) -> Result<Typed<'_, T>, RecvError> {
+        self.recv()
+    }
+    fn try_recv_next(&self) -> Result<Typed<'_, T>, RecvError> {
+        self.try_recv()
+    }
+}
+
 /// Receives messages, waiting for each, until the queue is closed and
-/// drained or every sender is gone; from [`Receiver::iter`] or `&Receiver`
-/// in a `for` loop.
+/// drained or every sender is gone; from [`Receiver::iter`] (and the
+/// `iter` of typed receivers and pipe ends) or `&Receiver` in a `for`
+/// loop. A typed iterator ([`TypedIter`]) validates each message in
+/// place; an invalid one ends it with [`RecvError::Invalid`].
 ///
 /// ```
 /// let q = shmq::Queue::builder().create()?;
@@ -64,59 +113,15 @@ impl End {
 /// assert_eq!(got, [b"a".to_vec(), b"b".to_vec()]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Iter<'a> {
-    rx: Option<&'a Receiver>,
+pub struct Iter<'a, S = Receiver> {
+    rx: Option<&'a S>,
     end: End,
 }
 
-impl<'a> Iter<'a> {
-    /// Over `rx`; with `None`, an iterator already ended by `end`.
-    pub(crate) fn new(rx: Result<&'a Receiver, RecvError>) -> Self {
-        match rx {
-            Ok(rx) => Iter {
-                rx: Some(rx),
-                end: End::default(),
-            },
-            Err(e) => Iter {
-                rx: None,
-                end: End(Some(e)),
-            },
-        }
-    }
-
-    /// Why the iterator stopped: [`RecvError::Closed`] or
-    /// [`RecvError::Disconnected`] when it ran to the end, another error
-    /// if one cut it short; `None` while it runs.
-    pub fn end(&self) -> Option<&RecvError> {
-        self.end.0.as_ref()
-    }
-
-    /// `Err` with the error that cut the iteration short (not `Closed` or
-    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
-    /// `for` loop over `&mut` the iterator.
-    pub fn result(&self) -> Result<(), RecvError> {
-        self.end.result()
-    }
-}
-
-impl<'a> Iterator for Iter<'a> {
-    type Item = RecvGuard<'a>;
-
-    fn next(&mut self) -> Option<RecvGuard<'a>> {
-        let rx = self.rx?;
-        self.end.step(|| rx.recv())
-    }
-}
-
-impl fmt::Debug for Iter<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter").field("end", &self.end()).finish()
-    }
-}
-
 /// Receives the messages that are ready, never waiting; from
-/// [`Receiver::try_iter`]. `None` when nothing is ready (poll again later);
-/// after another error (`Closed`, ...) it stays ended.
+/// [`Receiver::try_iter`] (and the `try_iter` of typed receivers and pipe
+/// ends). `None` when nothing is ready (poll again later); after another
+/// error (`Closed`, ...) it stays ended.
 ///
 /// ```
 /// let q = shmq::Queue::builder().create()?;
@@ -126,46 +131,71 @@ impl fmt::Debug for Iter<'_> {
 /// assert_eq!(rx.try_iter().count(), 0); // nothing left, and no waiting
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct TryIter<'a> {
-    rx: Option<&'a Receiver>,
+pub struct TryIter<'a, S = Receiver> {
+    rx: Option<&'a S>,
     end: End,
 }
 
-impl<'a> TryIter<'a> {
-    /// Over `rx`; with an error, an iterator already ended by it.
-    pub(crate) fn new(rx: Result<&'a Receiver, RecvError>) -> Self {
-        let Iter { rx, end } = Iter::new(rx);
-        TryIter { rx, end }
-    }
+/// [`Iter`] over a [`TypedReceiver<T>`].
+pub type TypedIter<'a, T> = Iter<'a, TypedReceiver<T>>;
+/// [`TryIter`] over a [`TypedReceiver<T>`].
+pub type TypedTryIter<'a, T> = TryIter<'a, TypedReceiver<T>>;
 
-    /// Why the iterator ended for good (not `Empty`); `None` while it can
-    /// still yield.
-    pub fn end(&self) -> Option<&RecvError> {
-        self.end.0.as_ref()
-    }
+/// What both iterators share: where they receive from, and why they ended.
+macro_rules! iterator {
+    ($name:ident, $recv:ident) => {
+        impl<'a, S> $name<'a, S> {
+            /// Over `rx`; with an error, an iterator already ended by it.
+            pub(crate) fn new(rx: Result<&'a S, RecvError>) -> Self {
+                match rx {
+                    Ok(rx) => $name {
+                        rx: Some(rx),
+                        end: End::default(),
+                    },
+                    Err(e) => $name {
+                        rx: None,
+                        end: End(Some(e)),
+                    },
+                }
+            }
 
-    /// `Err` with the error that cut the iteration short (not `Closed` or
-    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
-    /// `for` loop over `&mut` the iterator.
-    pub fn result(&self) -> Result<(), RecvError> {
-        self.end.result()
-    }
+            /// Why the iterator stopped for good: [`RecvError::Closed`] or
+            /// [`RecvError::Disconnected`] when it ran to the end, another
+            /// error if one cut it short; `None` while it can still yield
+            /// (`Empty` does not end a `TryIter`).
+            pub fn end(&self) -> Option<&RecvError> {
+                self.end.0.as_ref()
+            }
+
+            /// `Err` with the error that cut the iteration short (not
+            /// `Closed` or `Disconnected`, the normal ends); `Ok` otherwise.
+            /// For `?` after a `for` loop over `&mut` the iterator.
+            pub fn result(&self) -> Result<(), RecvError> {
+                self.end.result()
+            }
+        }
+
+        impl<'a, S: Source> Iterator for $name<'a, S> {
+            type Item = S::Item<'a>;
+
+            fn next(&mut self) -> Option<S::Item<'a>> {
+                let rx = self.rx?;
+                self.end.step(|| rx.$recv())
+            }
+        }
+
+        impl<S> fmt::Debug for $name<'_, S> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("end", &self.end())
+                    .finish()
+            }
+        }
+    };
 }
 
-impl<'a> Iterator for TryIter<'a> {
-    type Item = RecvGuard<'a>;
-
-    fn next(&mut self) -> Option<RecvGuard<'a>> {
-        let rx = self.rx?;
-        self.end.step(|| rx.try_recv())
-    }
-}
-
-impl fmt::Debug for TryIter<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TryIter").field("end", &self.end()).finish()
-    }
-}
+iterator!(Iter, recv_next);
+iterator!(TryIter, try_recv_next);
 
 impl Receiver {
     /// Receives messages, waiting for each, until the queue is closed and
@@ -191,99 +221,17 @@ impl<'a> IntoIterator for &'a Receiver {
     }
 }
 
-/// [`Iter`] for typed messages, each validated in place; from
-/// [`TypedReceiver::iter`] or `&TypedReceiver` in a `for` loop. An invalid
-/// message ends it with [`RecvError::Invalid`] (see [`TypedIter::end`]).
-pub struct TypedIter<'a, T> {
-    rx: &'a TypedReceiver<T>,
-    end: End,
-}
-
-impl<T> TypedIter<'_, T> {
-    /// Why the iterator stopped, as [`Iter::end`].
-    pub fn end(&self) -> Option<&RecvError> {
-        self.end.0.as_ref()
-    }
-
-    /// `Err` with the error that cut the iteration short (not `Closed` or
-    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
-    /// `for` loop over `&mut` the iterator.
-    pub fn result(&self) -> Result<(), RecvError> {
-        self.end.result()
-    }
-}
-
-impl<'a, T: Message> Iterator for TypedIter<'a, T> {
-    type Item = Typed<'a, T>;
-
-    fn next(&mut self) -> Option<Typed<'a, T>> {
-        let rx = self.rx;
-        self.end.step(|| rx.recv())
-    }
-}
-
-impl<T> fmt::Debug for TypedIter<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedIter")
-            .field("end", &self.end())
-            .finish()
-    }
-}
-
-/// [`TryIter`] for typed messages; from [`TypedReceiver::try_iter`].
-pub struct TypedTryIter<'a, T> {
-    rx: &'a TypedReceiver<T>,
-    end: End,
-}
-
-impl<T> TypedTryIter<'_, T> {
-    /// Why the iterator ended for good, as [`TryIter::end`].
-    pub fn end(&self) -> Option<&RecvError> {
-        self.end.0.as_ref()
-    }
-
-    /// `Err` with the error that cut the iteration short (not `Closed` or
-    /// `Disconnected`, the normal ends); `Ok` otherwise. For `?` after a
-    /// `for` loop over `&mut` the iterator.
-    pub fn result(&self) -> Result<(), RecvError> {
-        self.end.result()
-    }
-}
-
-impl<'a, T: Message> Iterator for TypedTryIter<'a, T> {
-    type Item = Typed<'a, T>;
-
-    fn next(&mut self) -> Option<Typed<'a, T>> {
-        let rx = self.rx;
-        self.end.step(|| rx.try_recv())
-    }
-}
-
-impl<T> fmt::Debug for TypedTryIter<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedTryIter")
-            .field("end", &self.end())
-            .finish()
-    }
-}
-
 impl<T: Message> TypedReceiver<T> {
     /// Receives and validates messages, waiting for each, until the queue
-    /// is closed and drained or every sender is gone (see [`TypedIter`]).
+    /// is closed and drained or every sender is gone (see [`Iter`]).
     pub fn iter(&self) -> TypedIter<'_, T> {
-        TypedIter {
-            rx: self,
-            end: End::default(),
-        }
+        Iter::new(Ok(self))
     }
 
     /// Receives and validates the messages that are ready now (see
-    /// [`TypedTryIter`]).
+    /// [`TryIter`]).
     pub fn try_iter(&self) -> TypedTryIter<'_, T> {
-        TypedTryIter {
-            rx: self,
-            end: End::default(),
-        }
+        TryIter::new(Ok(self))
     }
 }
 

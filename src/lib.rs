@@ -60,8 +60,10 @@
 //   src/wait.rs            WaitStrategy; the adaptive spin / yield budget of a blocking call
 //   src/diag.rs            Diagnostics: a snapshot of every shared counter
 //   src/handles.rs         this process's live handles, and their lanes across fork
-//   src/iter.rs            iterators over receivers: Iter, TryIter, TypedIter, TypedTryIter
-//   src/pipe.rs            Connection, pipe(), pipe_duplex(): two ends over one or two rings
+//   src/iter.rs            iterators over receivers: Iter, TryIter, generic over a Source
+//   src/pipe/mod.rs        Connection, pipe(), pipe_duplex(): two ends over one or two rings
+//   src/pipe/oneway.rs     PipeReader, PipeWriter: a one-way pipe's ends, each one direction
+//   src/pipe/typed.rs      TypedConnection: a pipe end of rkyv messages
 //   src/typed.rs           rkyv messages: TypedQueue, TypedSender, TypedReceiver, Typed; the type fingerprint
 //   src/process/mod.rs     spawn, init, Child: run a function of this program in a child process
 //   src/process/pass.rs    Pass / Receive: what a child function is handed (queues, pipe ends, values)
@@ -128,9 +130,9 @@ pub mod typed;
 pub use diag::Diagnostics;
 pub use error::{BatchError, OpenError, ProcessError, RecvError, SendError, TaskError};
 #[cfg(not(loom))]
-pub use iter::{Iter, TryIter, TypedIter, TypedTryIter};
+pub use iter::{Iter, Source, TryIter, TypedIter, TypedTryIter};
 #[cfg(not(loom))]
-pub use pipe::{pipe, pipe_duplex, Connection};
+pub use pipe::{pipe, pipe_duplex, Connection, PipeReader, PipeWriter, TypedConnection};
 #[cfg(not(loom))]
 pub use queue::{Batch, Builder, Queue, Receiver, RecvGuard, Sender};
 /// rkyv, re-exported so that typed messages derive with the same version.

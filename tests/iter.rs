@@ -127,15 +127,53 @@ fn pipe_ends_iterate_and_a_write_only_end_is_ended_at_once() {
     assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
 
     let (reader, writer) = shmq::pipe().unwrap();
-    let mut it = writer.iter();
-    assert!(it.next().is_none());
-    assert_eq!(it.end(), Some(&RecvError::WriteOnly));
-    assert_eq!(it.result(), Err(RecvError::WriteOnly));
     writer.send(b"x").unwrap();
     assert_eq!(
         reader.try_iter().map(|m| m.to_vec()).collect::<Vec<_>>(),
         [b"x".to_vec()]
     );
+    // The writing end attached as a plain Connection: its iterator is
+    // ended at once.
+    let var = "SHMQ_TEST_ITER_WRITE_END";
+    let mut cmd = std::process::Command::new("true");
+    writer.inherit_into(&mut cmd, var);
+    let (_, v) = cmd.get_envs().find(|(k, _)| *k == var).unwrap();
+    std::env::set_var(var, v.unwrap());
+    let write_only = shmq::Connection::from_env(var).unwrap();
+    let mut it = write_only.iter();
+    assert!(it.next().is_none());
+    assert_eq!(it.end(), Some(&RecvError::WriteOnly));
+    assert_eq!(it.result(), Err(RecvError::WriteOnly));
+    drop(cmd);
+    writer.send(b"y").unwrap();
+    writer.close();
+    let got: Vec<Vec<u8>> = (&reader).into_iter().map(|m| m.to_vec()).collect();
+    assert_eq!(got, [b"y".to_vec()]);
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+struct Word {
+    n: u32,
+}
+
+#[test]
+fn typed_pipe_ends_iterate() {
+    let (a, b) = Queue::builder()
+        .message_type::<Word>()
+        .create_pipe_duplex()
+        .unwrap();
+    let (a, b) = (a.typed::<Word>().unwrap(), b.typed::<Word>().unwrap());
+    for n in 0..5 {
+        a.send(&Word { n }).unwrap();
+    }
+    a.close();
+    let got: Vec<u32> = b.iter().map(|w| w.n.to_native()).collect();
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    assert!(b.is_closed());
+    assert!(matches!(
+        shmq::pipe_duplex().unwrap().0.typed::<Word>(),
+        Err(shmq::OpenError::TypeMismatch { .. })
+    ));
 }
 
 #[test]

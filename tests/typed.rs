@@ -252,9 +252,23 @@ fn pipe_ends_in_one_process() {
     assert_eq!(a.send(b"x"), Err(SendError::Closed));
     assert_eq!(b.recv().unwrap_err(), RecvError::Closed);
 
+    // One-way ends have one direction each (the other does not compile:
+    // see `shmq::pipe`'s compile_fail doctests), and attach only as what
+    // they are.
     let (r, w) = shmq::pipe().unwrap();
-    assert_eq!(r.send(b"x"), Err(SendError::ReadOnly));
-    assert_eq!(w.recv().unwrap_err(), RecvError::WriteOnly);
+    let var = "SHMQ_TEST_ONE_WAY_END";
+    let mut cmd = Command::new("true");
+    w.inherit_into(&mut cmd, var);
+    let (_, v) = cmd.get_envs().find(|(k, _)| *k == var).unwrap();
+    std::env::set_var(var, v.unwrap());
+    assert!(matches!(
+        shmq::PipeReader::from_env(var),
+        Err(OpenError::KindMismatch {
+            expected: "the reading end of a one-way pipe",
+            found: "the writing end of a one-way pipe"
+        })
+    ));
+    drop(cmd);
     w.send(b"one way").unwrap();
     assert_eq!(&*r.recv().unwrap(), b"one way");
     r.close();

@@ -5,7 +5,7 @@
 
 use crate::error::OpenError;
 use crate::typed::{Message, TypedQueue};
-use crate::{Connection, Queue};
+use crate::{Connection, PipeReader, PipeWriter, Queue, TypedConnection};
 use std::process::Command;
 
 /// A value the parent hands to a child function: [`super::spawn`]`(f,
@@ -16,6 +16,8 @@ use std::process::Command;
 /// | `&Queue` | `Queue` |
 /// | `&TypedQueue<T>` | `TypedQueue<T>` |
 /// | `&Connection` (a pipe end) | `Connection` |
+/// | `&PipeReader`, `&PipeWriter` | `PipeReader`, `PipeWriter` |
+/// | `&TypedConnection<T>` | `TypedConnection<T>` |
 /// | integers, `bool`, `char`, `f32`, `f64`, `String` | the same value |
 /// | `&str` | `String` |
 /// | `()`, tuples of up to six of the above | the tuple of what each receives |
@@ -98,23 +100,6 @@ fn slot_var(n: usize) -> String {
     format!("SHMQ_PROCESS_ARG{n}")
 }
 
-impl Pass for Queue {
-    type Received = Queue;
-    fn pass(&self, to: &mut Handoff<'_>) {
-        let (cmd, var) = to.slot();
-        self.inherit_into(cmd, &var);
-    }
-}
-
-impl Receive for Queue {
-    fn receive(from: &mut Attach) -> Result<Self, OpenError> {
-        let var = from.slot();
-        let q = Queue::from_env(&var);
-        std::env::remove_var(&var);
-        q
-    }
-}
-
 impl<T: Message> Pass for TypedQueue<T> {
     type Received = TypedQueue<T>;
     fn pass(&self, to: &mut Handoff<'_>) {
@@ -128,20 +113,40 @@ impl<T: Message> Receive for TypedQueue<T> {
     }
 }
 
-impl Pass for Connection {
-    type Received = Connection;
+/// Pass and receive a type with `inherit_into` and `from_env`.
+macro_rules! pass_inherited {
+    ($($t:ty),*) => {$(
+        impl Pass for $t {
+            type Received = $t;
+            fn pass(&self, to: &mut Handoff<'_>) {
+                let (cmd, var) = to.slot();
+                self.inherit_into(cmd, &var);
+            }
+        }
+        impl Receive for $t {
+            fn receive(from: &mut Attach) -> Result<Self, OpenError> {
+                let var = from.slot();
+                let end = <$t>::from_env(&var);
+                std::env::remove_var(&var);
+                end
+            }
+        }
+    )*};
+}
+
+pass_inherited!(Queue, Connection, PipeReader, PipeWriter);
+
+impl<T: Message> Pass for TypedConnection<T> {
+    type Received = TypedConnection<T>;
     fn pass(&self, to: &mut Handoff<'_>) {
         let (cmd, var) = to.slot();
         self.inherit_into(cmd, &var);
     }
 }
 
-impl Receive for Connection {
+impl<T: Message> Receive for TypedConnection<T> {
     fn receive(from: &mut Attach) -> Result<Self, OpenError> {
-        let var = from.slot();
-        let c = Connection::from_env(&var);
-        std::env::remove_var(&var);
-        c
+        Connection::receive(from)?.typed()
     }
 }
 

@@ -18,7 +18,7 @@ pub use sender::Sender;
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
 use crate::handles::HandleLane;
-use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE};
+use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE, MAX_CAPACITY, MIN_CAPACITY};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
 use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
 use crate::sys::proc::{self, Locks};
@@ -88,11 +88,28 @@ impl fmt::Debug for Builder {
 }
 
 impl Builder {
-    /// Bytes of message storage: a power of two from 256 B to 1 GiB (default
-    /// 1 MiB). Each message takes its length rounded up to 64 bytes (at least
-    /// 64); the largest message is half the capacity.
+    /// Bytes of message storage, from 256 B to 1 GiB (default 1 MiB),
+    /// rounded up to a power of two (1,000,000 gives 1 MiB; see
+    /// [`Queue::capacity`]). Each message takes its length rounded up to 64
+    /// bytes (at least 64), so the default holds 16,384 small messages; the
+    /// largest message is half the capacity (512 KiB by default). Python's
+    /// `Queue()` is unbounded: pick a capacity for the largest message and
+    /// the backlog you expect. 0 or more than 1 GiB fails at creation with
+    /// [`OpenError::InvalidConfig`].
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().capacity_bytes(3 << 20).create()?;
+    /// assert_eq!(q.capacity(), 4 << 20);
+    /// assert_eq!(q.max_message_size(), 2 << 20);
+    /// # Ok::<(), shmq::OpenError>(())
+    /// ```
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
-        self.capacity = bytes;
+        self.capacity = match bytes {
+            0 => 0,
+            b if b <= MIN_CAPACITY => MIN_CAPACITY,
+            b if b <= MAX_CAPACITY => b.next_power_of_two(),
+            b => b,
+        };
         self
     }
 
@@ -331,6 +348,30 @@ impl Queue {
     pub fn receiver(&self) -> Receiver {
         self.count();
         Receiver::new(self.shared.clone(), 0)
+    }
+
+    /// A new sending handle, or [`SendError::TooManyHandles`] at once if
+    /// every one of the queue's 256 lanes is held by a live handle (a
+    /// handle from [`Queue::sender`] reports that at its first send
+    /// instead, and takes a lane then if one was freed).
+    ///
+    /// # Errors
+    /// [`SendError::TooManyHandles`].
+    pub fn try_sender(&self) -> Result<Sender, SendError> {
+        let s = self.sender();
+        s.lane()?;
+        Ok(s)
+    }
+
+    /// A new receiving handle, or [`RecvError::TooManyHandles`] at once if
+    /// every lane is held (see [`Queue::try_sender`]).
+    ///
+    /// # Errors
+    /// [`RecvError::TooManyHandles`].
+    pub fn try_receiver(&self) -> Result<Receiver, RecvError> {
+        let r = self.receiver();
+        r.lane()?;
+        Ok(r)
     }
 
     /// Messages queued and not yet received (Python's `qsize()`): a snapshot

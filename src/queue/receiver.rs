@@ -39,7 +39,7 @@ impl Receiver {
     /// The handle's lane in this process (see [`Endpoint::lane`]); every
     /// receive calls it first.
     #[inline]
-    fn lane(&self) -> Result<u16, RecvError> {
+    pub(super) fn lane(&self) -> Result<u16, RecvError> {
         self.end.lane(&self.lane).ok_or(RecvError::TooManyHandles)
     }
 
@@ -192,10 +192,6 @@ impl Receiver {
     /// Whether the queue has been closed (messages may still be queued).
     pub fn is_closed(&self) -> bool {
         self.end.ring().is_closed()
-    }
-
-    pub(crate) fn close(&self) {
-        self.end.ring().close()
     }
 }
 

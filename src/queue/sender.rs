@@ -37,7 +37,7 @@ impl Sender {
     /// Makes sure the handle has a lane of this process (see
     /// [`Endpoint::lane`]); every send calls it first.
     #[inline]
-    fn lane(&self) -> Result<(), SendError> {
+    pub(super) fn lane(&self) -> Result<(), SendError> {
         self.end
             .lane(&self.cache.lane)
             .map(drop)

@@ -40,6 +40,9 @@ fn every_handle_takes_a_lane_and_gives_it_back() {
     let many: Vec<_> = (0..256).map(|_| q.sender()).collect();
     let extra = q.receiver();
     assert_eq!(extra.try_recv().unwrap_err(), RecvError::TooManyHandles);
+    // Or at once, from the fallible constructors.
+    assert_eq!(q.try_sender().unwrap_err(), SendError::TooManyHandles);
+    assert_eq!(q.try_receiver().unwrap_err(), RecvError::TooManyHandles);
     drop(many.into_iter().next());
     assert_eq!(
         extra.try_recv().unwrap_err(),

@@ -355,7 +355,7 @@ fn check_config(capacity: usize, spec: Spec) -> Result<Params, OpenError> {
     let maxsize = spec.maxsize;
     let geo = Geometry::new(capacity).ok_or_else(|| {
         OpenError::InvalidConfig(format!(
-            "capacity_bytes must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}, got {capacity}"
+            "capacity_bytes must be from 1 to {MAX_CAPACITY} (rounded up to a power of two, at least {MIN_CAPACITY}), got {capacity}"
         ))
     })?;
     if maxsize > geo.granules {

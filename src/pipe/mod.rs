@@ -1,4 +1,6 @@
-//! [`Connection`]: the two ends of a pipe, as `multiprocessing.Pipe` returns.
+//! Pipes, as `multiprocessing.Pipe` returns: [`Connection`]s (the ends of
+//! a duplex pipe), [`PipeReader`] and [`PipeWriter`] (the ends of a one-way
+//! pipe), and their typed forms.
 //!
 //! A pipe is one segment holding one ring (one-way: [`pipe`]) or two
 //! (duplex: [`pipe_duplex`]). End 0 receives on ring 0 and, when duplex,
@@ -18,8 +20,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod oneway;
+mod typed;
+
+pub use oneway::{PipeReader, PipeWriter};
+pub use typed::TypedConnection;
+
 /// A one-way pipe: `(reader, writer)`, as Python's `Pipe(duplex=False)`.
-/// Capacity 1 MiB; see [`Builder::create_pipe`] for others.
+/// Capacity 1 MiB; see [`Builder::create_pipe`] for others. The reader
+/// only receives and the writer only sends: the other direction does not
+/// compile.
 ///
 /// ```
 /// let (reader, writer) = shmq::pipe()?;
@@ -27,18 +37,29 @@ use std::time::Duration;
 /// writer.close();
 /// assert_eq!(&*reader.recv()?, b"ping");
 /// assert_eq!(reader.recv().unwrap_err(), shmq::RecvError::Closed);
-/// assert_eq!(reader.send(b"no").unwrap_err(), shmq::SendError::ReadOnly);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// ```compile_fail
+/// let (reader, writer) = shmq::pipe()?;
+/// reader.send(b"the wrong way")?; // a PipeReader has no `send`
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// ```compile_fail
+/// let (reader, writer) = shmq::pipe()?;
+/// writer.recv()?; // a PipeWriter has no `recv`
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors
 /// As [`Builder::create`].
-pub fn pipe() -> Result<(Connection, Connection), OpenError> {
-    crate::Queue::builder().create_pipe(false)
+pub fn pipe() -> Result<(PipeReader, PipeWriter), OpenError> {
+    crate::Queue::builder().create_pipe()
 }
 
 /// A duplex pipe: two ends that both send and receive, as Python's `Pipe()`.
-/// Capacity 1 MiB each way; see [`Builder::create_pipe`] for others.
+/// Capacity 1 MiB each way; see [`Builder::create_pipe_duplex`] for others.
 ///
 /// ```
 /// let (a, b) = shmq::pipe_duplex()?;
@@ -52,19 +73,33 @@ pub fn pipe() -> Result<(Connection, Connection), OpenError> {
 /// # Errors
 /// As [`Builder::create`].
 pub fn pipe_duplex() -> Result<(Connection, Connection), OpenError> {
-    crate::Queue::builder().create_pipe(true)
+    crate::Queue::builder().create_pipe_duplex()
 }
 
 impl Builder {
-    /// Creates a pipe in a sealed memfd: `(end 0, end 1)`. Duplex: both ends
-    /// send and receive, each direction with `capacity_bytes` of room and
-    /// the same `maxsize`. One-way: end 0 only receives, end 1 only sends.
-    /// Hand an end to a child with [`Connection::inherit_into`].
+    /// Creates a duplex pipe in a sealed memfd: two ends that both send and
+    /// receive, each direction with `capacity_bytes` of room and the same
+    /// `maxsize`. Hand an end to a child with [`crate::process::spawn`] or
+    /// [`Connection::inherit_into`].
     ///
     /// # Errors
     /// As [`Builder::create`].
-    pub fn create_pipe(self, duplex: bool) -> Result<(Connection, Connection), OpenError> {
-        let rings = if duplex { 2 } else { 1 };
+    pub fn create_pipe_duplex(self) -> Result<(Connection, Connection), OpenError> {
+        let (a, b) = self.create_ends(2)?;
+        Ok((a, b))
+    }
+
+    /// Creates a one-way pipe in a sealed memfd: `(reader, writer)`, with
+    /// `capacity_bytes` of room and the builder's `maxsize`.
+    ///
+    /// # Errors
+    /// As [`Builder::create`].
+    pub fn create_pipe(self) -> Result<(PipeReader, PipeWriter), OpenError> {
+        let (r, w) = self.create_ends(1)?;
+        Ok((PipeReader::new(r), PipeWriter::new(w)))
+    }
+
+    fn create_ends(self, rings: u16) -> Result<(Connection, Connection), OpenError> {
         let seg = Segment::create_anon(self.capacity, self.spec(KIND_PIPE, rings))?;
         let shared = Shared::new(seg);
         Ok((
@@ -86,15 +121,43 @@ pub struct Connection {
     rx: Option<Receiver>,
 }
 
+/// The rings end `end` of `shared`'s pipe sends on and receives from.
+fn halves(shared: &Shared, end: u16) -> (Option<u16>, Option<u16>) {
+    match (shared.seg.spec().rings == 2, end) {
+        (true, 0) => (Some(1), Some(0)),
+        (true, _) => (Some(0), Some(1)),
+        (false, 0) => (None, Some(0)),
+        (false, _) => (Some(0), None),
+    }
+}
+
+/// Hands end `end` of `shared`'s pipe to `cmd`'s process (see
+/// [`Connection::inherit_into`]).
+fn inherit_end(shared: &Arc<Shared>, end: u16, cmd: &mut Command, var: &str) {
+    let (tx, rx) = halves(shared, end);
+    let roles = tx
+        .map(|k| (k, ROLE_SENDER))
+        .into_iter()
+        .chain(rx.map(|k| (k, ROLE_RECEIVER)))
+        .collect();
+    inherit_handles(shared, cmd, var, &format!("@{end}"), roles);
+}
+
+/// Closes both directions of `shared`'s pipe.
+fn close_pipe(shared: &Shared) {
+    for k in 0..shared.seg.spec().rings {
+        shared.ring(k).close();
+    }
+}
+
+/// Whether either direction of `shared`'s pipe was closed.
+fn pipe_closed(shared: &Shared) -> bool {
+    (0..shared.seg.spec().rings).any(|k| shared.ring(k).is_closed())
+}
+
 impl Connection {
     fn new(shared: Arc<Shared>, end: u16) -> Self {
-        let duplex = shared.seg.spec().rings == 2;
-        let (tx, rx) = match (duplex, end) {
-            (true, 0) => (Some(1), Some(0)),
-            (true, _) => (Some(0), Some(1)),
-            (false, 0) => (None, Some(0)),
-            (false, _) => (Some(0), None),
-        };
+        let (tx, rx) = halves(&shared, end);
         Connection {
             tx: tx.map(|k| Sender::new(shared.clone(), k)),
             rx: rx.map(|k| Receiver::new(shared.clone(), k)),
@@ -107,14 +170,7 @@ impl Connection {
     /// [`Connection::from_env`] with the same `var` (see
     /// [`crate::Queue::inherit_into`]).
     pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
-        let mut roles = Vec::new();
-        if let Some(tx) = &self.tx {
-            roles.push((tx.endpoint().ring_index(), ROLE_SENDER));
-        }
-        if let Some(rx) = &self.rx {
-            roles.push((rx.endpoint().ring_index(), ROLE_RECEIVER));
-        }
-        inherit_handles(&self.shared, cmd, var, &format!("@{}", self.end), roles);
+        inherit_end(&self.shared, self.end, cmd, var);
     }
 
     /// Attaches the end a parent passed with [`Connection::inherit_into`].
@@ -236,18 +292,12 @@ impl Connection {
     /// Closes the pipe for both ends and every process: sends fail with
     /// `Closed`, and each end receives what was sent before, then `Closed`.
     pub fn close(&self) {
-        if let Some(tx) = &self.tx {
-            tx.close();
-        }
-        if let Some(rx) = &self.rx {
-            rx.close();
-        }
+        close_pipe(&self.shared);
     }
 
     /// Whether the pipe has been closed (by either end).
     pub fn is_closed(&self) -> bool {
-        self.tx.as_ref().is_some_and(Sender::is_closed)
-            || self.rx.as_ref().is_some_and(Receiver::is_closed)
+        pipe_closed(&self.shared)
     }
 }
 
