@@ -13,9 +13,8 @@
 //! down the line at the end.
 
 use rkyv::{Archive, Deserialize, Serialize};
-use shmq::{Queue, RecvError, TypedQueue};
+use shmq::{process, Queue, RecvError, TypedQueue};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Instant;
 
 /// Local data: station, latitude, mean temperature (°C), daily swing (°C).
@@ -64,32 +63,19 @@ enum Alert {
 
 const BATCH: usize = 256;
 
+type Stages = (TypedQueue<Reading>, TypedQueue<Enriched>);
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    match std::env::var("PIPELINE_STAGE").as_deref() {
-        Ok("2") => return stage2(),
-        Ok("3") => return stage3(),
-        _ => {}
-    }
-    let n: u64 = match std::env::args().nth(1) {
-        Some(s) => s.parse()?,
-        None => 200_000,
-    };
+    process::init(); // stages 2 and 3 run here in their processes
+    let n: u64 = std::env::args().nth(1).map_or(Ok(200_000), |s| s.parse())?;
     let raw = Queue::builder()
         .capacity_bytes(1 << 20)
         .create_typed::<Reading>()?;
     let enriched = Queue::builder()
         .capacity_bytes(1 << 20)
         .create_typed::<Enriched>()?;
-    let spawn = |stage: &str| -> std::io::Result<std::process::Child> {
-        let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.env("PIPELINE_STAGE", stage)
-            .env("READINGS", n.to_string());
-        raw.queue().inherit_into(&mut cmd, "RAW");
-        enriched.queue().inherit_into(&mut cmd, "ENRICHED");
-        cmd.spawn()
-    };
-    let mut s2 = spawn("2")?;
-    let mut s3 = spawn("3")?;
+    let mut s2 = process::spawn(stage2, (&raw, &enriched))?;
+    let mut s3 = process::spawn(stage3, (&enriched, n))?;
 
     // Stage 1 (this process): generate readings from the station table.
     let t0 = Instant::now();
@@ -139,23 +125,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stations.len(),
         t0.elapsed().as_secs_f64()
     );
-    for (s, c) in [("2", &mut s2), ("3", &mut s3)] {
-        let st = c.wait()?;
-        if !st.success() {
-            return Err(format!("stage {s} failed: {st}").into());
-        }
-    }
-    Ok(())
-}
-
-fn attach<T: shmq::Message>(var: &str) -> Result<TypedQueue<T>, Box<dyn std::error::Error>> {
-    Ok(Queue::from_env(var)?.typed::<T>()?)
+    s2.join()?;
+    Ok(s3.join()?)
 }
 
 /// Stage 2: °C -> °F, minute -> day, and an alert class.
-fn stage2() -> Result<(), Box<dyn std::error::Error>> {
-    let raw = attach::<Reading>("RAW")?;
-    let enriched = attach::<Enriched>("ENRICHED")?;
+fn stage2((raw, enriched): Stages) -> Result<(), Box<dyn std::error::Error>> {
     let (rx, tx) = (raw.receiver(), enriched.sender());
     let (mut n, mut batches) = (0u64, 0u64);
     let mut out = Vec::with_capacity(BATCH);
@@ -212,9 +187,9 @@ struct Stats {
 }
 
 /// Stage 3: per-station aggregates.
-fn stage3() -> Result<(), Box<dyn std::error::Error>> {
-    let enriched = attach::<Enriched>("ENRICHED")?;
-    let expect: u64 = std::env::var("READINGS")?.parse()?;
+fn stage3(
+    (enriched, expect): (TypedQueue<Enriched>, u64),
+) -> Result<(), Box<dyn std::error::Error>> {
     let rx = enriched.receiver();
     let mut by_station: BTreeMap<String, Stats> = BTreeMap::new();
     let (mut n, mut seq_sum) = (0u64, 0u64);

@@ -33,10 +33,10 @@ use shmq::{process, Queue};
 use std::time::Instant;
 
 fn consumer(q: Queue) -> Result<(), String> {
-    let rx = q.receiver();
     let mut n = 0u64;
-    for msg in &rx {
-        // until the queue is closed and drained: no sentinel
+    // Until the queue is closed and drained (no sentinel), or the producer
+    // is gone: the consumer holds only a receiver.
+    for msg in &q.into_receiver() {
         let i = u64::from_le_bytes(msg[..8].try_into().unwrap());
         if i != n {
             return Err(format!("out of order: got {i}, expected {n}"));

@@ -44,9 +44,9 @@ const TASKS: u32 = 64;
 const SPAN: u64 = 20_000;
 
 fn worker((tasks, results): (TypedQueue<Task>, TypedQueue<Answer>)) -> Result<(), shmq::SendError> {
-    let tx = results.sender();
-    for t in &tasks.receiver() {
-        // until the task queue is closed and drained
+    let tx = results.into_sender();
+    for t in &tasks.into_receiver() {
+        // until the task queue is closed and drained, or the parent is gone
         // `t` is an &ArchivedTask in shared memory: read in place.
         let (id, lo, hi) = (t.id.to_native(), t.lo.to_native(), t.hi.to_native());
         drop(t); // give its room back before the work

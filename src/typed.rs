@@ -256,6 +256,17 @@ impl<T: Message> TypedQueue<T> {
         self.queue.close()
     }
 
+    /// This handle turned into a sending one (see [`Queue::into_sender`]).
+    pub fn into_sender(self) -> TypedSender<T> {
+        self.sender()
+    }
+
+    /// This handle turned into a receiving one (see
+    /// [`Queue::into_receiver`]).
+    pub fn into_receiver(self) -> TypedReceiver<T> {
+        self.receiver()
+    }
+
     /// Messages in the queue now (see [`Queue::len`]).
     pub fn len(&self) -> usize {
         self.queue.len()

@@ -61,6 +61,10 @@ fn main() {
             "pool_timeout_close_join_terminate",
             pool_timeout_close_join_terminate,
         ),
+        (
+            "pool_workers_exit_when_the_parent_dies",
+            pool_workers_exit_when_the_parent_dies,
+        ),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut ran = 0;
@@ -415,4 +419,52 @@ fn pool_timeout_close_join_terminate() {
         assert_eq!(r.get(), Err(TaskError::Terminated));
     }
     assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+/// A process that starts a pool, reports its workers' pids, and waits to
+/// be killed.
+fn pool_owner(report: Queue) {
+    let pool = Pool::new(2).unwrap();
+    assert_eq!(pool.apply(square, &3).unwrap(), 9);
+    let tx = report.sender();
+    for pid in pool.pids() {
+        tx.send(&pid.to_le_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Whether `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn pool_workers_exit_when_the_parent_dies() {
+    let report = Queue::builder().create().unwrap();
+    let mut owner = process::spawn(pool_owner, &report).unwrap();
+    let rx = report.receiver();
+    let workers: Vec<u32> = (0..2)
+        .map(|_| {
+            let m = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+            u32::from_le_bytes(m[..4].try_into().unwrap())
+        })
+        .collect();
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let t0 = Instant::now();
+    while !workers.iter().all(|&p| ended(p)) {
+        if t0.elapsed() > Duration::from_secs(30) {
+            // Orphans would hold the test's output open: end them first.
+            for &p in &workers {
+                let p = nix::unistd::Pid::from_raw(p as i32);
+                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            }
+            panic!("pool workers {workers:?} outlived their parent");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -7,6 +7,7 @@ when python3 is present and parses the lines it prints).
 Output, one result per line:
     rtt <mechanism> <size> <p50> <p90> <p99> <p99.9> <p99.99> <max>   (ns)
     tput <mechanism> <size> <messages> <seconds> <cpu seconds>
+    pool mp.Pool <map|apply_async> <tasks> <seconds>
 """
 
 import multiprocessing as mp
@@ -109,6 +110,29 @@ def tput(kind, size, n):
     print("tput", kind, size, got, f"{secs:.6f}", f"{cpu:.6f}", flush=True)
 
 
+# ------------------------------------------------------------------- pool
+
+def square(x):
+    return x * x
+
+
+def pool_bench(n_map, n_apply):
+    # Pool(3), as the tutorial program and shmq's run (POOL_WORKERS).
+    with mp.Pool(3) as pool:
+        pool.map(square, range(1000))  # warm up
+        t = time.perf_counter()
+        out = pool.map(square, range(n_map))
+        secs = time.perf_counter() - t
+        assert len(out) == n_map
+        print("pool", "mp.Pool", "map", n_map, f"{secs:.6f}", flush=True)
+        t = time.perf_counter()
+        rs = [pool.apply_async(square, (i,)) for i in range(n_apply)]
+        for i, r in enumerate(rs):
+            assert r.get() == i * i
+        secs = time.perf_counter() - t
+        print("pool", "mp.Pool", "apply_async", n_apply, f"{secs:.6f}", flush=True)
+
+
 if __name__ == "__main__":
     mp.set_start_method("fork")
     lat_n = 500 if SMOKE else 20000
@@ -118,3 +142,4 @@ if __name__ == "__main__":
     for size, n in ((64, 200000), (4096, 100000), (65536, 10000), (1 << 20, 1000)):
         for kind in ("mp.Pipe", "mp.Queue"):
             tput(kind, size, max(10, n // 100) if SMOKE else n)
+    pool_bench(2000 if SMOKE else 400000, 500 if SMOKE else 40000)

@@ -910,7 +910,9 @@ where
 
 /// A worker process: runs the tasks of its queue until it is closed.
 fn worker((tasks, results): (Queue, Queue)) -> ExitCode {
-    let (rx, tx) = (tasks.receiver(), results.sender());
+    // Only the handles: if the parent dies, `rx` sees `Disconnected` and
+    // the worker exits instead of waiting for ever.
+    let (rx, tx) = (tasks.into_receiver(), results.into_sender());
     let Ok(image) = Image::get() else {
         return ExitCode::FAILURE;
     };

@@ -350,6 +350,29 @@ impl Queue {
         Receiver::new(self.shared.clone(), 0)
     }
 
+    /// This handle turned into a sending one: [`Queue::sender`], then drop
+    /// the `Queue`. A process that only sends should hold no `Queue`: while
+    /// any process holds one, receivers wait for it instead of seeing
+    /// [`RecvError::Disconnected`] once every sender is gone.
+    pub fn into_sender(self) -> Sender {
+        self.sender()
+    }
+
+    /// This handle turned into a receiving one: [`Queue::receiver`], then
+    /// drop the `Queue`. A consumer that should stop when its producers die
+    /// (rather than wait for them) holds only its `Receiver`:
+    ///
+    /// ```no_run
+    /// fn consumer(q: shmq::Queue) {
+    ///     for msg in &q.into_receiver() {
+    ///         // ends at `close`, or once no process holds a Sender or a Queue
+    ///     }
+    /// }
+    /// ```
+    pub fn into_receiver(self) -> Receiver {
+        self.receiver()
+    }
+
     /// A new sending handle, or [`SendError::TooManyHandles`] at once if
     /// every one of the queue's 256 lanes is held by a live handle (a
     /// handle from [`Queue::sender`] reports that at its first send

@@ -10,7 +10,7 @@
 //!
 //! Flags: `--smoke`, `--docs`, `--no-python`, `--repeat N` (throughput runs
 //! per configuration; the median is kept, default 3), `--only SECTION`
-//! (limits, latency, throughput, python; repeatable), `--size BYTES`
+//! (limits, latency, throughput, pool, python; repeatable), `--size BYTES`
 //! (repeatable).
 
 mod lat;
@@ -128,6 +128,8 @@ pub struct Results {
     /// Share of a core used by a receiver parked on an empty queue.
     pub parked_cpu: f64,
     pub python: Option<String>,
+    /// (pool, call, tasks, seconds): trivial tasks through a process pool.
+    pub pool: Vec<(String, String, u64, f64)>,
 }
 
 impl Results {
@@ -267,6 +269,53 @@ fn limits(cfg: &Config, res: &mut Results) {
     );
 }
 
+/// The pool benchmark's task, the same as peers.py's: trivial, so the
+/// figure is the pool's own cost per task.
+fn square(x: u64) -> u64 {
+    x.wrapping_mul(x)
+}
+
+/// Pool workers (as Python's tutorial, `Pool(3)`).
+pub const POOL_WORKERS: usize = 3;
+
+/// Trivial tasks through shmq's process pool: `map` (chunked) and one
+/// `apply_async` per task.
+fn pool(cfg: &Config, res: &mut Results) {
+    eprintln!("process pool ({POOL_WORKERS} workers, trivial tasks)");
+    let pool = shmq::process::Pool::new(POOL_WORKERS).expect("starting the pool");
+    // Warm the workers up.
+    pool.map(square, 0..1000u64).expect("pool map");
+    let (n_map, n_apply) = if cfg.smoke {
+        (2_000, 500)
+    } else {
+        (400_000, 40_000)
+    };
+    let t = std::time::Instant::now();
+    let out = pool.map(square, 0..n_map).expect("pool map");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(out.len() as u64, n_map);
+    progress(
+        "shmq Pool map",
+        format!("{:.0} tasks/s", n_map as f64 / secs),
+    );
+    res.pool
+        .push(("shmq Pool".into(), "map".into(), n_map, secs));
+    let t = std::time::Instant::now();
+    let handles: Vec<_> = (0..n_apply)
+        .map(|i| pool.apply_async(square, &i).expect("apply_async"))
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.get().expect("task result"), square(i as u64));
+    }
+    let secs = t.elapsed().as_secs_f64();
+    progress(
+        "shmq Pool apply_async",
+        format!("{:.0} tasks/s", n_apply as f64 / secs),
+    );
+    res.pool
+        .push(("shmq Pool".into(), "apply_async".into(), n_apply, secs));
+}
+
 /// Runs peers.py and folds its lines into `res`.
 fn python(cfg: &Config, res: &mut Results) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers.py");
@@ -312,6 +361,15 @@ fn python(cfg: &Config, res: &mut Results) {
                 );
                 res.lat.push((f[1].to_string(), size, rtt));
             }
+            Some(&"pool") if f.len() == 5 => {
+                let (tasks, secs) = (num(3).unwrap_or(0.0) as u64, num(4).unwrap_or(f64::NAN));
+                progress(
+                    &format!("{} {}", f[1], f[2]),
+                    format!("{:.0} tasks/s", tasks as f64 / secs),
+                );
+                res.pool
+                    .push((f[1].to_string(), f[2].to_string(), tasks, secs));
+            }
             Some(&"tput") if f.len() == 6 => {
                 let t = Tput {
                     size: num(2).unwrap_or(0.0) as usize,
@@ -332,6 +390,8 @@ fn python(cfg: &Config, res: &mut Results) {
 }
 
 fn main() {
+    // The pool's workers are this program run again: they start here.
+    shmq::process::init();
     let cfg = Config::from_args();
     let mut res = Results::default();
     let t0 = std::time::Instant::now();
@@ -343,6 +403,9 @@ fn main() {
     }
     if cfg.runs("throughput") {
         throughput(&cfg, &mut res);
+    }
+    if cfg.runs("pool") {
+        pool(&cfg, &mut res);
     }
     if cfg.python && cfg.runs("python") {
         python(&cfg, &mut res);

@@ -389,6 +389,30 @@ pub fn markdown(cfg: &Config, res: &Results, took: Duration) -> String {
             }
         }
     }
+    if !res.pool.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n### Process pool: trivial tasks (`x * x`), {} workers\n",
+            crate::POOL_WORKERS
+        );
+        let _ = writeln!(
+            w,
+            "| pool | call | tasks | tasks/s | / mp.Pool |\n|---|---|---:|---:|---:|"
+        );
+        for (name, call, tasks, secs) in &res.pool {
+            let rate = *tasks as f64 / secs;
+            let py = res
+                .pool
+                .iter()
+                .find(|(n, c, ..)| n == "mp.Pool" && c == call)
+                .map(|(_, _, t, s)| *t as f64 / s);
+            let _ = writeln!(
+                w,
+                "| {name} | {call} | {tasks} | {rate:.0} | {} |",
+                ratio(rate, py)
+            );
+        }
+    }
     let _ = writeln!(
         w,
         "\nPlots: [latency](bench/latency.svg), [throughput by size](bench/throughput.svg), [scaling](bench/scaling.svg)."
