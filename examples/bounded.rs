@@ -7,7 +7,7 @@
 //! cargo run --release --example bounded
 //! ```
 //!
-//! The Python it mirrors:
+//! The Python it mirrors (in full: `examples/python/bounded.py`):
 //!
 //! ```python
 //! q = multiprocessing.Queue(3)

@@ -1,7 +1,10 @@
 //! Two processes talking both ways over a duplex pipe, as with Python's
 //! `parent, child = multiprocessing.Pipe()`: a short conversation, a round
 //! of requests and replies, a round-trip timing, then `close`, which the
-//! other end sees as `Closed` (Python's `EOFError`).
+//! other end sees as `Closed` (Python's `EOFError`). The Python it mirrors
+//! is `examples/python/pipe_duplex.py`; there the child must also close its
+//! inherited copy of the parent's end, or the parent's `close()` never
+//! reaches it (shmq's `close` is for every process).
 //!
 //! ```text
 //! cargo run --release --example pipe_duplex [ROUND_TRIPS]

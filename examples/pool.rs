@@ -6,7 +6,7 @@
 //! cargo run --release --example pool [TASKS]
 //! ```
 //!
-//! The Python it mirrors (16 lines):
+//! The Python it mirrors (`examples/python/pool.py`):
 //!
 //! ```python
 //! def square(x):
@@ -28,8 +28,8 @@
 //! (Python's pool hangs for ever when a worker dies mid-task; shmq's
 //! reports that task as failed and starts another worker.)
 
-use shmq::process::{self, Pool};
-use std::time::{Duration, Instant};
+use shmq::process::{self, AsyncResult, Pool};
+use std::time::Instant;
 
 fn square(x: u64) -> u64 {
     x * x
@@ -43,24 +43,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     process::init(); // workers run their tasks here
     let tasks: u64 = std::env::args().nth(1).map_or(Ok(20_000), |s| s.parse())?;
     let pool = Pool::new(3)?;
-    let results: Vec<_> = (0..10)
-        .map(|i| pool.apply_async(square, &i))
-        .collect::<Result<_, _>>()?;
-    let got: Vec<_> = results
-        .into_iter()
-        .map(|r| r.get_timeout(Duration::from_secs(10)))
-        .collect::<Result<_, _>>()?;
-    println!("apply_async: {got:?}");
+    let submit = |n: u64| {
+        (0..n)
+            .map(|i| pool.apply_async(square, &i))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let get_all = |rs: Vec<AsyncResult<u64>>| {
+        rs.into_iter()
+            .map(AsyncResult::get)
+            .collect::<Result<Vec<_>, _>>()
+    };
+    println!("apply_async: {:?}", get_all(submit(10)?)?);
     println!("map: {:?}", pool.map(square, 0..10u64)?);
     let mut unordered: Vec<_> = pool
         .imap_unordered(square, 0..10u64)?
         .collect::<Result<_, _>>()?;
     unordered.sort_unstable();
     println!("imap_unordered: {unordered:?}");
-    match pool.apply(die, &3) {
-        Err(e) => println!("a task whose worker exits: {e}"),
-        Ok(_) => return Err("a dead worker's task gave a result".into()),
-    }
+    let died = pool
+        .apply(die, &3)
+        .expect_err("a dead worker's task gave a result");
+    println!("a task whose worker exits: {died}");
     println!(
         "after it: {:?} ({} workers)",
         pool.apply(square, &12)?,
@@ -70,10 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pool.map(square, 0..tasks)?;
     let map_rate = tasks as f64 / t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
-    let rs: Vec<_> = (0..tasks)
-        .map(|i| pool.apply_async(square, &i))
-        .collect::<Result<_, _>>()?;
-    rs.into_iter().try_for_each(|r| r.get().map(drop))?;
+    get_all(submit(tasks)?)?;
     let apply_rate = tasks as f64 / t0.elapsed().as_secs_f64();
     println!(
         "{tasks} trivial tasks: map {map_rate:.0} tasks/s, apply_async {apply_rate:.0} tasks/s"

@@ -6,8 +6,8 @@
 //! cargo run --release --example producer_consumer [COUNT]
 //! ```
 //!
-//! The Python it replaces (16 lines with the timing and the order check
-//! this example also does):
+//! The Python it replaces (in full, with the timing and the order check
+//! this example also does: `examples/python/producer_consumer.py`):
 //!
 //! ```python
 //! def consumer(q):

@@ -5,7 +5,7 @@
 //! cargo run --release --example workers [WORKERS]
 //! ```
 //!
-//! The Python it replaces:
+//! The Python it replaces (in full: `examples/python/workers.py`):
 //!
 //! ```python
 //! def worker(tasks, results):

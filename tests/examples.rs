@@ -122,3 +122,9 @@ fn pool() {
     has(&out, "after it: 144 (3 workers)");
     has(&out, "2000 trivial tasks: map ");
 }
+
+#[test]
+fn pipe() {
+    let out = run("pipe", &[]);
+    has(&out, "Message(42, None, \"hello\")");
+}
