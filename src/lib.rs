@@ -28,7 +28,15 @@
 //!   any [`Queue`] handle) is left in any process; [`Queue::is_stale`] finds
 //!   named queues nobody uses any more.
 //! * Batches ([`Sender::send_batch`], [`Receiver::recv_batch`]: one wake-up
-//!   per batch) and pipes ([`pipe()`], [`pipe_duplex()`], [`Connection`]).
+//!   per batch) and pipes ([`pipe()`] with a [`PipeReader`] and a
+//!   [`PipeWriter`], [`pipe_duplex()`] with two [`Connection`]s).
+//! * Processes ([`process`]): [`process::spawn`] runs a function of this
+//!   program in a child process with queues, pipe ends and values handed to
+//!   it (Python's `Process(target=f, args=(q,))`), and [`process::Pool`] is
+//!   a process pool (`apply_async`, `map`, `imap_unordered`) that fails the
+//!   task of a worker that dies and starts another.
+//! * Iterators: `for msg in &rx` receives until the queue is closed and
+//!   drained (Python's `for x in iter(q.get, None)`, without the sentinel).
 //!
 //! ```
 //! use shmq::{Queue, RecvError};

@@ -435,3 +435,41 @@ fn one_way_pipe_far_end_close_is_seen() {
     assert_eq!(reader.recv().unwrap_err(), RecvError::Closed);
     assert!(wait(c, Duration::from_secs(120), "writer child").success());
 }
+
+// ------------------------------------------------------------ recursive types
+
+/// A recursive message, as docs/TYPED.md shows: `omit_bounds` on the
+/// recursive field, and the bounds the derive then needs given back.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
+#[rkyv(serialize_bounds(
+    __S: rkyv::ser::Writer + rkyv::ser::Allocator,
+    __S::Error: rkyv::rancor::Source,
+))]
+#[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext)))]
+enum Tree {
+    Leaf(u32),
+    Node(#[rkyv(omit_bounds)] Vec<Tree>),
+}
+
+fn tree_sum(t: &ArchivedTree) -> u32 {
+    match t {
+        ArchivedTree::Leaf(n) => n.to_native(),
+        ArchivedTree::Node(children) => children.iter().map(tree_sum).sum(),
+    }
+}
+
+#[test]
+fn recursive_messages_travel_and_validate() {
+    let q = Queue::builder().create_typed::<Tree>().unwrap();
+    let tree = Tree::Node(vec![
+        Tree::Leaf(1),
+        Tree::Node(vec![Tree::Leaf(2), Tree::Node(vec![Tree::Leaf(3)])]),
+        Tree::Node(vec![]),
+    ]);
+    q.sender().send(&tree).unwrap();
+    let rx = q.receiver();
+    let got = rx.recv().unwrap();
+    assert_eq!(tree_sum(&got), 6, "read in place");
+    assert_eq!(got.deserialize().unwrap(), tree);
+}
