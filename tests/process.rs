@@ -214,6 +214,18 @@ fn describe(p: Point) -> String {
     format!("({}, {}) from {}", p.x, p.y, std::process::id())
 }
 
+fn text_len(s: String) -> u64 {
+    s.len() as u64
+}
+
+fn doubled(s: String) -> String {
+    s.repeat(2)
+}
+
+fn big_result(n: u64) -> Vec<u8> {
+    vec![7; n as usize]
+}
+
 fn pool_matches_results_to_tasks() {
     let pool = Pool::new(3).unwrap();
     assert_eq!(pool.processes(), 3);
@@ -239,6 +251,34 @@ fn pool_matches_results_to_tasks() {
     let s = pool.apply(describe, &Point { x: 1, y: 2 }).unwrap();
     assert!(s.starts_with("(1, 2) from "), "{s}");
     assert_ne!(s, format!("(1, 2) from {}", std::process::id()));
+    // `map` over more bytes than one message holds: smaller chunks.
+    let texts: Vec<String> = (0..20_000).map(|i| "x".repeat(1000 + i % 7)).collect();
+    let lens = pool.map(text_len, texts).unwrap();
+    assert_eq!(
+        lens,
+        (0..20_000).map(|i| 1000 + i % 7).collect::<Vec<u64>>()
+    );
+    // ... whose results may be larger than the arguments.
+    let texts: Vec<String> = (0..2_000).map(|i| "z".repeat(2900 + i % 7)).collect();
+    let doubles = pool.map(doubled, texts.clone()).unwrap();
+    assert!(doubles.iter().zip(&texts).all(|(d, t)| *d == t.repeat(2)));
+    // Too large to send: an argument at once, a result from the worker.
+    let huge = "y".repeat(600 << 10);
+    assert!(matches!(
+        pool.apply_async(text_len, &huge),
+        Err(TaskError::TooLarge {
+            what: "argument",
+            ..
+        })
+    ));
+    match pool.apply(big_result, &(600 << 10)) {
+        Err(TaskError::Failed(why)) => assert!(why.contains("result of"), "{why}"),
+        other => panic!(
+            "expected a too-large result, got {:?}",
+            other.map(|v| v.len())
+        ),
+    }
+    assert_eq!(pool.apply(big_result, &3).unwrap(), [7, 7, 7]);
     // A dropped handle's result is dropped, not kept.
     drop(pool.apply_async(square, &9).unwrap());
     assert_eq!(pool.apply(square, &10).unwrap(), 100);

@@ -235,11 +235,16 @@ impl Pool {
 
     /// Runs `f` on every item in the workers and returns the results in
     /// the items' order (Python's `map`). Items travel in chunks, as with
-    /// Python's default `chunksize`: about four per worker.
+    /// Python's default `chunksize`: about four per worker, fewer items
+    /// when a chunk's argument would take more than an eighth of the
+    /// largest message. A chunk's results travel in one message too: for
+    /// results much larger than their arguments, use
+    /// [`Pool::imap_unordered`] or a larger [`Pool::with_capacity_bytes`].
     ///
     /// # Errors
     /// The first failed chunk's error, in the items' order (the other
-    /// chunks still run; their results are dropped).
+    /// chunks still run; their results are dropped); an item whose panic
+    /// or worker death fails its chunk fails the whole `map`, as in Python.
     pub fn map<T: Message, R: Message, I>(
         &self,
         f: fn(T) -> R,
@@ -255,9 +260,27 @@ impl Pool {
         let size = n.div_ceil(4 * self.processes()).max(1);
         let mut chunks = Vec::with_capacity(n.div_ceil(size));
         let mut items = items.into_iter().peekable();
+        // A chunk's argument takes at most an eighth of the largest
+        // message, which leaves its results room to be larger; a chunk
+        // over that is halved (a single item over it is `TooLarge`).
+        let budget = self.inner.results.max_message_size() / 8;
         while items.peek().is_some() {
-            let chunk: Vec<T> = items.by_ref().take(size).collect();
-            chunks.push(self.task_via(run_chunk::<T, R>, f as usize, &chunk)?);
+            let mut halves = vec![items.by_ref().take(size).collect::<Vec<T>>()];
+            while let Some(mut chunk) = halves.pop() {
+                let task = match self.task_via(run_chunk::<T, R>, f as usize, &chunk) {
+                    Err(TaskError::TooLarge { .. }) if chunk.len() > 1 => None,
+                    Ok(t) if t.bytes.len() > budget && chunk.len() > 1 => None,
+                    other => Some(other?),
+                };
+                match task {
+                    Some(t) => chunks.push(t),
+                    None => {
+                        let tail = chunk.split_off(chunk.len() / 2);
+                        halves.push(tail);
+                        halves.push(chunk);
+                    }
+                }
+            }
         }
         let ids = self.inner.submit(chunks, None)?;
         let handles: Vec<AsyncResult<Vec<R>>> = ids
