@@ -57,11 +57,58 @@ fn end_from_env(var: &str, receives: bool) -> Result<Connection, OpenError> {
     }
 }
 
-impl PipeReader {
-    pub(super) fn new(conn: Connection) -> Self {
-        PipeReader { conn }
-    }
+/// What both ends have: made from a `Connection` of their direction,
+/// closed, handed to a child, attached there, printed.
+macro_rules! one_way_end {
+    ($end:ident, $receives:literal, $what:literal) => {
+        impl $end {
+            pub(super) fn new(conn: Connection) -> Self {
+                $end { conn }
+            }
 
+            /// Closes the pipe for both ends and every process: the reader
+            /// receives what was sent before, then `Closed` (see
+            /// [`Connection::close`]).
+            pub fn close(&self) {
+                self.conn.close()
+            }
+
+            /// Whether the pipe has been closed (by either end).
+            pub fn is_closed(&self) -> bool {
+                self.conn.is_closed()
+            }
+
+            /// Arranges for `cmd`'s process to receive this end (see
+            /// [`crate::Queue::inherit_into`]); it attaches with `from_env`.
+            /// [`crate::process::spawn`] does this for you.
+            pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
+                self.conn.inherit_into(cmd, var)
+            }
+
+            #[doc = concat!("Attaches ", $what, " a parent passed with `inherit_into`.")]
+            ///
+            /// # Errors
+            /// As [`Connection::from_env`]; [`OpenError::KindMismatch`] if
+            /// `var` names another kind of end.
+            pub fn from_env(var: &str) -> Result<$end, OpenError> {
+                end_from_env(var, $receives).map($end::new)
+            }
+        }
+
+        impl fmt::Debug for $end {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($end))
+                    .field("closed", &self.is_closed())
+                    .finish()
+            }
+        }
+    };
+}
+
+one_way_end!(PipeReader, true, "the reading end of a one-way pipe");
+one_way_end!(PipeWriter, false, "the writing end of a one-way pipe");
+
+impl PipeReader {
     /// Receives the next message, waiting while there is none.
     ///
     /// # Errors
@@ -121,41 +168,9 @@ impl PipeReader {
             None => Err(not_an_end("the reading end of a one-way pipe")),
         }
     }
-
-    /// Closes the pipe for both ends and every process (see
-    /// [`Connection::close`]).
-    pub fn close(&self) {
-        self.conn.close()
-    }
-
-    /// Whether the pipe has been closed (by either end).
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_closed()
-    }
-
-    /// Arranges for `cmd`'s process to receive this end (see
-    /// [`crate::Queue::inherit_into`]); it attaches with
-    /// [`PipeReader::from_env`]. [`crate::process::spawn`] does this for you.
-    pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
-        self.conn.inherit_into(cmd, var)
-    }
-
-    /// Attaches the reading end a parent passed with
-    /// [`PipeReader::inherit_into`].
-    ///
-    /// # Errors
-    /// As [`Connection::from_env`]; [`OpenError::KindMismatch`] if `var`
-    /// names another kind of end.
-    pub fn from_env(var: &str) -> Result<PipeReader, OpenError> {
-        end_from_env(var, true).map(PipeReader::new)
-    }
 }
 
 impl PipeWriter {
-    pub(super) fn new(conn: Connection) -> Self {
-        PipeWriter { conn }
-    }
-
     /// Sends a message, waiting while the pipe is full.
     ///
     /// # Errors
@@ -205,33 +220,6 @@ impl PipeWriter {
             None => Err(not_an_end("the writing end of a one-way pipe")),
         }
     }
-
-    /// Closes the pipe for both ends and every process: the reader
-    /// receives what was sent, then `Closed`.
-    pub fn close(&self) {
-        self.conn.close()
-    }
-
-    /// Whether the pipe has been closed (by either end).
-    pub fn is_closed(&self) -> bool {
-        self.conn.is_closed()
-    }
-
-    /// Arranges for `cmd`'s process to receive this end; it attaches with
-    /// [`PipeWriter::from_env`]. [`crate::process::spawn`] does this for you.
-    pub fn inherit_into(&self, cmd: &mut Command, var: &str) {
-        self.conn.inherit_into(cmd, var)
-    }
-
-    /// Attaches the writing end a parent passed with
-    /// [`PipeWriter::inherit_into`].
-    ///
-    /// # Errors
-    /// As [`Connection::from_env`]; [`OpenError::KindMismatch`] if `var`
-    /// names another kind of end.
-    pub fn from_env(var: &str) -> Result<PipeWriter, OpenError> {
-        end_from_env(var, false).map(PipeWriter::new)
-    }
 }
 
 impl<'a> IntoIterator for &'a PipeReader {
@@ -240,21 +228,5 @@ impl<'a> IntoIterator for &'a PipeReader {
 
     fn into_iter(self) -> Iter<'a> {
         self.iter()
-    }
-}
-
-impl fmt::Debug for PipeReader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipeReader")
-            .field("closed", &self.is_closed())
-            .finish()
-    }
-}
-
-impl fmt::Debug for PipeWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipeWriter")
-            .field("closed", &self.is_closed())
-            .finish()
     }
 }

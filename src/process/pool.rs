@@ -217,12 +217,17 @@ impl Pool {
     ) -> Result<AsyncResult<R>, TaskError> {
         let task = self.task(f, arg)?;
         let id = self.inner.submit(vec![task], None)?[0];
-        Ok(AsyncResult {
+        Ok(self.handle(id))
+    }
+
+    /// The handle to task `id`'s result.
+    fn handle<R>(&self, id: u64) -> AsyncResult<R> {
+        AsyncResult {
             id,
             inner: self.inner.clone(),
             taken: false,
             _r: PhantomData,
-        })
+        }
     }
 
     /// Runs `f(arg)` in a worker and waits for its result (Python's `apply`).
@@ -283,15 +288,7 @@ impl Pool {
             }
         }
         let ids = self.inner.submit(chunks, None)?;
-        let handles: Vec<AsyncResult<Vec<R>>> = ids
-            .into_iter()
-            .map(|id| AsyncResult {
-                id,
-                inner: self.inner.clone(),
-                taken: false,
-                _r: PhantomData,
-            })
-            .collect();
+        let handles: Vec<AsyncResult<Vec<R>>> = ids.into_iter().map(|id| self.handle(id)).collect();
         let mut out = Vec::with_capacity(n);
         for h in handles {
             out.extend(h.get()?);
@@ -315,7 +312,10 @@ impl Pool {
         I: IntoIterator,
         I::Item: Borrow<T>,
     {
-        let tasks = self.tasks(f, items)?;
+        let tasks: Vec<Task> = items
+            .into_iter()
+            .map(|x| self.task(f, x.borrow()))
+            .collect::<Result<_, _>>()?;
         let left = tasks.len();
         let group = {
             let mut st = self.inner.lock();
@@ -400,21 +400,6 @@ impl Pool {
             group: None,
             bytes,
         })
-    }
-
-    fn tasks<T: Message, R: Message, I>(
-        &self,
-        f: fn(T) -> R,
-        items: I,
-    ) -> Result<Vec<Task>, TaskError>
-    where
-        I: IntoIterator,
-        I::Item: Borrow<T>,
-    {
-        items
-            .into_iter()
-            .map(|x| self.task(f, x.borrow()))
-            .collect()
     }
 }
 
