@@ -65,6 +65,10 @@ fn main() {
             "pool_workers_exit_when_the_parent_dies",
             pool_workers_exit_when_the_parent_dies,
         ),
+        (
+            "a_call_for_another_file_is_refused",
+            a_call_for_another_file_is_refused,
+        ),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut ran = 0;
@@ -506,5 +510,33 @@ fn pool_workers_exit_when_the_parent_dies() {
             panic!("pool workers {workers:?} outlived their parent");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child told to run a function measured in another file (its device and
+/// inode do not match) or given a malformed call refuses before it jumps
+/// anywhere, with the documented status.
+fn a_call_for_another_file_is_refused() {
+    let me = std::env::current_exe().unwrap();
+    for (call, says) in [
+        ("1:1:1:0:0", "another executable file"),
+        ("1:1:1:0", "malformed"),
+        ("nonsense", "malformed"),
+    ] {
+        let out = std::process::Command::new(&me)
+            .env("SHMQ_PROCESS_CALL", call)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(process::EXIT_NOT_STARTED.into()),
+            "{call}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{call}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("process tests"),
+            "the refused child ran main"
+        );
     }
 }

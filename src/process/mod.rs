@@ -449,3 +449,57 @@ impl Child {
         self.child.kill()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing(_: ()) {}
+
+    #[test]
+    fn spawn_refuses_without_init() {
+        // The unit-test binary's `main` is libtest's: `init` never ran, and a
+        // child would run the tests again instead of `nothing`.
+        assert!(matches!(
+            spawn(nothing, ()),
+            Err(ProcessError::NotInitialized)
+        ));
+    }
+
+    #[test]
+    fn handles_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Pool>();
+        send_sync::<AsyncResult<u64>>();
+        send::<Child>();
+        send::<ImapUnordered<u64>>();
+    }
+
+    #[test]
+    fn calls_parse_or_say_why() {
+        let ok = Call::parse(&OsString::from("1:66306:1234:-4096:8192")).unwrap();
+        assert_eq!(
+            (ok.dev, ok.ino, ok.trampoline, ok.f),
+            (66306, 1234, -4096, 8192)
+        );
+        for bad in ["", "2:1:2:3:4", "1:1:2:3", "1:x:2:3:4", "1:-1:2:3:4"] {
+            let why = Call::parse(&OsString::from(bad)).err().unwrap();
+            assert!(why.contains("malformed"), "{bad:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn only_this_image_resolves() {
+        let image = Image::get().unwrap();
+        let off = image.offset(anchor as fn() -> usize as usize).unwrap();
+        assert_eq!(off, 0);
+        assert_eq!(image.resolve(0), Some(anchor()));
+        let stack = &off as *const isize as usize;
+        assert!(
+            image.offset(stack).is_err(),
+            "a stack address is no function of ours"
+        );
+        assert!(image.resolve(isize::MAX / 2).is_none());
+    }
+}
