@@ -75,7 +75,10 @@
 //   src/typed.rs           rkyv messages: TypedQueue, TypedSender, TypedReceiver, Typed; the type fingerprint
 //   src/process/mod.rs     spawn, init, Child: run a function of this program in a child process
 //   src/process/pass.rs    Pass / Receive: what a child function is handed (queues, pipe ends, values)
-//   src/process/pool.rs    Pool, AsyncResult, ImapUnordered: worker processes, a worker's death
+//   src/process/pool/mod.rs        Pool: worker processes running functions of this program; the message layout
+//   src/process/pool/collector.rs  the parent's side: dispatch, the collector thread, a worker's death
+//   src/process/pool/result.rs     AsyncResult, ImapUnordered: results matched to their tasks
+//   src/process/pool/worker.rs     the worker's loop and the trampolines that run a task
 //   src/loom_api.rs        the ring's hooks for the loom models (loom builds only)
 //   src/layout/mod.rs      the segment, drawn; every encoding re-exported from the files below
 //   src/layout/header.rs   header fields and sizes, Geometry (where a ring's parts lie), Spec
