@@ -69,6 +69,10 @@ fn main() {
             "a_call_for_another_file_is_refused",
             a_call_for_another_file_is_refused,
         ),
+        (
+            "a_short_task_does_not_wait_behind_a_long_one",
+            a_short_task_does_not_wait_behind_a_long_one,
+        ),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut ran = 0;
@@ -546,4 +550,26 @@ fn a_call_for_another_file_is_refused() {
             "the refused child ran main"
         );
     }
+}
+
+/// Two workers, a long task, then short ones: a short task handed to the
+/// long task's worker (queued behind it) is taken back and run by the
+/// other worker once that one idles, not after the long task.
+fn a_short_task_does_not_wait_behind_a_long_one() {
+    let pool = Pool::new(2).unwrap();
+    let long = pool.apply_async(sleep_then, &20_000).unwrap();
+    let short: Vec<_> = (0..6u64)
+        .map(|i| pool.apply_async(sleep_then, &(10 + i)).unwrap())
+        .collect();
+    let t0 = Instant::now();
+    for (i, r) in short.into_iter().enumerate() {
+        assert_eq!(
+            r.get_timeout(Duration::from_secs(15)).unwrap(),
+            10 + i as u64
+        );
+    }
+    assert!(t0.elapsed() < Duration::from_secs(15));
+    assert!(!long.is_ready());
+    pool.terminate();
+    assert_eq!(long.get(), Err(TaskError::Terminated));
 }
