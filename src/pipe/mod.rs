@@ -85,8 +85,7 @@ impl Builder {
     /// # Errors
     /// As [`Builder::create`].
     pub fn create_pipe_duplex(self) -> Result<(Connection, Connection), OpenError> {
-        let (a, b) = self.create_ends(2)?;
-        Ok((a, b))
+        self.create_ends(2)
     }
 
     /// Creates a one-way pipe in a sealed memfd: `(reader, writer)`, with

@@ -160,24 +160,22 @@ impl Inner {
                 st.finish(&m);
             }
         }
-        for w in &mut st.workers {
+        let mut workers: Vec<Slot> = st.workers.drain(..).collect();
+        for w in &workers {
             w.tasks.close(); // a worker exits once its queue is drained
         }
-        let workers: Vec<Slot> = st.workers.drain(..).collect();
-        let left: Vec<Task> = st.pending.drain(..).collect();
-        for t in left.into_iter().chain(workers.iter().flat_map(|w| {
-            w.inflight.iter().map(|t| Task {
-                id: t.id,
-                group: t.group,
-                bytes: AlignedVec::new(),
-            })
-        })) {
+        let left: Vec<Task> = st
+            .pending
+            .drain(..)
+            .chain(workers.iter_mut().flat_map(|w| w.inflight.drain(..)))
+            .collect();
+        for t in left {
             st.resolve(t.id, t.group, Err(TaskError::Terminated));
         }
         st.stopped = true;
         self.changed.notify_all();
         drop(st);
-        for mut w in workers {
+        for w in &mut workers {
             if let Some(c) = &mut w.child {
                 let _ = c.wait();
             }
