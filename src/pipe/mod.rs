@@ -16,6 +16,7 @@ use crate::queue::{
 };
 use crate::sys::segment::Segment;
 use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -193,6 +194,49 @@ impl Connection {
         Ok(c)
     }
 
+    /// Attaches end `end` (0 or 1, see [`Connection::end`]) of an anonymous
+    /// pipe from its memfd (this end's [`AsFd`], received over a Unix
+    /// socket or inherited). The process counts as holding the end from
+    /// here on, as with [`Connection::from_env`]; the sender of the fd must
+    /// keep its own end until then if the other side should not see the
+    /// end go (`Disconnected`) in between.
+    ///
+    /// ```
+    /// use std::os::fd::AsFd;
+    ///
+    /// let (a, b) = shmq::pipe_duplex()?;
+    /// let fd = b.as_fd().try_clone_to_owned()?;
+    /// let b2 = shmq::Connection::from_fd(fd, b.end())?;
+    /// a.send(b"hi")?;
+    /// assert_eq!(&*b2.recv()?, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`crate::Queue::from_fd`]; [`OpenError::KindMismatch`] for a
+    /// queue; [`OpenError::InvalidConfig`] for an `end` other than 0 or 1.
+    pub fn from_fd(fd: OwnedFd, end: u16) -> Result<Connection, OpenError> {
+        let seg = Segment::from_fd(fd)?;
+        if seg.spec().kind != KIND_PIPE {
+            return Err(OpenError::KindMismatch {
+                expected: "pipe",
+                found: "queue",
+            });
+        }
+        if end > 1 {
+            return Err(OpenError::InvalidConfig(format!(
+                "a pipe has ends 0 and 1, not {end}"
+            )));
+        }
+        Ok(Connection::new(Shared::new(seg), end))
+    }
+
+    /// Which end of its pipe this is: 0 or 1 (the reading end of a one-way
+    /// pipe is 0). With the pipe's fd, what [`Connection::from_fd`] needs.
+    pub fn end(&self) -> u16 {
+        self.end
+    }
+
     fn tx(&self) -> Result<&Sender, SendError> {
         self.tx.as_ref().ok_or(SendError::ReadOnly)
     }
@@ -235,6 +279,34 @@ impl Connection {
     /// As [`Connection::send`], plus [`SendError::Timeout`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
         self.tx()?.send_timeout(msg, timeout)
+    }
+
+    /// Sends one message made of `parts` (see [`Sender::send_vectored`]).
+    ///
+    /// # Errors
+    /// As [`Connection::send`].
+    pub fn send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.tx()?.send_vectored(parts)
+    }
+
+    /// [`Connection::send_vectored`] if there is room now.
+    ///
+    /// # Errors
+    /// As [`Connection::try_send`].
+    pub fn try_send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.tx()?.try_send_vectored(parts)
+    }
+
+    /// [`Connection::send_vectored`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`Connection::send_timeout`].
+    pub fn send_vectored_timeout(
+        &self,
+        parts: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.tx()?.send_vectored_timeout(parts, timeout)
     }
 
     /// Sends several messages with one wake-up (see [`Sender::send_batch`]).
@@ -297,6 +369,13 @@ impl Connection {
     /// Whether the pipe has been closed (by either end).
     pub fn is_closed(&self) -> bool {
         pipe_closed(&self.shared)
+    }
+}
+
+impl AsFd for Connection {
+    /// The pipe's segment (a memfd; see [`Connection::from_fd`]).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared.seg.fd()
     }
 }
 

@@ -230,3 +230,19 @@ impl<'a> IntoIterator for &'a PipeReader {
         self.iter()
     }
 }
+
+impl From<PipeReader> for Connection {
+    /// The end as a [`Connection`] that only receives (its sends fail with
+    /// `SendError::ReadOnly`), as Python's `Pipe(duplex=False)` returns.
+    fn from(end: PipeReader) -> Connection {
+        end.conn
+    }
+}
+
+impl From<PipeWriter> for Connection {
+    /// The end as a [`Connection`] that only sends (its receives fail with
+    /// `RecvError::WriteOnly`).
+    fn from(end: PipeWriter) -> Connection {
+        end.conn
+    }
+}

@@ -113,6 +113,48 @@ impl Sender {
             .send(&self.cache, msg, Instant::now().checked_add(timeout))
     }
 
+    /// Sends one message made of `parts`, written one after the other into
+    /// the ring with no staging copy (a header and a payload, say), waiting
+    /// while the queue is full. The receiver gets them as one message.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// q.sender().send_vectored(&[b"head:", b"body"])?;
+    /// assert_eq!(&*q.receiver().recv()?, b"head:body");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Sender::send`]; `TooLarge` counts the parts' total length.
+    pub fn send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.lane()?;
+        self.end.ring().send_parts(&self.cache, parts, None)
+    }
+
+    /// [`Sender::send_vectored`] if there is room now.
+    ///
+    /// # Errors
+    /// As [`Sender::try_send`].
+    pub fn try_send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
+        self.lane()?;
+        self.end.ring().try_send_parts(&self.cache, parts)
+    }
+
+    /// [`Sender::send_vectored`], waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// As [`Sender::send_timeout`].
+    pub fn send_vectored_timeout(
+        &self,
+        parts: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<(), SendError> {
+        self.lane()?;
+        self.end
+            .ring()
+            .send_parts(&self.cache, parts, Instant::now().checked_add(timeout))
+    }
+
     /// Sends every message of `msgs` in order, waiting for room as
     /// [`Sender::send`], and wakes sleeping receivers once per batch instead
     /// of after every message (Python's `Queue.put` in a loop, minus a

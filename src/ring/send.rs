@@ -42,11 +42,69 @@ impl Default for SendCache {
     }
 }
 
+/// A message's bytes as the ring takes them: one slice, or several parts
+/// written one after the other into one record (`send_vectored`).
+pub(crate) trait Bytes: Copy {
+    /// The message's length.
+    fn len(self) -> usize;
+    /// Copies the message to granule `gran` of `data`.
+    ///
+    /// # Safety
+    /// As [`Payload::write`].
+    unsafe fn write_to(self, data: &Payload, gran: u64);
+}
+
+impl Bytes for &[u8] {
+    #[inline]
+    fn len(self) -> usize {
+        <[u8]>::len(self)
+    }
+
+    #[inline]
+    unsafe fn write_to(self, data: &Payload, gran: u64) {
+        // SAFETY: the caller's contract.
+        unsafe { data.write(gran, self) }
+    }
+}
+
+impl Bytes for &[&[u8]] {
+    #[inline]
+    fn len(self) -> usize {
+        self.iter().map(|p| p.len()).sum()
+    }
+
+    #[inline]
+    unsafe fn write_to(self, data: &Payload, gran: u64) {
+        // SAFETY: the caller's contract.
+        unsafe { data.write_parts(gran, self) }
+    }
+}
+
 impl Ring {
     /// Claims room for `bytes`, writes and commits them, or fails at once.
     #[inline]
     pub(crate) fn try_send(&self, cache: &SendCache, bytes: &[u8]) -> Result<(), SendError> {
         self.try_send_inner(cache, bytes, true)
+    }
+
+    /// `try_send` of one message gathered from `parts`.
+    #[inline]
+    pub(crate) fn try_send_parts(
+        &self,
+        cache: &SendCache,
+        parts: &[&[u8]],
+    ) -> Result<(), SendError> {
+        self.try_send_inner(cache, parts, true)
+    }
+
+    /// `send` of one message gathered from `parts`.
+    pub(crate) fn send_parts(
+        &self,
+        cache: &SendCache,
+        parts: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        self.send_bytes(cache, parts, deadline)
     }
 
     /// `try_send`; with `wake` false the receivers are not woken, and the
@@ -56,7 +114,7 @@ impl Ring {
     pub(super) fn try_send_inner(
         &self,
         cache: &SendCache,
-        bytes: &[u8],
+        bytes: impl Bytes,
         wake: bool,
     ) -> Result<(), SendError> {
         let len = bytes.len();
@@ -85,7 +143,7 @@ impl Ring {
         death_point!("padded", Ok(()));
         // SAFETY: `rec & mask` + footprint <= granules (the record fits
         // before the end by the choice of `pad`), and the range is ours.
-        unsafe { self.data.write(rec & self.mask, bytes) };
+        unsafe { bytes.write_to(&self.data, rec & self.mask) };
         death_point!("written", Ok(()));
         self.commit(rec, len, lane);
         if wake {
@@ -259,14 +317,24 @@ impl Ring {
         bytes: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
-        let attempt = || match self.try_send(cache, bytes) {
+        self.send_bytes(cache, bytes, deadline)
+    }
+
+    /// `send` of any [`Bytes`].
+    fn send_bytes(
+        &self,
+        cache: &SendCache,
+        bytes: impl Bytes,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let attempt = || match self.try_send_inner(cache, bytes, true) {
             Err(SendError::Full) => None,
             r => Some(r),
         };
-        match self.try_send(cache, bytes) {
+        match self.try_send_inner(cache, bytes, true) {
             Err(SendError::Full) => {
                 if self.await_slack(cache, footprint(bytes.len()), deadline) {
-                    match self.try_send(cache, bytes) {
+                    match self.try_send_inner(cache, bytes, true) {
                         Err(SendError::Full) => {}
                         r => return r,
                     }

@@ -39,6 +39,24 @@ impl Payload {
         }
     }
 
+    /// Writes `parts` one after the other from granule `gran` (a gathered
+    /// message: one copy of each part, no staging buffer).
+    ///
+    /// # Safety
+    /// As [`Payload::write`], for the parts' total length.
+    #[inline]
+    pub(crate) unsafe fn write_parts(&self, gran: u64, parts: &[&[u8]]) {
+        let mut at = gran as usize * GRANULE;
+        for part in parts {
+            // SAFETY: `[at, at + part.len())` lies inside the caller's
+            // claimed range, which holds the parts' total length.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), self.base.as_ptr().add(at), part.len())
+            };
+            at += part.len();
+        }
+    }
+
     /// # Safety
     /// The range is in bounds and holds a record the caller has taken and
     /// not yet released; the slice must not outlive the release.
@@ -69,6 +87,13 @@ impl Payload {
             // SAFETY: loom checks that this access is exclusive.
             cell.with_mut(|p| unsafe { (&mut *p)[..chunk.len()].copy_from_slice(chunk) });
         }
+    }
+
+    /// # Safety
+    /// As [`Payload::write`] in normal builds, for the parts' total length.
+    pub(crate) unsafe fn write_parts(&self, gran: u64, parts: &[&[u8]]) {
+        // SAFETY: the caller's contract, for the joined bytes.
+        unsafe { self.write(gran, &parts.concat()) }
     }
 
     /// Appends the `len` bytes at granule `gran` to `out` (the tracked read).
