@@ -231,6 +231,17 @@ impl Connection {
         Ok(Connection::new(Shared::new(seg), end))
     }
 
+    /// The largest message this end can send or receive, in bytes (half a
+    /// direction's capacity; as [`crate::Queue::max_message_size`]).
+    pub fn max_message_size(&self) -> usize {
+        self.shared.ring(0).max_len()
+    }
+
+    /// The capacity of each direction's ring, in bytes.
+    pub fn capacity(&self) -> usize {
+        self.shared.ring(0).capacity()
+    }
+
     /// Which end of its pipe this is: 0 or 1 (the reading end of a one-way
     /// pipe is 0). With the pipe's fd, what [`Connection::from_fd`] needs.
     pub fn end(&self) -> u16 {

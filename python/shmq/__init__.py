@@ -1,0 +1,599 @@
+"""shmq: ``multiprocessing.Queue``, ``SimpleQueue``, ``JoinableQueue`` and
+``Pipe`` through a lock-free ring in shared memory.
+
+Swap the import and keep the program::
+
+    from shmq import Queue, Pipe      # was: from multiprocessing import ...
+
+Same methods, arguments and exceptions as :mod:`multiprocessing`'s. Objects
+are pickled with protocol 5 (``bytes`` are sent as they are); their
+out-of-band buffers (numpy arrays) are written straight into the ring. The
+differences, each on purpose, are listed in ``docs/PYTHON.md``: a queue
+holds ``capacity_bytes`` of messages (1 MiB unless given) and a message may
+take at most half of it; ``put`` pickles at once, so an unpicklable object
+raises in the caller (no feeder thread prints it later); ``shutdown()``
+ends a queue for every process.
+"""
+
+from __future__ import annotations
+
+import os
+import queue as _queue
+import select
+import threading
+import time
+import weakref
+from multiprocessing import context as _context
+from multiprocessing import reduction as _reduction
+
+from ._shmq import Channel as _Channel
+from ._shmq import ShutDown
+
+__all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Pipe", "Connection", "ShutDown"]
+
+Full = _queue.Full
+Empty = _queue.Empty
+
+
+# --- Handing an end to another process ------------------------------------
+#
+# A pickled queue or pipe end is its memfd, passed as multiprocessing passes
+# a Connection's fd (``reduction.DupFd``: with the child's other fds under
+# spawn and forkserver, through the resource sharer otherwise). A pipe end
+# also carries the write end of an ``os.pipe``: until the child attached
+# (and closed it) or died, this process keeps its own handles of the end,
+# even after ``close()``, so that the other side does not see the end gone
+# (``EOFError``) in between: ``p.start(); child_conn.close();
+# parent_conn.recv()`` waits for the child, as with multiprocessing.
+
+
+class _Pending:
+    __slots__ = ("ch", "popen", "r", "w")
+
+    def __init__(self, ch, popen, r, w):
+        self.ch, self.popen, self.r, self.w = ch, popen, r, w
+
+
+_lock = threading.Lock()
+_pending: list = []
+_to_release: set = set()
+_watcher = None
+
+
+def _handoff(ch):
+    """Arguments a child needs to attach ``ch``: (segment fd, done fd)."""
+    global _watcher
+    popen = _context.get_spawning_popen()
+    r, w = os.pipe()
+    fd = _reduction.DupFd(ch.fileno())
+    done = _reduction.DupFd(w)
+    # Under spawn/forkserver the fds go to the child at its launch: keep
+    # ours until the child has a pid. Otherwise the sharer holds a copy now.
+    ref = weakref.ref(popen) if popen is not None else None
+    with _lock:
+        _pending.append(_Pending(ch, ref, r, w))
+        if ref is None:
+            os.close(w)
+            _pending[-1].w = None
+        if _watcher is None:
+            _watcher = threading.Thread(target=_watch, name="shmq-handoff", daemon=True)
+            _watcher.start()
+    return fd, done
+
+
+def _attached(done):
+    """In the child: the hand-off is over (the parent may let go)."""
+    os.close(done.detach())
+
+
+def _launched(p):
+    if p.w is None:
+        return False
+    popen = p.popen() if p.popen is not None else None
+    return popen is None or getattr(popen, "pid", None) is not None
+
+
+def _watch():
+    global _watcher
+    while True:
+        with _lock:
+            if not _pending:
+                _watcher = None
+                return
+            for p in _pending:
+                if _launched(p):
+                    os.close(p.w)
+                    p.w = None
+            fds = [p.r for p in _pending if p.w is None]
+        ready = select.select(fds, [], [], 0.05)[0] if fds else time.sleep(0.05) or []
+        if not ready:
+            continue
+        finished = []
+        with _lock:
+            for p in list(_pending):
+                if p.r in ready and not os.read(p.r, 64):
+                    _pending.remove(p)
+                    os.close(p.r)
+                    finished.append(p.ch)
+            for ch in finished:
+                if ch in _to_release and not any(q.ch is ch for q in _pending):
+                    _to_release.discard(ch)
+                    ch.release()
+        del finished
+
+
+def _release(ch):
+    """``close()``: drop this process's handles, once no hand-off needs them."""
+    with _lock:
+        if any(p.ch is ch for p in _pending):
+            _to_release.add(ch)
+            return
+    ch.release()
+
+
+def _after_fork_in_child():
+    # The parent's hand-offs are the parent's: a forked child holds no
+    # watcher thread and must not keep the parent's ``done`` fds open.
+    global _watcher, _lock
+    _lock = threading.Lock()
+    for p in _pending:
+        for fd in (p.r, p.w):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+    _pending.clear()
+    for ch in _to_release:
+        ch.release()
+    _to_release.clear()
+    _watcher = None
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --- Queues -----------------------------------------------------------------
+
+
+def _queue_from(fd, done, cls, state):
+    q = cls.__new__(cls)
+    q._ch = _Channel.attach_queue(fd.detach())
+    _attached(done)
+    q._setstate(state)
+    return q
+
+
+class Queue:
+    """``multiprocessing.Queue`` in shared memory.
+
+    ``maxsize`` bounds the number of messages (0: only the bytes do);
+    ``capacity_bytes`` is the ring's size (rounded up to a power of two,
+    1 MiB by default): a message may take at most half of it.
+    """
+
+    def __init__(self, maxsize: int = 0, *, capacity_bytes: int | None = None, ctx=None):
+        if maxsize < 0:
+            maxsize = 0
+        self._ch = _Channel.queue(maxsize, capacity_bytes)
+        self._setstate((maxsize, False))
+
+    def _setstate(self, state):
+        self._maxsize, self._closed = state[0], False
+
+    def _getstate(self):
+        return (self._maxsize, self._closed)
+
+    def __reduce__(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        fd, done = _handoff(self._ch)
+        return (_queue_from, (fd, done, type(self), self._getstate()))
+
+    def _check_closed(self):
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+
+    def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
+        """Puts ``obj``, waiting while the queue is full (see ``queue.Queue.put``)."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        self._ch.put(obj, block, timeout)
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        """Removes and returns an object, waiting while the queue is empty."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        return self._ch.get(block, timeout)
+
+    def put_nowait(self, obj) -> None:
+        """``put(obj, False)``."""
+        return self.put(obj, False)
+
+    def get_nowait(self):
+        """``get(False)``."""
+        return self.get(False)
+
+    def get_buffer(self, block: bool = True, timeout: float | None = None) -> memoryview:
+        """Removes a message and returns its bytes as a ``memoryview`` (no
+        unpickling): a ``bytes`` put comes back as its bytes."""
+        self._check_closed()
+        return memoryview(self._ch.get_bytes(block, timeout))
+
+    def qsize(self) -> int:
+        """Messages in the queue now, from every process (exact, not
+        approximate as multiprocessing's)."""
+        self._check_handle()
+        return self._ch.qsize()
+
+    def empty(self) -> bool:
+        """Whether the queue is empty now."""
+        self._check_handle()
+        return self._ch.qsize() == 0
+
+    def full(self) -> bool:
+        """Whether the queue holds ``maxsize`` messages, or its bytes are used up."""
+        self._check_handle()
+        return self._ch.full()
+
+    def _check_handle(self):
+        if self._ch.released:
+            raise OSError("handle is closed")
+
+    def close(self) -> None:
+        """This process will put and get no more: its handles are dropped.
+        Other processes keep the queue."""
+        self._closed = True
+        _release(self._ch)
+
+    def join_thread(self) -> None:
+        """Nothing to join (no feeder thread): everything ``put`` returned
+        from is in shared memory already. Must follow ``close()``."""
+        assert self._closed, f"Queue {self!r} not closed"
+
+    def cancel_join_thread(self) -> None:
+        """Nothing to cancel (no feeder thread)."""
+
+    def shutdown(self, immediate: bool = False) -> None:
+        """Ends the queue for every process: ``put`` raises ``ShutDown``;
+        ``get`` returns what is left, then raises ``ShutDown`` (Python
+        3.13's ``queue.Queue.shutdown``; ``immediate`` is not supported)."""
+        if immediate:
+            raise NotImplementedError("shutdown(immediate=True): messages are drained first")
+        self._ch.shutdown()
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest message in bytes (pickled, plus one byte)."""
+        return self._ch.max_message_size
+
+    def __repr__(self):
+        return f"<shmq.{type(self).__name__} maxsize={self._maxsize} capacity={self._ch.capacity}>"
+
+    # multiprocessing.Queue is generic in typing stubs.
+    def __class_getitem__(cls, item):
+        return cls
+
+
+class JoinableQueue(Queue):
+    """``multiprocessing.JoinableQueue``: ``task_done()`` and ``join()``
+    over a ``Queue``; the count of unfinished tasks is a
+    ``multiprocessing`` semaphore, as in CPython."""
+
+    def __init__(self, maxsize: int = 0, *, capacity_bytes: int | None = None, ctx=None):
+        super().__init__(maxsize, capacity_bytes=capacity_bytes)
+        ctx = ctx or _context._default_context
+        self._unfinished_tasks = ctx.Semaphore(0)
+        self._cond = ctx.Condition()
+
+    def _setstate(self, state):
+        super()._setstate(state[0])
+        self._unfinished_tasks, self._cond = state[1]
+
+    def _getstate(self):
+        return (super()._getstate(), (self._unfinished_tasks, self._cond))
+
+    def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
+        """Puts ``obj`` and counts one more unfinished task."""
+        if self._closed:
+            raise ValueError(f"Queue {self!r} is closed")
+        # Counted first: a consumer's task_done() may come before put returns.
+        self._unfinished_tasks.release()
+        try:
+            self._ch.put(obj, block, timeout)
+        except BaseException:
+            with self._cond:
+                self._unfinished_tasks.acquire(False)
+                if self._unfinished_tasks._semlock._is_zero():
+                    self._cond.notify_all()
+            raise
+
+    def task_done(self) -> None:
+        """One task taken with ``get`` is done."""
+        with self._cond:
+            if not self._unfinished_tasks.acquire(False):
+                raise ValueError("task_done() called too many times")
+            if self._unfinished_tasks._semlock._is_zero():
+                self._cond.notify_all()
+
+    def join(self) -> None:
+        """Waits until every task put has been marked done."""
+        with self._cond:
+            if not self._unfinished_tasks._semlock._is_zero():
+                self._cond.wait()
+
+
+class SimpleQueue:
+    """``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty``, ``close``."""
+
+    def __init__(self, *, capacity_bytes: int | None = None, ctx=None):
+        self._ch = _Channel.queue(0, capacity_bytes)
+
+    def __reduce__(self):
+        fd, done = _handoff(self._ch)
+        return (_simple_from, (fd, done))
+
+    def put(self, obj) -> None:
+        """Puts ``obj`` (waits while the ring's bytes are used up)."""
+        self._ch.put(obj)
+
+    def get(self):
+        """Removes and returns an object, waiting for one."""
+        return self._ch.get()
+
+    def empty(self) -> bool:
+        """Whether the queue is empty now."""
+        return self._ch.qsize() == 0
+
+    def close(self) -> None:
+        """Drops this process's handles (twice is fine)."""
+        _release(self._ch)
+
+    def __repr__(self):
+        return f"<shmq.SimpleQueue capacity={self._ch.capacity}>"
+
+    def __class_getitem__(cls, item):
+        return cls
+
+
+def _simple_from(fd, done):
+    q = SimpleQueue.__new__(SimpleQueue)
+    q._ch = _Channel.attach_queue(fd.detach())
+    _attached(done)
+    return q
+
+
+# --- Pipes ------------------------------------------------------------------
+
+
+def Pipe(duplex: bool = True, *, capacity_bytes: int | None = None):
+    """``multiprocessing.Pipe``: two ``Connection`` ends; one-way
+    (``duplex=False``): ``(reader, writer)``."""
+    a, b = _Channel.pipe(duplex, capacity_bytes)
+    return Connection(a), Connection(b)
+
+
+def _connection_from(fd, done, end):
+    c = Connection(_Channel.attach_pipe(fd.detach(), end))
+    _attached(done)
+    return c
+
+
+class Connection:
+    """One end of a ``Pipe``, as ``multiprocessing.connection.Connection``."""
+
+    def __init__(self, ch):
+        self._ch = ch
+        self._readable = ch.readable
+        self._writable = ch.writable
+        self._ready = None
+
+    def __reduce__(self):
+        self._check_closed()
+        fd, done = _handoff(self._ch)
+        return (_connection_from, (fd, done, self._ch.end))
+
+    def _check_closed(self):
+        if self._ch is None:
+            raise OSError("handle is closed")
+
+    def _check_readable(self):
+        if not self._readable:
+            raise OSError("connection is write-only")
+
+    def _check_writable(self):
+        if not self._writable:
+            raise OSError("connection is read-only")
+
+    @property
+    def closed(self) -> bool:
+        """True if the connection is closed."""
+        return self._ch is None
+
+    @property
+    def readable(self) -> bool:
+        """True if the connection is readable."""
+        return self._readable
+
+    @property
+    def writable(self) -> bool:
+        """True if the connection is writable."""
+        return self._writable
+
+    def send(self, obj) -> None:
+        """Sends a picklable object (a ``bytes`` as it is)."""
+        self._check_closed()
+        self._check_writable()
+        self._ch.put(obj)
+
+    def recv(self):
+        """Receives an object; ``EOFError`` once the other end is closed
+        everywhere and nothing is left."""
+        self._check_closed()
+        self._check_readable()
+        try:
+            return self._ch.get()
+        finally:
+            self._consumed()
+
+    def send_bytes(self, buf, offset: int = 0, size: int | None = None) -> None:
+        """Sends the bytes of a bytes-like object, or of ``buf[offset:offset+size]``."""
+        self._check_closed()
+        self._check_writable()
+        m = memoryview(buf)
+        if m.itemsize > 1:
+            m = m.cast("B")
+        n = m.nbytes
+        if offset < 0:
+            raise ValueError("offset is negative")
+        if n < offset:
+            raise ValueError("buffer length < offset")
+        if size is None:
+            size = n - offset
+        elif size < 0:
+            raise ValueError("size is negative")
+        elif offset + size > n:
+            raise ValueError("buffer length < offset + size")
+        if offset == 0 and size == n:
+            self._ch.put_bytes(m if type(buf) is not bytes else buf)
+        else:
+            self._ch.put_bytes(m[offset : offset + size])
+
+    def recv_bytes(self, maxlength: int | None = None) -> bytes:
+        """Receives the bytes of one message (``send_bytes``'s, or an
+        object's pickle)."""
+        self._check_closed()
+        self._check_readable()
+        if maxlength is not None and maxlength < 0:
+            raise ValueError("negative maxlength")
+        try:
+            return self._ch.get_bytes(True, None, maxlength)
+        except OSError as e:
+            if str(e) == "bad message length":
+                self._writable = False
+            raise
+        finally:
+            self._consumed()
+
+    def recv_bytes_into(self, buf, offset: int = 0) -> int:
+        """Receives one message's bytes into ``buf`` at ``offset``;
+        ``multiprocessing.BufferTooShort`` (holding the bytes) if it does not fit."""
+        self._check_closed()
+        self._check_readable()
+        with memoryview(buf) as m:
+            itemsize = m.itemsize
+            if offset < 0 or offset > m.nbytes // itemsize:
+                raise ValueError("negative offset" if offset < 0 else "offset too large")
+            try:
+                return self._ch.get_bytes_into(m.cast("B"), offset * itemsize)
+            finally:
+                self._consumed()
+
+    def poll(self, timeout: float | None = 0.0) -> bool:
+        """Whether there is anything to receive (or the end), waiting at
+        most ``timeout`` seconds (``None``: for ever)."""
+        self._check_closed()
+        self._check_readable()
+        return self._ch.poll(timeout)
+
+    def fileno(self) -> int:
+        """An fd that is readable while there is something to receive, for
+        ``multiprocessing.connection.wait`` and ``select`` (made on first
+        call; a thread of this process watches the ring for it)."""
+        self._check_closed()
+        if self._ready is None:
+            self._ready = _Readiness(self._ch)
+        return self._ready.fileno()
+
+    def _consumed(self):
+        if self._ready is not None:
+            self._ready.consumed()
+
+    def close(self) -> None:
+        """Closes this process's end; the other side gets ``EOFError``
+        once no process holds this end."""
+        ch, self._ch = self._ch, None
+        if ch is not None:
+            if self._ready is not None:
+                self._ready.stop()
+                self._ready = None
+            _release(ch)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        ready = getattr(self, "_ready", None)
+        if ready is not None:
+            ready.stop()
+
+    def __repr__(self):
+        state = "closed" if self._ch is None else f"end {self._ch.end}"
+        return f"<shmq.Connection {state} readable={self._readable} writable={self._writable}>"
+
+
+class _Readiness:
+    """An ``os.pipe`` kept readable while a message (or the end) waits in
+    a Connection: a thread polls the ring and writes one byte; receiving
+    takes it back."""
+
+    def __init__(self, ch):
+        self._ch = ch
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        self._signalled = False
+        self._cond = threading.Condition()
+        self._stopped = False
+        threading.Thread(target=self._run, name="shmq-fileno", daemon=True).start()
+
+    def fileno(self):
+        return self._r
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while self._signalled and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    break
+            try:
+                ready = self._ch.poll(0.02)
+            except Exception:
+                ready = True  # closed or broken: readable, recv tells why
+            if ready:
+                with self._cond:
+                    if not self._signalled and not self._stopped:
+                        os.write(self._w, b"!")
+                        self._signalled = True
+                if not self._ch.readable:
+                    break
+        os.close(self._w)
+
+    def consumed(self):
+        """A receive is about to take the message the byte stood for."""
+        with self._cond:
+            if self._signalled:
+                try:
+                    os.read(self._r, 1)
+                except BlockingIOError:
+                    pass
+                self._signalled = False
+                self._cond.notify()
+
+    def stop(self):
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def __del__(self):
+        try:
+            os.close(self._r)
+        except OSError:
+            pass
