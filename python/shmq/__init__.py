@@ -176,7 +176,7 @@ class Queue:
         if maxsize < 0:
             maxsize = 0
         self._ch = _Channel.queue(maxsize, capacity_bytes)
-        self._setstate((maxsize, False))
+        self._maxsize, self._closed = maxsize, False
 
     def _setstate(self, state):
         self._maxsize, self._closed = state[0], False
@@ -485,11 +485,12 @@ class Connection:
         self._check_closed()
         self._check_readable()
         with memoryview(buf) as m:
-            itemsize = m.itemsize
-            if offset < 0 or offset > m.nbytes // itemsize:
-                raise ValueError("negative offset" if offset < 0 else "offset too large")
+            if offset < 0:
+                raise ValueError("negative offset")
+            if offset > m.nbytes:
+                raise ValueError("offset too large")
             try:
-                return self._ch.get_bytes_into(m.cast("B"), offset * itemsize)
+                return self._ch.get_bytes_into(m.cast("B"), offset)
             finally:
                 self._consumed()
 
