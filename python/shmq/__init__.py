@@ -216,9 +216,11 @@ class Queue:
 
     def get_buffer(self, block: bool = True, timeout: float | None = None) -> memoryview:
         """Removes a message and returns its bytes as a ``memoryview`` (no
-        unpickling): a ``bytes`` put comes back as its bytes."""
+        unpickling): a ``bytes``, ``bytearray`` or ``memoryview`` put comes
+        back as its bytes, anything else as its pickle. The view is of a
+        private copy, not of the ring (see docs/PYTHON.md)."""
         self._check_closed()
-        return memoryview(self._ch.get_bytes(block, timeout))
+        return memoryview(self._ch.get_payload(block, timeout))
 
     def qsize(self) -> int:
         """Messages in the queue now, from every process (exact, not

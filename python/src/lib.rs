@@ -251,6 +251,19 @@ fn frame<'py>(obj: &Bound<'py, PyAny>, raw: bool) -> PyResult<Parts<'py>> {
             body: vec![Part::Buffer(buf)],
         });
     }
+    if obj.is_exact_instance_of::<pyo3::types::PyMemoryView>() {
+        // Not picklable: sent as its bytes (it arrives as `bytes`), from a
+        // byte view of it (`cast` needs it C-contiguous; else one copy).
+        let bytes_view = match obj.call_method1("cast", ("B",)) {
+            Ok(v) => v,
+            Err(_) => obj.call_method0("tobytes")?,
+        };
+        let buf = pyo3::buffer::PyBuffer::<u8>::get(&bytes_view)?;
+        return Ok(Parts {
+            head: vec![Tag::Bytes as u8],
+            body: vec![Part::Buffer(buf)],
+        });
+    }
     let buffers = PyList::empty(py);
     let dumps = DUMPS.import(py, "pickle", "dumps")?;
     let kwargs = [("buffer_callback", buffers.getattr("append")?)].into_py_dict(py)?;
@@ -675,6 +688,16 @@ impl Channel {
                 }
             }
             decode(py, m, true)
+        })
+    }
+
+    /// Receives a message and returns the bytes it carries: a `bytes`,
+    /// `bytearray` or `memoryview` put as is, anything else as its pickle.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get_payload(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
+        self.recv_with(py, block, timeout, |py, m| match m.split_first() {
+            Some((b'b' | b'a' | b'r', data)) => Ok(PyBytes::new(py, data).into_any().unbind()),
+            _ => decode(py, m, true),
         })
     }
 

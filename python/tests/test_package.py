@@ -1,0 +1,207 @@
+"""What shmq adds to or changes from multiprocessing's queues: zero-copy
+buffers, byte limits, Ctrl-C, the GIL, Pool initializers, shutdown, ends
+sent through queues, and no files left in /dev/shm."""
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import shmq
+
+np = pytest.importorskip("numpy")
+
+
+def test_numpy_out_of_band_round_trip():
+    q = shmq.Queue(capacity_bytes=8 << 20)
+    for a in (
+        np.arange(1 << 18, dtype=np.float64),
+        np.arange(12, dtype=np.int16).reshape(3, 4),
+        np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        np.zeros(0, dtype=np.uint8),
+    ):
+        q.put(("tag", a, a))
+        tag, b, c = q.get()
+        assert tag == "tag" and b.dtype == a.dtype and b.shape == a.shape
+        assert (b == a).all() and (c == a).all()
+        assert b.flags["ALIGNED"]
+
+
+def test_buffers_and_bytes_types():
+    q = shmq.Queue()
+    q.put(b"x" * 64)
+    q.put(bytearray(b"ab"))
+    # A memoryview (not picklable) is sent as its bytes, from its memory.
+    q.put(memoryview(b"mv"))
+    q.put(memoryview(np.arange(3, dtype=np.int32)))
+    q.put(memoryview(np.arange(6, dtype=np.uint8))[::2])  # not contiguous
+    assert q.get() == b"x" * 64
+    got = q.get()
+    assert type(got) is bytearray and got == b"ab"
+    assert q.get() == b"mv"
+    assert q.get() == np.arange(3, dtype=np.int32).tobytes()
+    assert q.get() == bytes([0, 2, 4])
+    q.put(b"raw")
+    view = q.get_buffer()
+    assert isinstance(view, memoryview) and view.tobytes() == b"raw"
+
+
+def test_too_large_says_what_to_do():
+    q = shmq.Queue(capacity_bytes=4096)
+    assert q.max_message_size <= 2048
+    with pytest.raises(ValueError, match="capacity_bytes"):
+        q.put(b"x" * 4096)
+    q.put(b"x" * (q.max_message_size - 1))  # one byte of framing
+    assert len(q.get()) == q.max_message_size - 1
+
+
+def test_blocked_get_releases_the_gil():
+    q = shmq.Queue()
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.001)
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    with pytest.raises(shmq.Empty):
+        q.get(timeout=0.3)
+    stop.set()
+    t.join()
+    assert len(ticks) > 20
+
+
+def test_threads_share_a_queue():
+    q = shmq.Queue(maxsize=8)
+    out = shmq.Queue()
+
+    def consumer():
+        for x in iter(q.get, None):
+            out.put(x)
+
+    ts = [threading.Thread(target=consumer) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for i in range(2000):
+        q.put(i)
+    for _ in ts:
+        q.put(None)
+    for t in ts:
+        t.join()
+    assert sorted(out.get() for _ in range(2000)) == list(range(2000))
+
+
+CTRL_C = r"""
+import shmq, sys
+q = shmq.Queue()
+print("ready", flush=True)
+try:
+    q.get()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(0)
+"""
+
+
+def test_ctrl_c_interrupts_a_blocked_get():
+    p = subprocess.Popen([sys.executable, "-c", CTRL_C], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=10) == 0
+    assert p.stdout.read().strip() == "interrupted"
+
+
+_worker_q = None
+
+
+def _init(q):
+    global _worker_q
+    _worker_q = q
+
+
+def _square(x):
+    _worker_q.put((os.getpid(), x * x))
+    return x
+
+
+def test_pool_initializer(ctx):
+    q = shmq.Queue()
+    with ctx.Pool(3, initializer=_init, initargs=(q,)) as pool:
+        assert sorted(pool.map(_square, range(30))) == list(range(30))
+    got = sorted(q.get(timeout=10)[1] for _ in range(30))
+    assert got == [x * x for x in range(30)]
+
+
+def _reply(inbox):
+    conn = inbox.get()
+    conn.send(("pong", os.getpid()))
+    conn.close()
+
+
+def test_ends_travel_through_a_queue(ctx):
+    inbox = shmq.Queue()
+    a, b = shmq.Pipe()
+    p = ctx.Process(target=_reply, args=(inbox,))
+    p.start()
+    inbox.put(b)  # pickled outside spawning: the fd goes through the resource sharer
+    b.close()
+    assert a.recv()[0] == "pong"
+    p.join()
+    with pytest.raises(EOFError):
+        a.recv()
+
+
+def test_shutdown_drains_then_raises():
+    q = shmq.Queue()
+    q.put(1)
+    q.shutdown()
+    with pytest.raises(shmq.ShutDown):
+        q.put(2)
+    assert q.get() == 1
+    with pytest.raises(shmq.ShutDown):
+        q.get()
+
+
+LEAK = r"""
+import multiprocessing as mp, shmq
+def f(q, c):
+    q.put(1); c.send(2)
+if __name__ == "__main__":
+    for m in ("fork", "spawn", "forkserver"):
+        ctx = mp.get_context(m)
+        q = shmq.Queue(); a, b = shmq.Pipe(); s = shmq.SimpleQueue(); j = shmq.JoinableQueue()
+        p = ctx.Process(target=f, args=(q, b)); p.start()
+        assert q.get() == 1 and a.recv() == 2
+        p.join()
+    print("ok")
+"""
+
+
+def test_nothing_left_in_dev_shm(tmp_path):
+    before = set(os.listdir("/dev/shm"))
+    script = tmp_path / "leak.py"
+    script.write_text(LEAK)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "ok", r.stderr
+    new = {f for f in set(os.listdir("/dev/shm")) - before if not f.startswith(("sem.", "mp-"))}
+    assert not new
+
+
+def test_pickled_queue_outside_processes():
+    import pickle
+
+    q = shmq.Queue()
+    q.put("before")
+    q2 = pickle.loads(pickle.dumps(q))
+    assert q2.get() == "before"
+    q2.put("after")
+    assert q.get() == "after"
