@@ -14,7 +14,7 @@ use pyo3::exceptions::{PyEOFError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyType};
-use shmq::{Connection, OpenError, Queue, RecvError, RecvGuard, Receiver, SendError, Sender};
+use shmq::{Connection, OpenError, Queue, Receiver, RecvError, RecvGuard, SendError, Sender};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -148,8 +148,7 @@ fn send_err(e: SendError) -> PyErr {
 
 fn recv_err(e: RecvError, pipe: bool) -> PyErr {
     Python::with_gil(|py| match e {
-        RecvError::Empty | RecvError::Timeout => match QUEUE_EMPTY.import(py, "queue", "Empty")
-        {
+        RecvError::Empty | RecvError::Timeout => match QUEUE_EMPTY.import(py, "queue", "Empty") {
             Ok(t) => PyErr::from_type(t.clone(), ()),
             Err(e) => e,
         },
@@ -267,7 +266,9 @@ fn frame<'py>(obj: &Bound<'py, PyAny>, raw: bool) -> PyResult<Parts<'py>> {
     let buffers = PyList::empty(py);
     let dumps = DUMPS.import(py, "pickle", "dumps")?;
     let kwargs = [("buffer_callback", buffers.getattr("append")?)].into_py_dict(py)?;
-    let pickled = dumps.call((obj, 5), Some(&kwargs))?.downcast_into::<PyBytes>()?;
+    let pickled = dumps
+        .call((obj, 5), Some(&kwargs))?
+        .downcast_into::<PyBytes>()?;
     if buffers.is_empty() {
         return Ok(Parts {
             head: vec![Tag::Pickle as u8],
@@ -357,7 +358,9 @@ fn loads_out_of_band<'py>(py: Python<'py>, msg: &[u8]) -> PyResult<Bound<'py, Py
     };
     let n = u32::from_le_bytes(msg.get(1..5).ok_or_else(bad)?.try_into().unwrap()) as usize;
     let plen = u64_at(5)?;
-    let head = 13usize.checked_add(n.checked_mul(8).ok_or_else(bad)?).ok_or_else(bad)?;
+    let head = 13usize
+        .checked_add(n.checked_mul(8).ok_or_else(bad)?)
+        .ok_or_else(bad)?;
     let copy = PyByteArray::new(py, msg);
     let view = pyo3::types::PyMemoryView::from(&copy)?;
     let slice = |a: usize, b: usize| -> PyResult<Bound<'py, PyAny>> {
@@ -385,9 +388,7 @@ impl Channel {
     fn new(anchor: Anchor) -> Self {
         let (is_pipe, end, max, cap, maxsize) = match &anchor {
             Anchor::Queue(q) => (false, 0, q.max_message_size(), q.capacity(), q.maxsize()),
-            Anchor::Pipe(c) => {
-                (true, c.end(), c.max_message_size(), c.capacity(), None)
-            }
+            Anchor::Pipe(c) => (true, c.end(), c.max_message_size(), c.capacity(), None),
         };
         Channel {
             state: Mutex::new(Some(State {
@@ -507,11 +508,10 @@ impl Channel {
                 return Err(recv_err(RecvError::Empty, self.is_pipe));
             };
             let rxr = SameThread(rx);
-            let r: SameThread<Result<RecvGuard<'_>, RecvError>> =
-                py.allow_threads(move || {
-                    let rxr = rxr;
-                    SameThread(rxr.0.recv_timeout(s))
-                });
+            let r: SameThread<Result<RecvGuard<'_>, RecvError>> = py.allow_threads(move || {
+                let rxr = rxr;
+                SameThread(rxr.0.recv_timeout(s))
+            });
             match r.0 {
                 Ok(g) => return f(py, &g),
                 Err(RecvError::Timeout) => {
@@ -565,10 +565,7 @@ impl Channel {
             let (r, w) = b.create_pipe().map_err(open_err)?;
             (Connection::from(r), Connection::from(w))
         };
-        Ok((
-            Channel::new(Anchor::Pipe(x)),
-            Channel::new(Anchor::Pipe(y)),
-        ))
+        Ok((Channel::new(Anchor::Pipe(x)), Channel::new(Anchor::Pipe(y))))
     }
 
     /// Attaches a queue from its fd; the channel takes the fd over.
@@ -576,7 +573,9 @@ impl Channel {
     fn attach_queue(fd: i32) -> PyResult<Self> {
         // SAFETY: the caller hands over an fd it owns and will not use again.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Channel::new(Anchor::Queue(Queue::from_fd(fd).map_err(open_err)?)))
+        Ok(Channel::new(Anchor::Queue(
+            Queue::from_fd(fd).map_err(open_err)?,
+        )))
     }
 
     /// Attaches end `end` of a pipe from its fd; the channel takes the fd over.
@@ -653,14 +652,26 @@ impl Channel {
     /// Sends `obj` (a `bytes` as is, anything else pickled with protocol 5,
     /// its out-of-band buffers written straight into the ring).
     #[pyo3(signature = (obj, block=true, timeout=None))]
-    fn put(&self, py: Python<'_>, obj: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
+    fn put(
+        &self,
+        py: Python<'_>,
+        obj: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         let parts = frame(obj, false)?;
         self.send_parts(py, &parts, block, timeout)
     }
 
     /// Sends the bytes of a buffer as they are (`send_bytes`).
     #[pyo3(signature = (buf, block=true, timeout=None))]
-    fn put_bytes(&self, py: Python<'_>, buf: &Bound<'_, PyAny>, block: bool, timeout: Option<f64>) -> PyResult<()> {
+    fn put_bytes(
+        &self,
+        py: Python<'_>,
+        buf: &Bound<'_, PyAny>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
         let parts = frame(buf, true)?;
         self.send_parts(py, &parts, block, timeout)
     }
@@ -714,7 +725,9 @@ impl Channel {
     ) -> PyResult<usize> {
         let out = pyo3::buffer::PyBuffer::<u8>::get(buf)?;
         if out.readonly() || !out.is_c_contiguous() {
-            return Err(PyValueError::new_err("buffer must be writable and contiguous"));
+            return Err(PyValueError::new_err(
+                "buffer must be writable and contiguous",
+            ));
         }
         let size = out.len_bytes();
         if offset > size {
@@ -724,9 +737,7 @@ impl Channel {
         let obj = obj.bind(py).downcast::<PyBytes>()?;
         let bytes = obj.as_bytes();
         if bytes.len() > size - offset {
-            let too_short = py
-                .import("multiprocessing")?
-                .getattr("BufferTooShort")?;
+            let too_short = py.import("multiprocessing")?.getattr("BufferTooShort")?;
             return Err(PyErr::from_type(
                 too_short.downcast_into::<PyType>()?,
                 (obj.clone().unbind(),),
@@ -760,7 +771,11 @@ impl Channel {
                 Ok(true)
             }
             Err(e) if e.is_instance_of::<PyEOFError>(py) => Ok(true),
-            Err(e) if QUEUE_EMPTY.import(py, "queue", "Empty").is_ok_and(|t| e.is_instance(py, t)) => {
+            Err(e)
+                if QUEUE_EMPTY
+                    .import(py, "queue", "Empty")
+                    .is_ok_and(|t| e.is_instance(py, t)) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -772,7 +787,9 @@ impl Channel {
         self.with_state(|st| {
             Ok(match &st.anchor {
                 Anchor::Queue(q) => q.len(),
-                Anchor::Pipe(c) => c.receiver().map_or(0, |r| r.len()) + st.stash.is_some() as usize,
+                Anchor::Pipe(c) => {
+                    c.receiver().map_or(0, |r| r.len()) + st.stash.is_some() as usize
+                }
             })
         })
     }
@@ -819,7 +836,10 @@ impl Channel {
     /// Whether `release` was called.
     #[getter]
     fn released(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).is_none()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     fn __repr__(&self) -> String {
