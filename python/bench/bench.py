@@ -81,7 +81,7 @@ class _PipePair:
 def _methods(end):
     """put and get of a queue or pipe end; faster-fifo's wait 10 s by default."""
     if faster_fifo is not None and isinstance(end, faster_fifo.Queue):
-        return (lambda x: end.put(x, timeout=1e9)), (lambda: end.get(timeout=1e9))
+        return (lambda x: end.put(x, timeout=3600)), (lambda: end.get(timeout=3600))
     put = end.put if hasattr(end, "put") else getattr(end, "send", None)
     get = end.get if hasattr(end, "get") else getattr(end, "recv", None)
     return put, get
