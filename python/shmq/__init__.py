@@ -222,6 +222,16 @@ class Queue:
         self._check_closed()
         return memoryview(self._ch.get_payload(block, timeout))
 
+    def get_view(self, block: bool = True, timeout: float | None = None) -> memoryview:
+        """Removes a message and returns a read-only ``memoryview`` of its
+        bytes where they lie, in shared memory: no copy at all. The message's
+        space in the ring stays taken until the view (and every view or
+        array made from it) is released: use ``with q.get_view() as v:``.
+        A ``bytes``, ``bytearray`` or ``memoryview`` put: its bytes;
+        anything else: its pickle."""
+        self._check_closed()
+        return memoryview(self._ch.get_view(block, timeout))
+
     def qsize(self) -> int:
         """Messages in the queue now, from every process (exact, not
         approximate as multiprocessing's)."""
@@ -478,6 +488,17 @@ class Connection:
             if str(e) == "bad message length":
                 self._writable = False
             raise
+        finally:
+            self._consumed()
+
+    def recv_view(self) -> memoryview:
+        """``recv_bytes`` without a copy: a read-only ``memoryview`` of the
+        message in shared memory, whose space stays taken until the view is
+        released (see ``Queue.get_view``)."""
+        self._check_closed()
+        self._check_readable()
+        try:
+            return memoryview(self._ch.get_view())
         finally:
             self._consumed()
 

@@ -481,25 +481,29 @@ impl Channel {
         f: impl Fn(Python<'_>, &[u8]) -> PyResult<R>,
     ) -> PyResult<R> {
         let deadline = deadline(block, timeout)?;
-        let (rx, stash) = self.with_state(|st| Ok((st.receiver()?, st.stash.take())))?;
-        if let Some(m) = stash {
-            self.give_back_receiver(rx);
-            return f(py, &m);
-        }
-        let r = self.recv_loop(py, &rx, deadline, &f);
+        let rx = self.with_state(State::receiver)?;
+        let r = match self.take(py, &rx, deadline) {
+            Ok(Taken::Record(g)) => f(py, &g),
+            Ok(Taken::Stashed(m)) => f(py, &m),
+            Err(e) => Err(e),
+        };
         self.give_back_receiver(rx);
         r
     }
 
-    fn recv_loop<R>(
+    /// Takes the next message for `rx`'s receive: a message `poll` took
+    /// first, else a record of the ring, waiting until `deadline`.
+    fn take<'r>(
         &self,
         py: Python<'_>,
-        rx: &Receiver,
+        rx: &'r Receiver,
         deadline: Option<Instant>,
-        f: &impl Fn(Python<'_>, &[u8]) -> PyResult<R>,
-    ) -> PyResult<R> {
+    ) -> PyResult<Taken<'r>> {
+        if let Some(m) = self.with_state(|st| Ok(st.stash.take()))? {
+            return Ok(Taken::Stashed(m));
+        }
         match rx.try_recv() {
-            Ok(g) => return f(py, &g),
+            Ok(g) => return Ok(Taken::Record(g)),
             Err(RecvError::Empty) => {}
             Err(e) => return Err(recv_err(e, self.is_pipe)),
         }
@@ -508,18 +512,18 @@ impl Channel {
                 return Err(recv_err(RecvError::Empty, self.is_pipe));
             };
             let rxr = SameThread(rx);
-            let r: SameThread<Result<RecvGuard<'_>, RecvError>> = py.allow_threads(move || {
+            let r: SameThread<Result<RecvGuard<'r>, RecvError>> = py.allow_threads(move || {
                 let rxr = rxr;
                 SameThread(rxr.0.recv_timeout(s))
             });
             match r.0 {
-                Ok(g) => return f(py, &g),
+                Ok(g) => return Ok(Taken::Record(g)),
                 Err(RecvError::Timeout) => {
                     py.check_signals()?;
                     // `poll` in another thread (a `fileno()` watcher) may
                     // have taken the message this call waits for.
                     if let Some(m) = self.with_state(|st| Ok(st.stash.take()))? {
-                        return f(py, &m);
+                        return Ok(Taken::Stashed(m));
                     }
                 }
                 Err(RecvError::Disconnected) if !self.is_pipe => {
@@ -531,6 +535,98 @@ impl Channel {
                 Err(e) => return Err(recv_err(e, self.is_pipe)),
             }
         }
+    }
+}
+
+/// A message taken for a receive.
+enum Taken<'r> {
+    /// A record of the ring, held until the guard drops.
+    Record(RecvGuard<'r>),
+    /// A message `poll` copied out earlier.
+    Stashed(Vec<u8>),
+}
+
+/// A message's payload in shared memory, exported through the buffer
+/// protocol (`Queue.get_view`): the record stays taken, and its bytes
+/// unchanged, until this object is gone, i.e. until every memoryview of it
+/// is released.
+#[pyclass(module = "shmq._shmq", unsendable)]
+struct SharedView {
+    /// The record (or a stashed copy); borrows `rx`, so it is dropped first
+    /// (see `Drop`).
+    taken: Option<Taken<'static>>,
+    /// The handle the record was taken with, boxed so that its address
+    /// stays put while `taken` borrows it.
+    rx: Option<Box<Receiver>>,
+    channel: Py<Channel>,
+    /// Where the payload starts in the message (after the kind byte).
+    start: usize,
+}
+
+impl SharedView {
+    fn bytes(&self) -> &[u8] {
+        match &self.taken {
+            Some(Taken::Record(g)) => &g[self.start..],
+            Some(Taken::Stashed(m)) => &m[self.start..],
+            None => &[],
+        }
+    }
+}
+
+impl Drop for SharedView {
+    fn drop(&mut self) {
+        // The record first: it borrows the handle.
+        self.taken = None;
+        if let Some(rx) = self.rx.take() {
+            self.channel.get().give_back_receiver(*rx);
+        }
+    }
+}
+
+#[pymethods]
+impl SharedView {
+    /// Exports the payload, read-only.
+    ///
+    /// # Safety
+    /// Called by CPython with a valid `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: PyRefMut<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        if flags & pyo3::ffi::PyBUF_WRITABLE == pyo3::ffi::PyBUF_WRITABLE {
+            return Err(pyo3::exceptions::PyBufferError::new_err(
+                "a message in shared memory is read-only",
+            ));
+        }
+        let (ptr, len) = {
+            let b = slf.bytes();
+            (b.as_ptr(), b.len())
+        };
+        let owner = slf.as_ptr();
+        // SAFETY: `view` is CPython's to fill; the memory stays valid and
+        // unchanged while the export lives, because the export holds a
+        // reference to `owner` (set by FillInfo) and the record is released
+        // only when `owner` is dropped.
+        let r = unsafe {
+            pyo3::ffi::PyBuffer_FillInfo(
+                view,
+                owner,
+                ptr as *mut std::os::raw::c_void,
+                len as pyo3::ffi::Py_ssize_t,
+                1,
+                flags,
+            )
+        };
+        if r == -1 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    /// The payload's length.
+    fn __len__(&self) -> usize {
+        self.bytes().len()
     }
 }
 
@@ -712,6 +808,44 @@ impl Channel {
         })
     }
 
+    /// Receives a message and returns its payload where it lies in shared
+    /// memory (a `bytes`, `bytearray` or `memoryview` put: its bytes;
+    /// anything else: its pickle, framed with its buffers if it had
+    /// out-of-band ones), as an object with the buffer protocol.
+    #[pyo3(signature = (block=true, timeout=None))]
+    fn get_view(
+        slf: &Bound<'_, Self>,
+        block: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<SharedView> {
+        let py = slf.py();
+        let this = slf.get();
+        let deadline = deadline(block, timeout)?;
+        let rx = Box::new(this.with_state(State::receiver)?);
+        // SAFETY: the record borrows the boxed handle, whose heap address
+        // does not change when the box moves into the view; the view drops
+        // the record before the handle (`SharedView::drop`), so the
+        // invented 'static never outlives what it borrows.
+        let rx_ref: &'static Receiver = unsafe { &*(&*rx as *const Receiver) };
+        let taken = match this.take(py, rx_ref, deadline) {
+            Ok(t) => t,
+            Err(e) => {
+                this.give_back_receiver(*rx);
+                return Err(e);
+            }
+        };
+        let start = match &taken {
+            Taken::Record(g) => usize::from(!g.is_empty()),
+            Taken::Stashed(m) => usize::from(!m.is_empty()),
+        };
+        Ok(SharedView {
+            taken: Some(taken),
+            rx: Some(rx),
+            channel: slf.clone().unbind(),
+            start,
+        })
+    }
+
     /// Receives a message's bytes into `buf` at `offset`; returns its
     /// length, or raises `multiprocessing.BufferTooShort` with the bytes.
     #[pyo3(signature = (buf, offset=0, block=true, timeout=None))]
@@ -856,6 +990,7 @@ impl Channel {
 #[pymodule]
 fn _shmq(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Channel>()?;
+    m.add_class::<SharedView>()?;
     m.add("ShutDown", m.py().get_type::<ShutDown>())?;
     Ok(())
 }

@@ -205,3 +205,40 @@ def test_pickled_queue_outside_processes():
     assert q2.get() == "before"
     q2.put("after")
     assert q.get() == "after"
+
+
+def test_get_view_is_shared_memory_held_until_released():
+    q = shmq.Queue(capacity_bytes=4096)
+    a = bytes(range(256)) * 6  # 1536 B
+    q.put(a)
+    v = q.get_view()
+    assert v.readonly and v.tobytes() == a
+    with pytest.raises(TypeError):
+        v[0] = 1
+    q.put(b"b" * 1536)
+    # The viewed message's space is still taken: a third does not fit.
+    with pytest.raises(shmq.Full):
+        q.put(b"c" * 1536, timeout=0.1)
+    arr = np.frombuffer(v, dtype=np.uint8)  # an array over the ring
+    assert arr[255] == 255
+    v.release()
+    with pytest.raises(shmq.Full):
+        q.put(b"c" * 1536, timeout=0.1)  # the array still holds it
+    del arr
+    q.put(b"c" * 1536, timeout=5)
+    assert q.get() == b"b" * 1536
+    with q.get_view() as v2:
+        assert v2.tobytes() == b"c" * 1536
+    q.put({"k": 1})
+    with q.get_view() as v3:
+        import pickle
+
+        assert pickle.loads(v3) == {"k": 1}
+
+
+def test_recv_view():
+    a, b = shmq.Pipe()
+    a.send_bytes(b"in place")
+    with b.recv_view() as v:
+        assert bytes(v) == b"in place"
+    assert b.poll() is False
