@@ -196,7 +196,8 @@ def report(rows, rts):
             if k not in res:
                 return "–"
             v = res[k]
-            return f"{v/1e3:,.0f} k/s" + (f" ({v*size/1e9:.2f} GB/s)" if size >= 4096 else "")
+            rate = f"{v/1e3:,.0f} k/s" if v >= 10_000 else f"{v:,.0f}/s"
+            return rate + (f" ({v*size/1e9:.2f} GB/s)" if size >= 4096 else "")
 
         def ratio(a, b):
             return f"{res[a]/res[b]:.1f}×" if a in res and b in res else "–"
