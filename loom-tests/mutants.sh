@@ -19,10 +19,10 @@ cd "$(dirname "$0")/.."
 # mutant | models that must fail with it
 TABLE='
 commit_relaxed            | spsc_wrap_padding_and_blocking mpsc_two_producers_fifo
-no_recheck                | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
-seq_after_recheck         | spsc_wrap_padding_and_blocking
-register_after_recheck    | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
-close_no_wake             | close_wakes_blocked_sender_and_receiver close_races_send_and_recv
+no_recheck                | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take wait_ready_is_woken_and_takes_nothing
+seq_after_recheck         | spsc_wrap_padding_and_blocking wait_ready_is_woken_and_takes_nothing
+register_after_recheck    | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take wait_ready_is_woken_and_takes_nothing
+close_no_wake             | close_wakes_blocked_sender_and_receiver close_races_send_and_recv wait_ready_is_woken_and_takes_nothing
 clear_relaxed             | spmc_two_consumers_out_of_order_release
 head_load_relaxed         | spsc_wrap_padding_and_blocking spmc_producer_reuses_room_released_out_of_order
 head_move_relaxed         | spmc_producer_reuses_room_released_out_of_order
@@ -37,7 +37,7 @@ claim_ignores_closed      | close_races_send_and_recv close_wakes_blocked_sender
 batch_send_no_wake        | batch_send_wakes_receiver_once_per_batch
 batch_release_no_wake     | batch_release_wakes_blocked_sender
 batch_take_no_wake        | batch_take_wakes_sender_blocked_on_maxsize
-wake_keeps_epoch          | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take
+wake_keeps_epoch          | spsc_wrap_padding_and_blocking maxsize_full_sender_woken_by_take wait_ready_is_woken_and_takes_nothing
 leave_after_wake          | sleepers_woken_together_are_uncounted_once
 claim_unnoted             | dead_producer_claim_is_skipped
 take_unmarked             | dead_consumer_room_is_reclaimed

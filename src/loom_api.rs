@@ -169,6 +169,12 @@ impl LoomRing {
         self.release_as(t, c);
         Ok(v)
     }
+    /// Blocking wait until a message is ready (or the end), taking nothing
+    /// (`Receiver::poll` without a deadline).
+    pub fn wait_ready(&self) -> Result<(), RecvError> {
+        self.ring
+            .wait_ready(None, &crate::wait::Backoff::default(), self.my_lane())
+    }
     /// Frees the lanes of dead model processes that hold nothing pending.
     pub fn reap(&self) -> usize {
         self.ring.reap()

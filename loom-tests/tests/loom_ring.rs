@@ -429,6 +429,27 @@ fn close_wakes_blocked_sender_and_receiver() {
     });
 }
 
+/// `poll` (`wait_ready`) waits without taking: a receiver waiting for
+/// readiness is woken by a send (no lost wake-up) and finds the message
+/// still there for its take; a close with nothing left ends the wait with
+/// `Closed`.
+#[test]
+fn wait_ready_is_woken_and_takes_nothing() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let (r2, r3) = (r.clone(), r.clone());
+        let prod = thread::spawn(move || {
+            r2.send(&Producer::default(), &msg(1, 0, 4)).unwrap();
+        });
+        assert_eq!(r.wait_ready(), Ok(()));
+        assert_eq!(check_fifo(&[r.try_recv().unwrap()]), [(1, 0)]);
+        prod.join().unwrap();
+        let closer = thread::spawn(move || r3.close());
+        assert_eq!(r.wait_ready(), Err(RecvError::Closed));
+        closer.join().unwrap();
+    });
+}
+
 /// Batch send into a 4-granule ring: two 2-granule messages fill it, so the
 /// third waits for room mid-batch. The blocked receiver must be woken by the
 /// batch (before the sender waits, and when it ends), though no single send

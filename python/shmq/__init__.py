@@ -529,7 +529,8 @@ class Connection:
         ``multiprocessing.connection.wait`` and ``select`` (made on first
         call; a thread of this process watches the ring for it)."""
         self._check_closed()
-        if self._ready is None:
+        if self._ready is None or self._ready.pid != os.getpid():
+            # A forked child inherits the object but not its thread.
             self._ready = _Readiness(self._ch)
         return self._ready.fileno()
 
@@ -570,6 +571,7 @@ class _Readiness:
 
     def __init__(self, ch):
         self._ch = ch
+        self.pid = os.getpid()
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
         self._signalled = False

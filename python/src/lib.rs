@@ -80,8 +80,6 @@ struct State {
     anchor: Anchor,
     senders: Vec<Sender>,
     receivers: Vec<Receiver>,
-    /// A message `poll` took and `recv` has not yet returned.
-    stash: Option<Vec<u8>>,
 }
 
 impl State {
@@ -395,7 +393,6 @@ impl Channel {
                 anchor,
                 senders: Vec::new(),
                 receivers: Vec::new(),
-                stash: None,
             })),
             is_pipe,
             end,
@@ -483,27 +480,22 @@ impl Channel {
         let deadline = deadline(block, timeout)?;
         let rx = self.with_state(State::receiver)?;
         let r = match self.take(py, &rx, deadline) {
-            Ok(Taken::Record(g)) => f(py, &g),
-            Ok(Taken::Stashed(m)) => f(py, &m),
+            Ok(g) => f(py, &g),
             Err(e) => Err(e),
         };
         self.give_back_receiver(rx);
         r
     }
 
-    /// Takes the next message for `rx`'s receive: a message `poll` took
-    /// first, else a record of the ring, waiting until `deadline`.
+    /// Takes the next record for `rx`, waiting until `deadline`.
     fn take<'r>(
         &self,
         py: Python<'_>,
         rx: &'r Receiver,
         deadline: Option<Instant>,
-    ) -> PyResult<Taken<'r>> {
-        if let Some(m) = self.with_state(|st| Ok(st.stash.take()))? {
-            return Ok(Taken::Stashed(m));
-        }
+    ) -> PyResult<RecvGuard<'r>> {
         match rx.try_recv() {
-            Ok(g) => return Ok(Taken::Record(g)),
+            Ok(g) => return Ok(g),
             Err(RecvError::Empty) => {}
             Err(e) => return Err(recv_err(e, self.is_pipe)),
         }
@@ -517,15 +509,8 @@ impl Channel {
                 SameThread(rxr.0.recv_timeout(s))
             });
             match r.0 {
-                Ok(g) => return Ok(Taken::Record(g)),
-                Err(RecvError::Timeout) => {
-                    py.check_signals()?;
-                    // `poll` in another thread (a `fileno()` watcher) may
-                    // have taken the message this call waits for.
-                    if let Some(m) = self.with_state(|st| Ok(st.stash.take()))? {
-                        return Ok(Taken::Stashed(m));
-                    }
-                }
+                Ok(g) => return Ok(g),
+                Err(RecvError::Timeout) => py.check_signals()?,
                 Err(RecvError::Disconnected) if !self.is_pipe => {
                     // A queue never ends for `multiprocessing` users: with
                     // no handle left anywhere, wait as Python's would.
@@ -536,14 +521,39 @@ impl Channel {
             }
         }
     }
-}
 
-/// A message taken for a receive.
-enum Taken<'r> {
-    /// A record of the ring, held until the guard drops.
-    Record(RecvGuard<'r>),
-    /// A message `poll` copied out earlier.
-    Stashed(Vec<u8>),
+    fn poll_loop(
+        &self,
+        py: Python<'_>,
+        rx: &Receiver,
+        deadline: Option<Instant>,
+    ) -> PyResult<bool> {
+        loop {
+            let s = slice(deadline).unwrap_or(Duration::ZERO);
+            let rxr = SameThread(rx);
+            let r = py.allow_threads(move || {
+                let rxr = rxr;
+                SameThread(rxr.0.poll(s))
+            });
+            match r.0 {
+                Ok(true) => return Ok(true),
+                Ok(false) if slice(deadline).is_none() => return Ok(false),
+                Ok(false) => py.check_signals()?,
+                Err(RecvError::Disconnected | RecvError::Closed) if self.is_pipe => {
+                    return Ok(true)
+                }
+                Err(RecvError::Disconnected) => {
+                    // A queue: as `take`, no end.
+                    py.check_signals()?;
+                    if slice(deadline).is_none() {
+                        return Ok(false);
+                    }
+                    py.allow_threads(|| std::thread::sleep(s.min(Duration::from_millis(10))));
+                }
+                Err(e) => return Err(recv_err(e, self.is_pipe)),
+            }
+        }
+    }
 }
 
 /// A message's payload in shared memory, exported through the buffer
@@ -552,9 +562,8 @@ enum Taken<'r> {
 /// is released.
 #[pyclass(module = "shmq._shmq", unsendable)]
 struct SharedView {
-    /// The record (or a stashed copy); borrows `rx`, so it is dropped first
-    /// (see `Drop`).
-    taken: Option<Taken<'static>>,
+    /// The record; borrows `rx`, so it is dropped first (see `Drop`).
+    taken: Option<RecvGuard<'static>>,
     /// The handle the record was taken with, boxed so that its address
     /// stays put while `taken` borrows it.
     rx: Option<Box<Receiver>>,
@@ -565,11 +574,7 @@ struct SharedView {
 
 impl SharedView {
     fn bytes(&self) -> &[u8] {
-        match &self.taken {
-            Some(Taken::Record(g)) => &g[self.start..],
-            Some(Taken::Stashed(m)) => &m[self.start..],
-            None => &[],
-        }
+        self.taken.as_ref().map_or(&[], |g| &g[self.start..])
     }
 }
 
@@ -813,11 +818,7 @@ impl Channel {
     /// anything else: its pickle, framed with its buffers if it had
     /// out-of-band ones), as an object with the buffer protocol.
     #[pyo3(signature = (block=true, timeout=None))]
-    fn get_view(
-        slf: &Bound<'_, Self>,
-        block: bool,
-        timeout: Option<f64>,
-    ) -> PyResult<SharedView> {
+    fn get_view(slf: &Bound<'_, Self>, block: bool, timeout: Option<f64>) -> PyResult<SharedView> {
         let py = slf.py();
         let this = slf.get();
         let deadline = deadline(block, timeout)?;
@@ -834,10 +835,7 @@ impl Channel {
                 return Err(e);
             }
         };
-        let start = match &taken {
-            Taken::Record(g) => usize::from(!g.is_empty()),
-            Taken::Stashed(m) => usize::from(!m.is_empty()),
-        };
+        let start = usize::from(!taken.is_empty());
         Ok(SharedView {
             taken: Some(taken),
             rx: Some(rx),
@@ -889,31 +887,15 @@ impl Channel {
         Ok(bytes.len())
     }
 
-    /// Whether a message is ready, waiting at most `timeout` (None: for
-    /// ever); the message is kept for the next receive.
+    /// Whether a message is ready (or the other end is gone), waiting at
+    /// most `timeout` (None: for ever); takes nothing.
     #[pyo3(signature = (timeout=0.0))]
     fn poll(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        if self.with_state(|st| Ok(st.stash.is_some()))? {
-            return Ok(true);
-        }
-        match self.recv_with(py, true, timeout, |_, m| Ok(m.to_vec())) {
-            Ok(m) => {
-                self.with_state(|st| {
-                    st.stash = Some(m);
-                    Ok(())
-                })?;
-                Ok(true)
-            }
-            Err(e) if e.is_instance_of::<PyEOFError>(py) => Ok(true),
-            Err(e)
-                if QUEUE_EMPTY
-                    .import(py, "queue", "Empty")
-                    .is_ok_and(|t| e.is_instance(py, t)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
+        let deadline = deadline(true, timeout)?;
+        let rx = self.with_state(State::receiver)?;
+        let r = self.poll_loop(py, &rx, deadline);
+        self.give_back_receiver(rx);
+        r
     }
 
     /// Messages in the queue now (from any process).
@@ -921,9 +903,7 @@ impl Channel {
         self.with_state(|st| {
             Ok(match &st.anchor {
                 Anchor::Queue(q) => q.len(),
-                Anchor::Pipe(c) => {
-                    c.receiver().map_or(0, |r| r.len()) + st.stash.is_some() as usize
-                }
+                Anchor::Pipe(c) => c.receiver().map_or(0, |r| r.len()),
             })
         })
     }

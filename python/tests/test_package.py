@@ -242,3 +242,22 @@ def test_recv_view():
     with b.recv_view() as v:
         assert bytes(v) == b"in place"
     assert b.poll() is False
+
+
+def _wait_in_child(r, out):
+    from multiprocessing.connection import wait as mpwait
+
+    out.put(mpwait([r], 10) == [r] and r.recv())
+
+
+def test_wait_in_a_forked_child_after_the_parent_waited():
+    r, w = shmq.Pipe(duplex=False)
+    out = shmq.Queue()
+    from multiprocessing.connection import wait as mpwait
+
+    assert mpwait([r], 0.05) == []  # the parent's watcher thread exists now
+    p = multiprocessing.get_context("fork").Process(target=_wait_in_child, args=(r, out))
+    p.start()
+    w.send("to the child")
+    assert out.get(timeout=20) == "to the child"
+    p.join()

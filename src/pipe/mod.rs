@@ -371,6 +371,15 @@ impl Connection {
         self.rx()?.recv_batch(max)
     }
 
+    /// Waits at most `timeout` until a message is ready, without taking it
+    /// (see [`Receiver::poll`]).
+    ///
+    /// # Errors
+    /// As [`Receiver::poll`]; [`RecvError::WriteOnly`].
+    pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
+        self.rx()?.poll(timeout)
+    }
+
     /// Closes the pipe for both ends and every process: sends fail with
     /// `Closed`, and each end receives what was sent before, then `Closed`.
     pub fn close(&self) {

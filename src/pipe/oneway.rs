@@ -137,6 +137,15 @@ impl PipeReader {
         self.conn.recv_timeout(timeout)
     }
 
+    /// Waits at most `timeout` until a message is ready, without taking it
+    /// (see [`crate::Receiver::poll`]).
+    ///
+    /// # Errors
+    /// As [`crate::Receiver::poll`].
+    pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
+        self.conn.poll(timeout)
+    }
+
     /// Waits for a message and takes up to `max` ready ones (see
     /// [`crate::Receiver::recv_batch`]).
     ///

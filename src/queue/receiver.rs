@@ -118,6 +118,40 @@ impl Receiver {
             .map(|c| self.guard(c, lane))
     }
 
+    /// Waits at most `timeout` until a message is ready, without taking it
+    /// (Python's `Connection.poll`): `Ok(true)` when one is, `Ok(false)`
+    /// when the time ran out. A `true` is a hint when several receivers
+    /// share the queue: another may take the message first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = shmq::Queue::builder().create()?;
+    /// let (tx, rx) = (q.sender(), q.receiver());
+    /// assert!(!rx.poll(Duration::ZERO)?);
+    /// tx.send(b"x")?;
+    /// assert!(rx.poll(Duration::from_secs(1))?);
+    /// assert_eq!(&*rx.try_recv()?, b"x"); // still there
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RecvError::Closed`] once the queue is closed and drained;
+    /// [`RecvError::Disconnected`], [`RecvError::Corrupted`],
+    /// [`RecvError::TooManyHandles`] as [`Receiver::recv`].
+    pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
+        let lane = self.lane()?;
+        match self
+            .end
+            .ring()
+            .wait_ready(Instant::now().checked_add(timeout), &self.wait, lane)
+        {
+            Ok(()) => Ok(true),
+            Err(RecvError::Timeout) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits for a message, then takes it and every message ready behind
     /// it, up to `max` (at least one), with one wake-up of the senders for
     /// all of them: the consumer side of a batch, and the cheapest way to

@@ -236,6 +236,64 @@ impl Ring {
         }
     }
 
+    /// Whether a record is ready at `read`, without taking it: `Ok(true)`
+    /// (a take would find it, unless another consumer takes it first, or it
+    /// is padding before a record not yet committed), `Ok(false)` (empty),
+    /// or `Closed` once the ring is closed and drained.
+    pub(crate) fn peek(&self) -> Result<bool, RecvError> {
+        // Relaxed: as in `try_recv_inner` (a ticket to look at).
+        let mut r = self.ctrl().read.load(Ordering::Relaxed);
+        loop {
+            let c = Cursor::unpack(r);
+            // SYNC: pairs with the producer's Release store of the
+            // descriptor (`commit`), as in `try_recv_inner`; `next_read`
+            // checks the length it carries.
+            let w = self.desc(c.pos).load(Ordering::Acquire);
+            match self.next_read(c, w) {
+                Ok(Some(_)) => return Ok(true),
+                Ok(None) => match self.read_moved(r, c) {
+                    Ok(again) => r = again,
+                    Err(RecvError::Empty) => return Ok(false),
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits, as `recv` does, until `peek` finds a record (`Ok`), the ring
+    /// is closed and drained (`Closed`), every sender is gone with nothing
+    /// left (`Disconnected`), or `deadline` (`Timeout`); takes nothing.
+    pub(crate) fn wait_ready(
+        &self,
+        deadline: Option<Instant>,
+        wait: &Backoff,
+        lane: u16,
+    ) -> Result<(), RecvError> {
+        let attempt = || match self.peek() {
+            Ok(false) => None,
+            Ok(true) => Some(Ok(())),
+            Err(e) => Some(Err(e)),
+        };
+        match attempt() {
+            Some(r) => r,
+            None => self
+                .block(
+                    Waiter {
+                        cell: &self.ctrl().recv_wait,
+                        deadline,
+                        backoff: wait,
+                        lane,
+                        peer: ROLE_SENDER,
+                    },
+                    attempt,
+                    || self.looks_ready(),
+                    || Err(RecvError::Disconnected),
+                )
+                .unwrap_or(Err(RecvError::Timeout)),
+        }
+    }
+
     /// Whether something seems to be at `read`: a hint for a spinning
     /// receiver, which then tries a take. It loads no `tail` (an empty
     /// `try_recv` does, for the closed bit), so a receiver spinning on an
