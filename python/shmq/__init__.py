@@ -39,8 +39,8 @@ Empty = _queue.Empty
 #
 # A pickled queue or pipe end is its memfd, passed as multiprocessing passes
 # a Connection's fd (``reduction.DupFd``: with the child's other fds under
-# spawn and forkserver, through the resource sharer otherwise). A pipe end
-# also carries the write end of an ``os.pipe``: until the child attached
+# spawn and forkserver, through the resource sharer otherwise). It also
+# carries the write end of an ``os.pipe``: until the child attached
 # (and closed it) or died, this process keeps its own handles of the end,
 # even after ``close()``, so that the other side does not see the end gone
 # (``EOFError``) in between: ``p.start(); child_conn.close();
@@ -105,7 +105,14 @@ def _watch():
                     os.close(p.w)
                     p.w = None
             fds = [p.r for p in _pending if p.w is None]
-        ready = select.select(fds, [], [], 0.05)[0] if fds else time.sleep(0.05) or []
+        if fds:
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            ready = {fd for fd, _ in poller.poll(50)}
+        else:
+            time.sleep(0.05)
+            ready = set()
         if not ready:
             continue
         finished = []
@@ -305,6 +312,12 @@ class JoinableQueue(Queue):
     def _setstate(self, state):
         super()._setstate(state[0])
         self._unfinished_tasks, self._cond = state[1]
+
+    def __reduce__(self):
+        # Its semaphore and condition pickle only for a child being started
+        # (as CPython's JoinableQueue): refuse before handing anything off.
+        _context.assert_spawning(self)
+        return super().__reduce__()
 
     def _getstate(self):
         return (super()._getstate(), (self._unfinished_tasks, self._cond))

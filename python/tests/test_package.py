@@ -261,3 +261,13 @@ def test_wait_in_a_forked_child_after_the_parent_waited():
     w.send("to the child")
     assert out.get(timeout=20) == "to the child"
     p.join()
+
+
+def test_joinable_queue_pickles_only_to_a_starting_child():
+    import pickle
+
+    q = shmq.JoinableQueue()
+    with pytest.raises(RuntimeError, match="inheritance"):
+        pickle.dumps(q)
+    q.put(1)  # nothing was handed off: close() lets go at once
+    q.close()

@@ -218,20 +218,7 @@ impl Ring {
             r => Some(r),
         };
         match self.try_recv(lane) {
-            Err(RecvError::Empty) => self
-                .block(
-                    Waiter {
-                        cell: &self.ctrl().recv_wait,
-                        deadline,
-                        backoff: wait,
-                        lane,
-                        peer: ROLE_SENDER,
-                    },
-                    attempt,
-                    || self.looks_ready(),
-                    || Err(RecvError::Disconnected),
-                )
-                .unwrap_or(Err(RecvError::Timeout)),
+            Err(RecvError::Empty) => self.block_receiver(deadline, wait, lane, attempt),
             r => r,
         }
     }
@@ -277,21 +264,33 @@ impl Ring {
         };
         match attempt() {
             Some(r) => r,
-            None => self
-                .block(
-                    Waiter {
-                        cell: &self.ctrl().recv_wait,
-                        deadline,
-                        backoff: wait,
-                        lane,
-                        peer: ROLE_SENDER,
-                    },
-                    attempt,
-                    || self.looks_ready(),
-                    || Err(RecvError::Disconnected),
-                )
-                .unwrap_or(Err(RecvError::Timeout)),
+            None => self.block_receiver(deadline, wait, lane, attempt),
         }
+    }
+
+    /// A receiver's wait in [`Ring::block`]: on `recv_wait`, until
+    /// `attempt` is done, the senders are gone (`Disconnected`) or
+    /// `deadline` passed (`Timeout`).
+    fn block_receiver<T>(
+        &self,
+        deadline: Option<Instant>,
+        wait: &Backoff,
+        lane: u16,
+        attempt: impl FnMut() -> Option<Result<T, RecvError>>,
+    ) -> Result<T, RecvError> {
+        self.block(
+            Waiter {
+                cell: &self.ctrl().recv_wait,
+                deadline,
+                backoff: wait,
+                lane,
+                peer: ROLE_SENDER,
+            },
+            attempt,
+            || self.looks_ready(),
+            || Err(RecvError::Disconnected),
+        )
+        .unwrap_or(Err(RecvError::Timeout))
     }
 
     /// Whether something seems to be at `read`: a hint for a spinning
