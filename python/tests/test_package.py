@@ -111,8 +111,22 @@ except KeyboardInterrupt:
 """
 
 
-def test_ctrl_c_interrupts_a_blocked_get():
-    p = subprocess.Popen([sys.executable, "-c", CTRL_C], stdout=subprocess.PIPE, text=True)
+CTRL_C_PUT = r"""
+import shmq, sys
+q = shmq.Queue(1)
+q.put(0)
+print("ready", flush=True)
+try:
+    q.put(1)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("program", [CTRL_C, CTRL_C_PUT], ids=["get", "put"])
+def test_ctrl_c_interrupts_a_blocked_call(program):
+    p = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "ready"
     time.sleep(0.2)
     p.send_signal(signal.SIGINT)
