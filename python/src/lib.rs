@@ -459,7 +459,7 @@ impl Channel {
             match r.0 {
                 Err(SendError::Timeout) => py.check_signals()?,
                 Err(SendError::Disconnected) if !self.is_pipe => {
-                    // As `recv_loop`: a full queue with no reader anywhere
+                    // As `take`: a full queue with no reader anywhere
                     // waits, as Python's would.
                     py.check_signals()?;
                     py.allow_threads(|| std::thread::sleep(s.min(Duration::from_millis(10))));
