@@ -116,6 +116,8 @@ struct Channel {
     state: Mutex<Option<State>>,
     is_pipe: bool,
     end: u16,
+    readable: bool,
+    writable: bool,
     max_message_size: usize,
     capacity: usize,
     maxsize: Option<usize>,
@@ -388,6 +390,10 @@ impl Channel {
             Anchor::Queue(q) => (false, 0, q.max_message_size(), q.capacity(), q.maxsize()),
             Anchor::Pipe(c) => (true, c.end(), c.max_message_size(), c.capacity(), None),
         };
+        let (readable, writable) = match &anchor {
+            Anchor::Queue(_) => (true, true),
+            Anchor::Pipe(c) => (c.receiver().is_some(), c.sender().is_some()),
+        };
         Channel {
             state: Mutex::new(Some(State {
                 anchor,
@@ -396,6 +402,8 @@ impl Channel {
             })),
             is_pipe,
             end,
+            readable,
+            writable,
             max_message_size: max,
             capacity: cap,
             maxsize,
@@ -729,25 +737,16 @@ impl Channel {
         self.maxsize
     }
 
-    /// Whether the end can send / receive.
+    /// Whether the end can receive (also after `release`).
     #[getter]
-    fn readable(&self) -> PyResult<bool> {
-        self.with_state(|st| {
-            Ok(match &st.anchor {
-                Anchor::Queue(_) => true,
-                Anchor::Pipe(c) => c.receiver().is_some(),
-            })
-        })
+    fn readable(&self) -> bool {
+        self.readable
     }
 
+    /// Whether the end can send (also after `release`).
     #[getter]
-    fn writable(&self) -> PyResult<bool> {
-        self.with_state(|st| {
-            Ok(match &st.anchor {
-                Anchor::Queue(_) => true,
-                Anchor::Pipe(c) => c.sender().is_some(),
-            })
-        })
+    fn writable(&self) -> bool {
+        self.writable
     }
 
     /// Sends `obj` (a `bytes` as is, anything else pickled with protocol 5,

@@ -285,3 +285,21 @@ def test_joinable_queue_pickles_only_to_a_starting_child():
         pickle.dumps(q)
     q.put(1)  # nothing was handed off: close() lets go at once
     q.close()
+
+
+def test_closing_a_watched_connection_stops_its_watcher_cleanly():
+    # The fileno() watcher thread must end quietly when its end is closed
+    # (it used to die on "handle is closed").
+    errors = []
+    old = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args.exc_value)
+    try:
+        for _ in range(20):
+            a, b = shmq.Pipe()
+            b.fileno()
+            time.sleep(0.005)
+            b.close()
+        time.sleep(0.3)
+    finally:
+        threading.excepthook = old
+    assert errors == []
