@@ -126,7 +126,6 @@ def _watch():
                 if ch in _to_release and not any(q.ch is ch for q in _pending):
                     _to_release.discard(ch)
                     ch.release()
-        del finished
 
 
 def _release(ch):

@@ -43,6 +43,28 @@ enum Tag {
     OutOfBand = b'P' as isize,
 }
 
+impl Tag {
+    /// A message's kind and the bytes after its kind byte.
+    fn split(msg: &[u8]) -> PyResult<(Tag, &[u8])> {
+        let (&t, data) = msg
+            .split_first()
+            .ok_or_else(|| PyOSError::new_err("empty message: not from shmq's Python package"))?;
+        let tag = match t {
+            b'b' => Tag::Bytes,
+            b'a' => Tag::ByteArray,
+            b'r' => Tag::Raw,
+            b'p' => Tag::Pickle,
+            b'P' => Tag::OutOfBand,
+            t => {
+                return Err(PyOSError::new_err(format!(
+                    "message of unknown kind {t:#04x}: not from shmq's Python package"
+                )))
+            }
+        };
+        Ok((tag, data))
+    }
+}
+
 /// Out-of-band buffers start at multiples of this from the message start.
 const ALIGN: usize = 16;
 static ZEROS: [u8; ALIGN] = [0; ALIGN];
@@ -301,23 +323,16 @@ fn frame<'py>(obj: &Bound<'py, PyAny>, raw: bool) -> PyResult<Parts<'py>> {
 /// Decodes one message for `recv`/`get` (`bytes_only`: for `recv_bytes`,
 /// which returns the bytes `send_bytes` sent, or a pickle of the object).
 fn decode(py: Python<'_>, msg: &[u8], bytes_only: bool) -> PyResult<PyObject> {
-    let (&tag, data) = msg
-        .split_first()
-        .ok_or_else(|| PyOSError::new_err("empty message: not from shmq's Python package"))?;
-    let obj = match tag {
-        b'r' if bytes_only => return Ok(PyBytes::new(py, data).into_any().unbind()),
-        b'b' if !bytes_only => return Ok(PyBytes::new(py, data).into_any().unbind()),
-        b'a' if !bytes_only => return Ok(PyByteArray::new(py, data).into_any().unbind()),
-        b'p' if bytes_only => return Ok(PyBytes::new(py, data).into_any().unbind()),
-        b'b' => PyBytes::new(py, data).into_any(),
-        b'a' => PyByteArray::new(py, data).into_any(),
-        b'r' | b'p' => loads_in_place(py, data)?,
-        b'P' => loads_out_of_band(py, msg)?,
-        t => {
-            return Err(PyOSError::new_err(format!(
-                "message of unknown kind {t:#04x}: not from shmq's Python package"
-            )))
+    let (tag, data) = Tag::split(msg)?;
+    let obj = match (tag, bytes_only) {
+        (Tag::Raw | Tag::Pickle, true) | (Tag::Bytes, false) => {
+            return Ok(PyBytes::new(py, data).into_any().unbind())
         }
+        (Tag::ByteArray, false) => return Ok(PyByteArray::new(py, data).into_any().unbind()),
+        (Tag::Bytes, true) => PyBytes::new(py, data).into_any(),
+        (Tag::ByteArray, true) => PyByteArray::new(py, data).into_any(),
+        (Tag::Raw | Tag::Pickle, false) => loads_in_place(py, data)?,
+        (Tag::OutOfBand, _) => loads_out_of_band(py, msg)?,
     };
     if bytes_only {
         let dumps = DUMPS.import(py, "pickle", "dumps")?;
@@ -792,22 +807,23 @@ impl Channel {
         timeout: Option<f64>,
         maxlength: Option<usize>,
     ) -> PyResult<PyObject> {
-        self.recv_with(py, block, timeout, |py, m| {
-            if let (Some(max), Some(b'r')) = (maxlength, m.first()) {
-                if m.len() - 1 > max {
-                    return Err(PyOSError::new_err("bad message length"));
-                }
+        let bytes = self.recv_with(py, block, timeout, |py, m| decode(py, m, true))?;
+        match maxlength {
+            Some(max) if bytes.bind(py).len()? > max => {
+                Err(PyOSError::new_err("bad message length"))
             }
-            decode(py, m, true)
-        })
+            _ => Ok(bytes),
+        }
     }
 
     /// Receives a message and returns the bytes it carries: a `bytes`,
     /// `bytearray` or `memoryview` put as is, anything else as its pickle.
     #[pyo3(signature = (block=true, timeout=None))]
     fn get_payload(&self, py: Python<'_>, block: bool, timeout: Option<f64>) -> PyResult<PyObject> {
-        self.recv_with(py, block, timeout, |py, m| match m.split_first() {
-            Some((b'b' | b'a' | b'r', data)) => Ok(PyBytes::new(py, data).into_any().unbind()),
+        self.recv_with(py, block, timeout, |py, m| match Tag::split(m)? {
+            (Tag::Bytes | Tag::ByteArray | Tag::Raw, data) => {
+                Ok(PyBytes::new(py, data).into_any().unbind())
+            }
             _ => decode(py, m, true),
         })
     }

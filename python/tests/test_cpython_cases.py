@@ -417,6 +417,9 @@ def test_recv_bytes_maxlength():  # _TestConnection: the bad message length
         b.recv_bytes(10)
     with pytest.raises(ValueError):
         b.recv_bytes(-1)
+    a.send(list(range(100)))  # an object's pickle counts too
+    with pytest.raises(OSError, match="bad message length"):
+        b.recv_bytes(10)
 
 
 # --- _TestPoll ----------------------------------------------------------
