@@ -270,7 +270,10 @@ impl Ring {
 
     /// A receiver's wait in [`Ring::block`]: on `recv_wait`, until
     /// `attempt` is done, the senders are gone (`Disconnected`) or
-    /// `deadline` passed (`Timeout`).
+    /// `deadline` passed (`Timeout`). Always inlined, so that `recv` keeps
+    /// the shape it had before `poll` shared this (out of line, one
+    /// interleaved sitting gave 0.47 M msg/s of 64 KiB against 0.57).
+    #[inline(always)]
     fn block_receiver<T>(
         &self,
         deadline: Option<Instant>,
