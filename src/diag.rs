@@ -54,6 +54,10 @@ pub struct Diagnostics {
     pub senders: u32,
     /// Receiver handles holding a lane (as `senders`).
     pub receivers: u32,
+    /// Units (64 KiB each) of the segment's overflow area in use: messages
+    /// larger than half the ring being sent, queued or held, and what dead
+    /// processes left there not yet swept.
+    pub overflow_units: u64,
 }
 
 impl Diagnostics {
@@ -78,6 +82,8 @@ fn desc(f: &mut fmt::Formatter<'_>, w: u64) -> fmt::Result {
     write!(f, "{state}(lap {}, {} B", d.tag, d.len)?;
     if d.state == ST_TAKEN {
         write!(f, ", lane {}", d.owner)?;
+    } else if d.state == ST_COMMITTED && d.owner == crate::layout::KIND_EXT {
+        f.write_str(", overflow")?;
     }
     f.write_str(")")
 }
@@ -86,7 +92,7 @@ impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | lanes send {} recv {} | at read: ",
+            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | lanes send {} recv {} | overflow units {} | at read: ",
             self.tail_pos,
             self.tail_seq,
             if self.closed { " closed" } else { "" },
@@ -100,6 +106,7 @@ impl fmt::Display for Diagnostics {
             self.send_wakes,
             self.senders,
             self.receivers,
+            self.overflow_units,
         )?;
         desc(f, self.desc_at_read)?;
         f.write_str(", at head: ")?;

@@ -19,9 +19,10 @@ pub enum SendError {
     /// The queue was closed: it will never accept a message again.
     #[error("the queue or pipe is closed: nothing more can be sent")]
     Closed,
-    /// The message can never fit: split it, or create the queue with a larger
-    /// `capacity_bytes` (the largest message is half the capacity).
-    #[error("message of {len} bytes exceeds the largest this queue holds ({max} bytes, half its capacity): create it with a larger capacity_bytes, or split the message")]
+    /// The message can never fit: larger than the queue's overflow area
+    /// (create the queue with a larger `overflow_bytes`), or, on a queue made
+    /// without one (`overflow_bytes(0)`), than half its ring.
+    #[error("message of {len} bytes exceeds the largest this queue holds ({max} bytes): create it with a larger overflow_bytes, or split the message")]
     TooLarge {
         /// Length of the rejected message.
         len: usize,
@@ -48,6 +49,23 @@ pub enum SendError {
     /// some `Sender`s or `Receiver`s (of any process) and retry.
     #[error("too many live handles on this queue (256 at most)")]
     TooManyHandles,
+    /// No memory for a message larger than half the ring: the queue's
+    /// overflow area has no free run that large now (`area_full`: receive
+    /// some messages, or create the queue with a larger `overflow_bytes`),
+    /// or the system has no memory for its pages (the machine's available
+    /// memory, the cgroup's `memory.max`, or `/dev/shm`'s size for a named
+    /// queue). Nothing was sent, and nothing sent before is lost.
+    #[error("no memory for a message of {len} bytes: {}", if *area_full {
+        "the queue's overflow area has no free room that large (receive some messages, or create the queue with a larger overflow_bytes)"
+    } else {
+        "the system has none available (machine, cgroup, or /dev/shm)"
+    })]
+    OutOfMemory {
+        /// Length of the message.
+        len: usize,
+        /// Whether the overflow area was full (else the system's memory).
+        area_full: bool,
+    },
 }
 
 /// Why a batch send stopped early: the first `sent` messages of the batch
@@ -116,6 +134,23 @@ pub enum RecvError {
     /// some `Sender`s or `Receiver`s (of any process) and retry.
     #[error("too many live handles on this queue (256 at most)")]
     TooManyHandles,
+    /// No memory for a message larger than half the ring: the queue's
+    /// overflow area has no free run that large now (`area_full`: receive
+    /// some messages, or create the queue with a larger `overflow_bytes`),
+    /// or the system has no memory for its pages (the machine's available
+    /// memory, the cgroup's `memory.max`, or `/dev/shm`'s size for a named
+    /// queue). Nothing was sent, and nothing sent before is lost.
+    #[error("no memory for a message of {len} bytes: {}", if *area_full {
+        "the queue's overflow area has no free room that large (receive some messages, or create the queue with a larger overflow_bytes)"
+    } else {
+        "the system has none available (machine, cgroup, or /dev/shm)"
+    })]
+    OutOfMemory {
+        /// Length of the message.
+        len: usize,
+        /// Whether the overflow area was full (else the system's memory).
+        area_full: bool,
+    },
 }
 
 /// Why a queue could not be created or attached.

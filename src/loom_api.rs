@@ -55,8 +55,9 @@ impl Consumer {
 }
 
 /// Makes the calling thread stop dead at death point `at` (one of
-/// `claimed`, `padded`, `written` in a send; `taken` in a take; `zeroed` in
-/// a release), leaving everything as a SIGKILL there would.
+/// `run_taken`, `run_written` in a send through the overflow area;
+/// `claimed`, `padded`, `written` in any send; `taken` in a take; `zeroed`
+/// in a release), leaving everything as a SIGKILL there would.
 pub fn die_at(at: &'static str) {
     crate::sync::die_at(at)
 }
@@ -86,6 +87,28 @@ impl LoomRing {
             next_sender: Default::default(),
             next_receiver: Default::default(),
         }
+    }
+    /// A new, empty ring whose segment has an overflow area of `units`
+    /// units of `unit_granules` granules (64 bytes) each, for messages
+    /// larger than half the ring.
+    pub fn with_overflow(capacity: usize, maxsize: u64, units: u64, unit_granules: u64) -> Self {
+        LoomRing {
+            ring: Ring::new_heap_overflow(capacity, maxsize, Some((units, unit_granules))),
+            pooled: false,
+            senders: [NO_LANE; 2],
+            receivers: [NO_LANE; 2],
+            next_sender: Default::default(),
+            next_receiver: Default::default(),
+        }
+    }
+    /// Units of the overflow area in use.
+    pub fn overflow_used(&self) -> u64 {
+        self.ring.overflow_used()
+    }
+    /// Frees what dead processes left in the overflow area, as consumer
+    /// `c` (adopting each unit first); returns how many units.
+    pub fn sweep(&self, c: Consumer) -> usize {
+        self.ring.sweep_overflow(c.0)
     }
     /// Non-blocking send.
     pub fn try_send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
@@ -184,9 +207,12 @@ impl LoomRing {
         self.ring.release(t.0, c.0)
     }
     /// What a blocked survivor does once per sleep slice: finish or undo
-    /// what dead processes left half done. Returns whether anything moved.
+    /// what dead processes left half done, and (with a lane) sweep the
+    /// overflow area. Returns whether anything moved.
     pub fn recover(&self, c: Option<Consumer>) -> bool {
-        self.ring.recover(c.map_or(NO_LANE, |c| c.0))
+        let lane = c.map_or(NO_LANE, |c| c.0);
+        let moved = self.ring.recover(lane);
+        moved | (self.ring.sweep_overflow(lane) > 0)
     }
     /// Copies a taken message out (a loom-tracked read of its cells).
     pub fn read(&self, t: &Taken) -> Vec<u8> {

@@ -98,9 +98,16 @@ impl State {
 }
 
 /// Length of message `s` of producer `p` (see `common::message`): 12 to
-/// about 3000 bytes.
+/// about 3000 bytes, and one in 64 larger than half the 64 KiB ring (33 to
+/// 160 KiB), sent through the overflow area, so that kills land in those
+/// sends and receives too.
 fn msg_len(p: usize, s: u64) -> usize {
-    12 + (splitmix((p as u64) << 40 ^ s) % 3000) as usize
+    let h = splitmix((p as u64) << 40 ^ s);
+    if h % 64 == 0 {
+        (32 << 10) + 1 + (h >> 8) as usize % (128 << 10)
+    } else {
+        12 + (h % 3000) as usize
+    }
 }
 
 fn producer(q: &Queue, st: &State, p: usize) {

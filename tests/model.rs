@@ -7,8 +7,11 @@
 //! record takes `max(len, 1)` bytes rounded up to 64-byte granules, never
 //! straddles the end of the ring (a record that would is preceded by padding
 //! up to the end), and its room comes back when it and every older record
-//! have been released. Each case starts at a random ring offset, so
-//! wrap-around and padding happen at every offset over the run.
+//! have been released. A message larger than half the ring goes to the
+//! overflow area (two units here, so at most two such messages in flight:
+//! a third is `OutOfMemory`) and takes one granule of the ring. Each case
+//! starts at a random ring offset, so wrap-around and padding happen at
+//! every offset over the run.
 
 #![cfg(not(loom))]
 
@@ -21,6 +24,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 const GRANULE: u64 = 64;
+/// The overflow area of every case: two units of 64 KiB.
+const OVERFLOW: usize = 2 << 16;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -53,12 +58,17 @@ struct Region {
     /// `None` for padding.
     msg: Option<Vec<u8>>,
     state: State,
+    /// Whether the message lies in the overflow area.
+    large: bool,
 }
 
 struct Model {
     granules: u64,
     maxsize: Option<usize>,
-    max_len: usize,
+    /// The largest message in the ring; larger ones overflow.
+    ring_max: usize,
+    /// Messages in the overflow area (queued or held).
+    large: usize,
     tail: u64,
     regions: VecDeque<Region>,
     closed: bool,
@@ -71,6 +81,7 @@ enum SendOutcome {
     Full,
     Closed,
     TooLarge,
+    OutOfMemory,
 }
 
 impl Model {
@@ -96,13 +107,21 @@ impl Model {
     }
 
     fn send(&mut self, msg: &[u8]) -> SendOutcome {
-        if msg.len() > self.max_len {
+        if msg.len() > OVERFLOW {
             return SendOutcome::TooLarge;
         }
         if self.closed {
             return SendOutcome::Closed;
         }
-        let fp = (msg.len().max(1) as u64).div_ceil(GRANULE);
+        let large = msg.len() > self.ring_max;
+        if large && self.large == OVERFLOW >> 16 {
+            return SendOutcome::OutOfMemory;
+        }
+        let fp = if large {
+            1
+        } else {
+            (msg.len().max(1) as u64).div_ceil(GRANULE)
+        };
         let to_end = self.granules - self.tail % self.granules;
         let pad = if fp <= to_end { 0 } else { to_end };
         if self.tail + pad + fp - self.head() > self.granules
@@ -116,6 +135,7 @@ impl Model {
                 granules: pad,
                 msg: None,
                 state: State::Queued,
+                large: false,
             });
         }
         self.regions.push_back(Region {
@@ -123,9 +143,11 @@ impl Model {
             granules: fp,
             msg: Some(msg.to_vec()),
             state: State::Queued,
+            large,
         });
         self.tail += pad + fp;
         self.queued += 1;
+        self.large += large as usize;
         SendOutcome::Ok
     }
 
@@ -152,6 +174,7 @@ impl Model {
         let r = self.regions.iter_mut().find(|r| r.pos == pos).unwrap();
         assert_eq!(r.state, State::Held);
         r.state = State::Released;
+        self.large -= r.large as usize;
         self.reclaim();
     }
 
@@ -167,14 +190,16 @@ fn payload(seed: u64, len: usize) -> Vec<u8> {
 }
 
 fn op(max_len: usize) -> impl Strategy<Value = Op> {
-    // Sizes: small, around one granule, anything, exactly the maximum, and
-    // a little over it (TooLarge).
+    // Sizes: small, around one granule, anything, exactly the ring's
+    // maximum, a little over it (the overflow area), and more than the
+    // overflow area holds (TooLarge).
     let len = prop_oneof![
         3 => 0..=8usize,
         3 => 56..=72usize,
         6 => 0..=max_len,
         2 => Just(max_len),
-        1 => max_len + 1..=max_len + 64,
+        2 => max_len + 1..=max_len + 64,
+        1 => Just(OVERFLOW + 1),
     ];
     prop_oneof![
         20 => len.clone().prop_map(Op::Send),
@@ -223,7 +248,9 @@ fn case() -> impl Strategy<Value = Case> {
 const SHORT: Duration = Duration::from_millis(1);
 
 fn run(case: &Case) -> Result<(), TestCaseError> {
-    let mut b = Queue::builder().capacity_bytes(case.capacity);
+    let mut b = Queue::builder()
+        .capacity_bytes(case.capacity)
+        .overflow_bytes(OVERFLOW as u64);
     if case.maxsize > 0 {
         b = b.maxsize(case.maxsize);
     }
@@ -232,13 +259,15 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     let mut m = Model {
         granules: (case.capacity as u64) / GRANULE,
         maxsize: (case.maxsize > 0).then_some(case.maxsize),
-        max_len: q.max_message_size(),
+        ring_max: q.ring_message_size(),
+        large: 0,
         tail: 0,
         regions: VecDeque::new(),
         closed: false,
         queued: 0,
     };
-    prop_assert_eq!(m.max_len, case.capacity / 2);
+    prop_assert_eq!(m.ring_max, case.capacity / 2);
+    prop_assert_eq!(q.max_message_size(), OVERFLOW);
 
     // Start at the case's ring offset: one-granule messages through and out.
     for i in 0..case.offset {
@@ -270,8 +299,14 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
                         if !matches!(o, Op::TrySend(_)) => {}
                     (SendOutcome::Closed, Err(SendError::Closed)) => {}
                     (SendOutcome::TooLarge, Err(SendError::TooLarge { len, max })) => {
-                        prop_assert_eq!((len, max), (*n, m.max_len));
+                        prop_assert_eq!((len, max), (*n, OVERFLOW));
                     }
+                    (
+                        SendOutcome::OutOfMemory,
+                        Err(SendError::OutOfMemory {
+                            area_full: true, ..
+                        }),
+                    ) => {}
                     (_, got) => {
                         return Err(TestCaseError::fail(format!(
                             "step {step} {o:?}: got {got:?}, model disagrees"
@@ -347,6 +382,7 @@ fn run(case: &Case) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(rx.try_recv().map(|_| ()), Err(RecvError::Closed));
     prop_assert!(m.regions.is_empty(), "all room reclaimed");
+    prop_assert_eq!(q.diagnostics().overflow_units, 0, "every run freed");
     Ok(())
 }
 

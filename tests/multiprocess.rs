@@ -84,7 +84,7 @@ fn child_entry() {
 
 fn produce(q: &Queue, id: u8, n: u64) {
     let tx = q.sender();
-    let max = q.max_message_size();
+    let max = q.ring_message_size();
     let mut buf = Vec::with_capacity(max);
     for seq in 0..n {
         message(id, seq, msg_len(id, seq, max), &mut buf);
@@ -113,7 +113,7 @@ fn produce(q: &Queue, id: u8, n: u64) {
 /// (producer, seq) pairs to `out` for the parent's exactly-once check.
 fn consume(q: &Queue, out: &Path) {
     let rx = q.receiver();
-    let max = q.max_message_size();
+    let max = q.ring_message_size();
     let mut scratch = Vec::new();
     let mut last: HashMap<u8, u64> = HashMap::new();
     let mut log = Vec::new();
@@ -325,7 +325,11 @@ fn timeouts_across_processes_leave_the_queue_intact() {
 
 #[test]
 fn too_large_fails_at_once_and_writes_nothing() {
-    let q = Queue::builder().capacity_bytes(4096).create().unwrap();
+    let q = Queue::builder()
+        .capacity_bytes(4096)
+        .overflow_bytes(0)
+        .create()
+        .unwrap();
     let tx = q.sender();
     assert_eq!(q.max_message_size(), 2048);
     tx.send(&[7; 2048]).unwrap();

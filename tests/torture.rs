@@ -112,8 +112,13 @@ fn seq_bytes(seq: u64, len: usize) -> u64 {
     }
 }
 
-/// A random length: a mix of tiny, granule-edge, anything, and the maximum.
+/// A random length: a mix of tiny, granule-edge, anything, the ring's
+/// maximum, and (one in 20) up to three times more, through the overflow
+/// area.
 fn random_len(rng: &mut Rng, max: usize) -> usize {
+    if rng.below(20) == 0 {
+        return max + 1 + rng.below(2 * max as u64) as usize;
+    }
     match rng.below(10) {
         0..=2 => 1 + rng.below(16) as usize,
         3 | 4 => {
@@ -135,7 +140,7 @@ fn env(k: &str) -> Option<u64> {
 
 fn producer(q: &Queue, id: u8, seed: u64, secs: f64) {
     let tx = q.sender();
-    let max = q.max_message_size();
+    let max = q.ring_message_size();
     let mut rng = Rng::new(seed);
     let mut buf = Vec::with_capacity(max);
     let mut tally = Tally::default();
@@ -380,11 +385,11 @@ fn run(s: &Scenario, seed: u64, stall: Duration) {
     }
     let q = b.create().expect("create queue");
     println!(
-        "torture: {} producers x {} consumers, capacity {} B (max message {} B), maxsize {}, {:.0} s, seed {seed}",
+        "torture: {} producers x {} consumers, capacity {} B (in the ring up to {} B, then the overflow area), maxsize {}, {:.0} s, seed {seed}",
         s.producers,
         s.consumers,
         s.capacity,
-        q.max_message_size(),
+        q.ring_message_size(),
         if s.maxsize > 0 { s.maxsize.to_string() } else { "-".into() },
         s.secs,
     );

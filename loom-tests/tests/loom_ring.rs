@@ -855,3 +855,134 @@ fn full_sender_reuses_the_slack_it_waited_for() {
         assert_eq!(check_fifo(&got), [(1, 0), (1, 1), (1, 2)]);
     });
 }
+
+// --- The overflow area: messages larger than half the ring --------------
+//
+// A 256-byte ring keeps messages of up to 128 bytes; these models send 200
+// bytes (two units of 128 bytes) through an area of three units, so a
+// second large message fits only once the first one's run is freed: every
+// reuse of a unit is a write that loom checks against the last read.
+
+/// Units in the models' overflow areas, and granules per unit.
+const UNITS: u64 = 3;
+const UNIT_GRANULES: u64 = 2;
+/// A message that goes through the overflow area (two units).
+const LARGE: usize = 200;
+
+/// Sends `m` as `p`, retrying (with a yield, and `recover` as consumer `c`
+/// if given) while the ring is full or the overflow area has no room.
+fn send_large(r: &LoomRing, p: &Producer, m: &[u8], c: Option<Consumer>) {
+    for _ in 0..STUCK {
+        match r.try_send(p, m) {
+            Ok(()) => return,
+            Err(SendError::Full | SendError::OutOfMemory { .. }) => {
+                if !r.recover(c) {
+                    thread::yield_now();
+                }
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    panic!("stuck: no room for a large send");
+}
+
+/// One producer sends two large messages, the second into the units the
+/// first one used, once its receiver freed them: each arrives whole, in
+/// order, and the area is empty at the end. A run freed without Release or
+/// taken without Acquire races with the read of the message before; a run
+/// never freed, or never linked to its record, leaves the sender stuck.
+/// The consumer sweeps the area each time it finds the ring empty (as a
+/// blocked receiver's scan does), and the sender when the area is full:
+/// a sweep that frees a run its live sender is still writing, or one a
+/// queued record refers to, lets the second message overwrite the first.
+#[test]
+fn large_messages_reuse_the_overflow_area() {
+    model(|| {
+        let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
+        let r1 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::joined(&r1, 1);
+            for s in 0..2 {
+                send_large(&r1, &p, &msg(1, s, LARGE), None);
+            }
+        });
+        let c = Consumer::joined(&r, 2);
+        let got = recv_recovering(&r, c, 2);
+        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1)]);
+        prod.join().unwrap();
+        assert_eq!(r.overflow_used(), 0, "every run freed");
+    });
+}
+
+/// A producer dies during a large send: with its run taken, written, its
+/// ring record claimed, or the run linked to the record but not committed.
+/// A live producer then sends a large message, which fits only once what
+/// the dead one left is swept: the consumer gets exactly the live message
+/// and the area ends empty. A sweep that trusts a dead lane (until it is
+/// reaped) or never frees a run linked to a record that was skipped leaves
+/// the live sender stuck.
+#[test]
+fn dead_large_sender_leaves_nothing() {
+    for at in ["run_taken", "run_written", "claimed", "written"] {
+        model(move || {
+            let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
+            let r1 = r.clone();
+            thread::spawn(move || {
+                let p = Producer::joined(&r1, 1);
+                die_at(at);
+                let _ = r1.try_send(&p, &msg(1, 0, LARGE));
+                kill(1);
+            })
+            .join()
+            .unwrap();
+            let r2 = r.clone();
+            let live = thread::spawn(move || {
+                let p = Producer::joined(&r2, 2);
+                send_large(&r2, &p, &msg(2, 0, LARGE), None);
+            });
+            let c = Consumer::joined(&r, 3);
+            let got = recv_recovering(&r, c, 1);
+            check_exactly_once(check_fifo(&got), &[(2, 0)]);
+            live.join().unwrap();
+            r.recover(Some(c));
+            assert_eq!(r.overflow_used(), 0, "what the dead sender left is swept");
+        });
+    }
+}
+
+/// A consumer dies holding a large message (taken and marked, or just
+/// taken). Its record is recovered as delivered, and its run must be
+/// swept once `head` passes it, for the producer's next large message
+/// needs those units; a live consumer receives that one.
+#[test]
+fn dead_large_receiver_frees_its_run() {
+    for at in ["taken", "holding"] {
+        model(move || {
+            let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
+            let p = Producer::joined(&r, 3);
+            r.try_send(&p, &msg(3, 0, LARGE)).unwrap();
+            let r1 = r.clone();
+            thread::spawn(move || {
+                let c = Consumer::joined(&r1, 1);
+                if at == "holding" {
+                    let t = r1.try_take_as(c).unwrap();
+                    drop(t); // dies holding it: never released
+                } else {
+                    die_at(at);
+                    let _ = r1.try_take_as(c);
+                }
+                kill(1);
+            })
+            .join()
+            .unwrap();
+            let c = Consumer::joined(&r, 2);
+            let r2 = r.clone();
+            let prod = thread::spawn(move || send_large(&r2, &p, &msg(3, 1, LARGE), None));
+            let got = recv_recovering(&r, c, 1);
+            check_exactly_once(check_fifo(&got), &[(3, 1)]);
+            prod.join().unwrap();
+            r.recover(Some(c));
+            assert_eq!(r.overflow_used(), 0, "the dead holder's run is swept");
+        });
+    }
+}

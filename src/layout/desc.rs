@@ -17,6 +17,9 @@ pub(crate) const ST_TAKEN: u64 = 4;
 /// A claim whose producer died before committing it: consumers skip it and
 /// count it as a message (it took a `seq`); `len` is its footprint in bytes.
 pub(crate) const ST_SKIP: u64 = 5;
+/// In a COMMITTED descriptor's `owner` field: the payload is an `ExtRef`
+/// to a message in the overflow area, not the message (0: it is).
+pub(crate) const KIND_EXT: u64 = 1;
 const TAG_BITS: u32 = 23;
 pub(super) const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
 const LEN_BITS: u32 = 30;

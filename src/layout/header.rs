@@ -7,7 +7,7 @@ use crate::sync::AtomicU32;
 /// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
 /// Bumped on any incompatible change of the layout (any file of `layout/`).
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 /// `ready` once every header field is written (stored last, Release).
 /// (`ready` is 0 while the creator is still initialising.)
 pub(crate) const READY_YES: u32 = 1;
@@ -52,6 +52,8 @@ pub(crate) struct Header {
     pub rings: u16,
     pub type_hash: u64,
     pub type_name: [u8; TYPE_NAME_LEN],
+    /// Bytes of units in the overflow area (0: none), after the rings.
+    pub overflow: u64,
 }
 
 #[cfg(not(loom))]
@@ -87,6 +89,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, rings) == 70);
     assert!(std::mem::offset_of!(Header, type_hash) == 72);
     assert!(std::mem::offset_of!(Header, type_name) == 80);
+    assert!(std::mem::offset_of!(Header, overflow) == 120);
     assert!(std::mem::align_of::<Control>() <= CONTROL_OFF);
     assert!(CONTROL_OFF + std::mem::size_of::<Control>() <= HEADER_LEN);
     assert!(std::mem::offset_of!(Control, read) == 128);
@@ -134,9 +137,10 @@ impl Geometry {
         })
     }
 
-    /// The largest message: half the ring, the most that always fits in an
-    /// empty ring wherever its cursor stands (a record may need padding up to
-    /// the end of the ring before it).
+    /// The largest message kept in the ring itself: half the ring, the most
+    /// that always fits in an empty ring wherever its cursor stands (a
+    /// record may need padding up to the end of the ring before it).
+    /// Larger ones go to the overflow area.
     pub(crate) fn max_message(&self) -> usize {
         self.capacity / 2
     }
@@ -147,6 +151,8 @@ impl Geometry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Spec {
     pub maxsize: u64,
+    /// Bytes of the overflow area (a multiple of `UNIT`; 0: none).
+    pub overflow: u64,
     pub kind: u16,
     pub rings: u16,
     pub type_tag: TypeTag,
@@ -163,6 +169,7 @@ impl Default for Spec {
     fn default() -> Self {
         Spec {
             maxsize: 0,
+            overflow: 0,
             kind: KIND_QUEUE,
             rings: 1,
             type_tag: TypeTag::default(),

@@ -7,6 +7,7 @@
 //! |         maxsize u64 | granule u32 | ready u32 | desc_off u64        |
 //! |         data_off u64 | total_len u64 | creator_pid u32 | kind u16    |
 //! |         rings u16 | type_hash u64 | type_name [u8; 40]             |
+//! |         overflow u64                                               |
 //! +--------------------------------------------------------------------+  128
 //! | tail      u64 cursor  (producers CAS)             own 128-byte block |
 //! +--------------------------------------------------------------------+  256
@@ -35,6 +36,10 @@
 //! +--------------------------------------------------------------------+  ring_len
 //! | ring 1 (a duplex pipe's second direction): the same layout from    |
 //! | its own page 0, whose first 128 bytes are unused                   |
+//! +--------------------------------------------------------------------+  rings_end
+//! | overflow area (if `overflow` > 0), from the next multiple of 64 KiB:|
+//! | state words, then units holding messages too large for their ring  |
+//! | (see `overflow`)                                                   |
 //! +--------------------------------------------------------------------+  total_len
 //! ```
 //!
@@ -74,7 +79,9 @@
 //! record that starts there lies in `[head, tail)`; the reclaimer zeroes it
 //! before it moves `head` past the record. Payload bytes never overlap
 //! descriptors, so user data can never be mistaken for a header. `owner` is
-//! the lane of the receiver holding a `TAKEN` record (0 otherwise).
+//! the lane of the receiver holding a `TAKEN` record; in a `COMMITTED`
+//! one it is the record's kind: 0, the message itself, or `KIND_EXT`, an
+//! `ExtRef` to a message in the overflow area.
 //!
 //! ## Lanes
 //!
@@ -107,12 +114,14 @@ mod cursor;
 mod desc;
 mod header;
 mod lane;
+mod overflow;
 
 pub(crate) use control::*;
 pub(crate) use cursor::*;
 pub(crate) use desc::*;
 pub(crate) use header::*;
 pub(crate) use lane::*;
+pub(crate) use overflow::*;
 
 use crate::sync::AtomicU64;
 

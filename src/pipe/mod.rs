@@ -231,9 +231,15 @@ impl Connection {
         Ok(Connection::new(Shared::new(seg), end))
     }
 
-    /// The largest message this end can send or receive, in bytes (half a
-    /// direction's capacity; as [`crate::Queue::max_message_size`]).
+    /// The largest message this end can send or receive, in bytes (as
+    /// [`crate::Queue::max_message_size`]).
     pub fn max_message_size(&self) -> usize {
+        self.shared.ring(0).max_message()
+    }
+
+    /// The largest message kept in a direction's ring itself (half its
+    /// capacity; as [`crate::Queue::ring_message_size`]).
+    pub fn ring_message_size(&self) -> usize {
         self.shared.ring(0).max_len()
     }
 

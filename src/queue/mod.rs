@@ -18,9 +18,10 @@ pub use sender::Sender;
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
 use crate::handles::HandleLane;
+use crate::layout::{default_overflow, UNIT};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE, MAX_CAPACITY, MIN_CAPACITY};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
-use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
+use crate::ring::{Claim, Overflow, Ring, SendBatch, SendCache, NO_LANE};
 use crate::sys::proc::{self, Locks};
 use crate::sys::segment::{self, Segment};
 use crate::wait::{Backoff, WaitStrategy};
@@ -45,11 +46,23 @@ impl Shared {
         let rings = (0..seg.spec().rings)
             .map(|k| {
                 let locks = Locks::new(seg.fd().as_raw_fd(), k, seg.name());
+                // SAFETY: the overflow area lies at a page-aligned offset of
+                // the mapping, which outlives the view (as below).
+                let overflow = seg
+                    .overflow()
+                    .map(|(base, og)| unsafe { Overflow::from_raw(base, &og) });
                 // SAFETY: ring `k` is `ring_len` bytes at a page-aligned
                 // offset of the mapping, which lives in `Shared` beside the
                 // ring and is dropped after it (as is the fd `locks` uses).
                 unsafe {
-                    Ring::from_raw(seg.ring_base(k), seg.geometry(), seg.spec().maxsize, locks)
+                    Ring::from_raw(
+                        seg.ring_base(k),
+                        seg.geometry(),
+                        seg.spec().maxsize,
+                        locks,
+                        overflow,
+                        k,
+                    )
                 }
             })
             .collect();
@@ -69,6 +82,9 @@ pub struct Builder {
     pub(crate) maxsize: usize,
     pub(crate) mode: u32,
     pub(crate) type_tag: TypeTag,
+    /// Bytes of the overflow area; `None`: the default (the machine's
+    /// memory, up to 64 GiB).
+    pub(crate) overflow: Option<u64>,
 }
 
 impl fmt::Debug for Builder {
@@ -83,24 +99,25 @@ impl fmt::Debug for Builder {
             .field("maxsize", maxsize)
             .field("mode", &format_args!("{:#o}", self.mode))
             .field("message_type", &message_type)
+            .field("overflow_bytes", &self.overflow_len())
             .finish()
     }
 }
 
 impl Builder {
-    /// Bytes of message storage, from 256 B to 1 GiB (default 1 MiB),
-    /// rounded up to a power of two (1,000,000 gives 1 MiB; see
-    /// [`Queue::capacity`]). Each message takes its length rounded up to 64
-    /// bytes (at least 64), so the default holds 16,384 small messages; the
-    /// largest message is half the capacity (512 KiB by default). Python's
-    /// `Queue()` is unbounded: pick a capacity for the largest message and
-    /// the backlog you expect. 0 or more than 1 GiB fails at creation with
-    /// [`OpenError::InvalidConfig`].
+    /// Bytes of the ring, from 256 B to 1 GiB (default 1 MiB), rounded up
+    /// to a power of two (1,000,000 gives 1 MiB; see [`Queue::capacity`]).
+    /// Each message in the ring takes its length rounded up to 64 bytes
+    /// (at least 64), so the default holds 16,384 small messages. A
+    /// message larger than half the ring is written to the queue's
+    /// overflow area instead and only a 16-byte reference goes through the
+    /// ring (see [`Builder::overflow_bytes`]): the capacity tunes the ring,
+    /// it does not limit a message. 0 or more than 1 GiB fails at creation
+    /// with [`OpenError::InvalidConfig`].
     ///
     /// ```
     /// let q = shmq::Queue::builder().capacity_bytes(3 << 20).create()?;
     /// assert_eq!(q.capacity(), 4 << 20);
-    /// assert_eq!(q.max_message_size(), 2 << 20);
     /// # Ok::<(), shmq::OpenError>(())
     /// ```
     pub fn capacity_bytes(mut self, bytes: usize) -> Self {
@@ -120,6 +137,37 @@ impl Builder {
     pub fn maxsize(mut self, messages: usize) -> Self {
         self.maxsize = messages;
         self
+    }
+
+    /// Room for messages larger than half the ring, outside it, in the same
+    /// segment (rounded up to 64 KiB). By default the machine's memory, up
+    /// to 64 GiB: it costs address space, not memory, since a message's
+    /// pages are allocated when it is sent and given back when it is
+    /// received (a 10 MiB message makes the queue 10 MiB larger while it
+    /// waits). A send that finds no room or no memory fails with
+    /// [`SendError::OutOfMemory`], losing nothing already sent; 0 means no
+    /// overflow area (a larger message is [`SendError::TooLarge`]).
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().capacity_bytes(4096).create()?;
+    /// let big = vec![7u8; 10 << 20];                 // 2,560 times the ring
+    /// q.sender().send(&big)?;
+    /// assert_eq!(*q.receiver().recv()?, big[..]);
+    ///
+    /// let small = shmq::Queue::builder().capacity_bytes(4096).overflow_bytes(0).create()?;
+    /// assert_eq!(small.max_message_size(), 2048);
+    /// assert!(matches!(small.sender().send(&big), Err(shmq::SendError::TooLarge { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn overflow_bytes(mut self, bytes: u64) -> Self {
+        self.overflow = Some(bytes.next_multiple_of(UNIT as u64));
+        self
+    }
+
+    /// The overflow area this builder gives.
+    pub(crate) fn overflow_len(&self) -> u64 {
+        self.overflow
+            .unwrap_or_else(|| default_overflow(crate::sys::pages::physical()))
     }
 
     /// Permission bits of a named segment (default `0o600`: owner only),
@@ -144,6 +192,7 @@ impl Builder {
     pub(crate) fn spec(&self, kind: u16, rings: u16) -> Spec {
         Spec {
             maxsize: self.maxsize as u64,
+            overflow: self.overflow_len(),
             kind,
             rings,
             type_tag: self.type_tag,
@@ -221,6 +270,7 @@ impl Queue {
             maxsize: 0,
             mode: 0o600,
             type_tag: TypeTag::default(),
+            overflow: None,
         }
     }
 
@@ -425,8 +475,18 @@ impl Queue {
         self.ring().maxsize().map(|m| m as usize)
     }
 
-    /// The largest message accepted: half of [`Queue::capacity`].
+    /// The largest message accepted: the size of the overflow area (see
+    /// [`Builder::overflow_bytes`]), or half of [`Queue::capacity`] if it
+    /// has none. A message larger than half the ring goes through the
+    /// overflow area; memory may run out before this size is reached.
     pub fn max_message_size(&self) -> usize {
+        self.ring().max_message()
+    }
+
+    /// The largest message kept in the ring itself: half of
+    /// [`Queue::capacity`]. Larger ones go through the overflow area (one
+    /// more allocation and page mapping per message).
+    pub fn ring_message_size(&self) -> usize {
         self.ring().max_len()
     }
 

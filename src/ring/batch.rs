@@ -25,6 +25,14 @@ impl<'a> SendBatch<'a> {
 
     /// Sends one message of the batch, waiting for room as `Ring::send`.
     pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        if bytes.len() > self.ring.max_len() {
+            // Through the overflow area, once (a `try_send` that found the
+            // ring full would copy it twice).
+            self.wake();
+            let r = self.ring.send(self.cache, bytes, self.deadline);
+            self.sent += r.is_ok() as usize;
+            return r;
+        }
         let r = match self.ring.try_send_inner(self.cache, bytes, false) {
             Err(SendError::Full) => {
                 // Receivers must see what we committed before we wait for
@@ -87,6 +95,7 @@ impl Ring {
     pub(crate) fn release_batch(&self, claims: impl IntoIterator<Item = Claim>, lane: u16) {
         let mut moved = false;
         for c in claims {
+            self.free_ext(&c);
             moved |= self.release_at(c.pos, c.desc, false, lane);
         }
         if moved && mutant!("batch_release_no_wake", true, false) {

@@ -49,6 +49,8 @@ pub(crate) const UNBOUNDED: u64 = u64::MAX;
 
 mod batch;
 mod lanes;
+mod large;
+mod overflow;
 mod recover;
 mod recv;
 mod release;
@@ -57,6 +59,9 @@ mod wait;
 
 pub(crate) use batch::SendBatch;
 pub(crate) use lanes::NO_LANE;
+#[cfg(any(test, loom))]
+pub(crate) use overflow::HeapOverflow;
+pub(crate) use overflow::Overflow;
 pub(crate) use send::SendCache;
 
 /// Process-local memory a ring may own (heap rings for unit tests and loom).
@@ -66,6 +71,7 @@ struct HeapParts {
     _lanes: Box<[Lane]>,
     _descs: Box<[AtomicU64]>,
     _data: HeapPayload,
+    _overflow: Option<Box<HeapOverflow>>,
 }
 
 /// A record a consumer has taken; hand it back to [`Ring::release`].
@@ -73,10 +79,12 @@ struct HeapParts {
 pub(crate) struct Claim {
     /// Ring position (granules, wrapping) of the record.
     pub pos: u64,
-    /// Payload length in bytes.
+    /// Payload length in bytes (of the message, wherever it lies).
     pub len: usize,
     /// The descriptor word as committed.
     desc: u64,
+    /// Where the message lies in the overflow area, if it does.
+    ext: Option<ExtRef>,
 }
 
 /// A ring over some memory: shared memory mapped by `sys::segment`, or the
@@ -93,6 +101,11 @@ pub(crate) struct Ring {
     max_len: usize,
     /// Liveness of the lanes' owners (see `sys::proc`).
     locks: Locks,
+    /// The segment's overflow area, if it has one.
+    overflow: Option<Overflow>,
+    /// Which ring of its segment this is (0, or 1 for a duplex pipe's
+    /// second direction): overflow units name their ring.
+    index: u16,
     #[cfg(any(test, loom))]
     _heap: Option<HeapParts>,
 }
@@ -122,6 +135,8 @@ impl Ring {
         geo: &Geometry,
         maxsize: u64,
         locks: Locks,
+        overflow: Option<Overflow>,
+        index: u16,
     ) -> Self {
         // SAFETY: offsets lie inside the mapping per the caller's contract and
         // are aligned for their types (a base aligned to 256 bytes,
@@ -136,6 +151,7 @@ impl Ring {
                 geo,
                 maxsize,
                 locks,
+                (overflow, index),
                 #[cfg(test)]
                 None,
             )
@@ -146,6 +162,19 @@ impl Ring {
     /// `maxsize` 0 means unbounded.
     #[cfg(any(test, loom))]
     pub(crate) fn new_heap(capacity: usize, maxsize: u64) -> Self {
+        Ring::new_heap_overflow(capacity, maxsize, None)
+    }
+
+    /// As [`Ring::new_heap`], with an overflow area of `units` units of
+    /// `unit_granules` granules each, if given.
+    #[cfg(any(test, loom))]
+    pub(crate) fn new_heap_overflow(
+        capacity: usize,
+        maxsize: u64,
+        overflow: Option<(u64, u64)>,
+    ) -> Self {
+        let heap_overflow = overflow.map(|(units, g)| Box::new(HeapOverflow::new(units, g)));
+        let view = heap_overflow.as_deref().map(Overflow::from_heap);
         let geo = Geometry::new(capacity).expect("heap ring: capacity out of range");
         let ctrl = Box::new(Control::new());
         let lanes: Box<[Lane]> = (0..LANES).map(|_| Lane::new()).collect();
@@ -159,6 +188,7 @@ impl Ring {
             _lanes: lanes,
             _descs: descs,
             _data: data,
+            _overflow: heap_overflow,
         };
         Ring::from_parts(
             ctrl_ptr,
@@ -168,6 +198,7 @@ impl Ring {
             &geo,
             maxsize,
             Locks::private(),
+            (view, 0),
             Some(heap),
         )
     }
@@ -181,6 +212,7 @@ impl Ring {
         geo: &Geometry,
         maxsize: u64,
         locks: Locks,
+        (overflow, index): (Option<Overflow>, u16),
         #[cfg(any(test, loom))] heap: Option<HeapParts>,
     ) -> Self {
         Ring {
@@ -194,6 +226,8 @@ impl Ring {
             maxsize: if maxsize == 0 { UNBOUNDED } else { maxsize },
             max_len: geo.max_message(),
             locks,
+            overflow,
+            index,
             #[cfg(any(test, loom))]
             _heap: heap,
         }
@@ -212,7 +246,7 @@ impl Ring {
         unsafe { &*self.descs.as_ptr().add((pos & self.mask) as usize) }
     }
 
-    /// Largest message in bytes.
+    /// Largest message kept in the ring itself, in bytes.
     pub(crate) fn max_len(&self) -> usize {
         self.max_len
     }
@@ -299,6 +333,7 @@ impl Ring {
             desc_at_head: self.desc(head).load(Ordering::Relaxed),
             senders: role_count(seen, ROLE_SENDER) as u32,
             receivers: role_count(seen, ROLE_RECEIVER) as u32,
+            overflow_units: self.overflow_used(),
         }
     }
 

@@ -88,15 +88,17 @@ impl Ring {
     }
 
     /// The watcher's scan: recover what dead processes left half done, free
-    /// their lanes, and if that leaves one side without peers, wake the
-    /// other side's sleepers so that they see it. System calls: one
-    /// `F_OFD_GETLK` per lane in use, at most.
+    /// their lanes and what they left in the overflow area, and if that
+    /// leaves one side without peers, wake the other side's sleepers so
+    /// that they see it. System calls: one `F_OFD_GETLK` per lane in use,
+    /// at most, and one per overflow unit a dead sender held.
     pub(super) fn scan(&self, lane: u16) {
         self.recover(lane);
         let freed = {
             let _serial = self.locks.serial();
             self.reap_serial()
         };
+        self.sweep_overflow(lane);
         if freed > 0 {
             fence(Ordering::SeqCst);
             self.wake_if_waiting(&self.ctrl().recv_wait);

@@ -186,11 +186,16 @@ impl Ring {
             // Dekker with a sender waiting for `maxsize`.
             self.wake_senders();
         }
-        Ok(Claim {
+        let claim = Claim {
             pos: c.pos,
             len: d.len as usize,
             desc: w,
-        })
+            ext: None,
+        };
+        if d.owner == KIND_EXT {
+            return self.hold_ext(claim, lane_idx);
+        }
+        Ok(claim)
     }
 
     /// We took padding or a dead claim `w` at `c`: nothing to hand out,
@@ -318,6 +323,11 @@ impl Ring {
     #[cfg(not(loom))]
     #[inline]
     pub(crate) unsafe fn payload(&self, claim: &Claim) -> &[u8] {
+        if let (Some(r), Some(area)) = (claim.ext, &self.overflow) {
+            // SAFETY: checked by `valid` when taken; the run is the
+            // record's until it is released (caller's contract).
+            return unsafe { area.slice(r) };
+        }
         // SAFETY: a taken record is in bounds (checked in `try_recv`) and
         // nobody writes it until it is released (caller's contract).
         unsafe { self.data.slice(claim.pos & self.mask, claim.len) }
@@ -326,7 +336,18 @@ impl Ring {
     /// Copies a taken record's payload out (loom builds: the tracked read).
     #[cfg(loom)]
     pub(crate) fn copy_payload(&self, claim: &Claim, out: &mut Vec<u8>) {
+        if let (Some(r), Some(area)) = (claim.ext, &self.overflow) {
+            return area.copy_out(r, out);
+        }
         // SAFETY: in bounds, checked in `try_recv`.
         unsafe { self.data.copy_out(claim.pos & self.mask, claim.len, out) }
+    }
+
+    /// Copies the bytes of a taken record as it lies in the ring into `out`
+    /// (`out.len()` of them, at most the record's).
+    pub(super) fn read_record(&self, claim: &Claim, out: &mut [u8]) {
+        debug_assert!(out.len() <= claim.len);
+        // SAFETY: in bounds (checked in `try_recv`), ours until released.
+        unsafe { self.data.read(claim.pos & self.mask, out) }
     }
 }

@@ -6,6 +6,7 @@ use super::*;
 impl Ring {
     /// Gives a taken record's space back.
     pub(crate) fn release(&self, claim: Claim, lane: u16) {
+        self.free_ext(&claim);
         self.release_at(claim.pos, claim.desc, true, lane);
     }
 

@@ -67,6 +67,34 @@ impl Bytes for &[u8] {
     }
 }
 
+/// What a ring record holds: a message's bytes, or (for a message too
+/// large for the ring) a reference to them in the overflow area.
+pub(crate) trait Record: Copy {
+    /// Bytes the record takes in the ring.
+    fn len(self) -> usize;
+    /// Writes the record at position `rec` of `ring` (claimed, ours);
+    /// returns the kind its descriptor carries (0, or `KIND_EXT`).
+    ///
+    /// # Safety
+    /// `[rec, rec + footprint(len))` is claimed by the caller and lies
+    /// before the end of the ring.
+    unsafe fn write(self, ring: &Ring, rec: u64) -> u64;
+}
+
+impl<B: Bytes> Record for B {
+    #[inline]
+    fn len(self) -> usize {
+        Bytes::len(self)
+    }
+
+    #[inline]
+    unsafe fn write(self, ring: &Ring, rec: u64) -> u64 {
+        // SAFETY: the caller's contract, masked into the ring.
+        unsafe { self.write_to(&ring.data, rec & ring.mask) };
+        0
+    }
+}
+
 impl Bytes for &[&[u8]] {
     #[inline]
     fn len(self) -> usize {
@@ -117,13 +145,21 @@ impl Ring {
         bytes: impl Bytes,
         wake: bool,
     ) -> Result<(), SendError> {
-        let len = bytes.len();
-        if len > self.max_len {
-            return Err(SendError::TooLarge {
-                len,
-                max: self.max_len,
-            });
+        if bytes.len() > self.max_len {
+            return self.send_large(cache, bytes, None, wake);
         }
+        self.try_send_record(cache, bytes, wake)
+    }
+
+    /// Claims room for `record`, writes and commits it, or fails at once.
+    #[inline]
+    pub(super) fn try_send_record(
+        &self,
+        cache: &SendCache,
+        record: impl Record,
+        wake: bool,
+    ) -> Result<(), SendError> {
+        let len = record.len();
         let lane = self.lane_opt(cache.lane.get());
         let (pos, pad) = self.claim(cache, footprint(len), lane)?;
         // `[pos, pos + pad + footprint)` is ours.
@@ -143,9 +179,9 @@ impl Ring {
         death_point!("padded", Ok(()));
         // SAFETY: `rec & mask` + footprint <= granules (the record fits
         // before the end by the choice of `pad`), and the range is ours.
-        unsafe { bytes.write_to(&self.data, rec & self.mask) };
+        let kind = unsafe { record.write(self, rec) };
         death_point!("written", Ok(()));
-        self.commit(rec, len, lane);
+        self.commit(rec, len, kind, lane);
         if wake {
             self.wake_receivers();
         }
@@ -242,11 +278,14 @@ impl Ring {
         })
     }
 
-    /// Publishes the record of `len` bytes written at `rec`, and clears the
-    /// claim's note in `lane`.
+    /// Publishes the record of `len` bytes written at `rec` (of `kind`: 0,
+    /// or `KIND_EXT`), and clears the claim's note in `lane`.
     #[inline]
-    fn commit(&self, rec: u64, len: usize, lane: Option<&Lane>) {
-        let d = Desc::new(tag_of(rec, self.shift), ST_COMMITTED, len as u32);
+    fn commit(&self, rec: u64, len: usize, kind: u64, lane: Option<&Lane>) {
+        let d = Desc {
+            owner: kind,
+            ..Desc::new(tag_of(rec, self.shift), ST_COMMITTED, len as u32)
+        };
         // SYNC (commit): pairs with the Acquire load of the descriptor in
         // `try_recv_inner`; the payload written before is visible to whoever
         // sees it.
@@ -327,14 +366,27 @@ impl Ring {
         bytes: impl Bytes,
         deadline: Option<Instant>,
     ) -> Result<(), SendError> {
-        let attempt = || match self.try_send_inner(cache, bytes, true) {
+        if bytes.len() > self.max_len {
+            return self.send_large(cache, bytes, Some(deadline), true);
+        }
+        self.send_record(cache, bytes, deadline)
+    }
+
+    /// `send` of any [`Record`].
+    pub(super) fn send_record(
+        &self,
+        cache: &SendCache,
+        record: impl Record,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        let attempt = || match self.try_send_record(cache, record, true) {
             Err(SendError::Full) => None,
             r => Some(r),
         };
-        match self.try_send_inner(cache, bytes, true) {
+        match self.try_send_record(cache, record, true) {
             Err(SendError::Full) => {
-                if self.await_slack(cache, footprint(bytes.len()), deadline) {
-                    match self.try_send_inner(cache, bytes, true) {
+                if self.await_slack(cache, footprint(record.len()), deadline) {
+                    match self.try_send_record(cache, record, true) {
                         Err(SendError::Full) => {}
                         r => return r,
                     }

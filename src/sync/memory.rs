@@ -6,10 +6,17 @@
 use crate::layout::GRANULE;
 use std::ptr::NonNull;
 
+/// Pages could not be had for a message.
+#[derive(Debug)]
+pub(crate) struct NoMemory;
+
 /// The payload area. Normal builds: raw shared memory.
 #[cfg(not(loom))]
 pub(crate) struct Payload {
     base: NonNull<u8>,
+    /// Whether pages are given and taken back explicitly (the overflow area
+    /// of a segment; not a ring, nor heap memory).
+    pages: bool,
 }
 
 #[cfg(not(loom))]
@@ -20,7 +27,58 @@ impl Payload {
     /// `base` stays valid for the ring's whole data area while the payload
     /// is used (the ring's constructor contract).
     pub(crate) unsafe fn new(base: NonNull<u8>) -> Self {
-        Payload { base }
+        Payload { base, pages: false }
+    }
+
+    /// As [`Payload::new`], for an area in a shared mapping whose pages
+    /// [`Payload::reserve`] and [`Payload::unreserve`] give and take back.
+    ///
+    /// # Safety
+    /// As [`Payload::new`]; the area is part of a shared mapping.
+    pub(crate) unsafe fn with_pages(base: NonNull<u8>) -> Self {
+        Payload { base, pages: true }
+    }
+
+    /// Another view of the same area.
+    #[cfg(test)]
+    pub(crate) fn clone_view(&self) -> Payload {
+        Payload { ..*self }
+    }
+
+    fn at(&self, gran: u64) -> NonNull<u8> {
+        // SAFETY: callers pass granules inside the area (their contract).
+        unsafe { self.base.add(gran as usize * GRANULE) }
+    }
+
+    /// Allocates the pages of `len` bytes from granule `gran` before they
+    /// are written (see `sys::pages`).
+    pub(crate) fn reserve(&self, gran: u64, len: usize) -> Result<(), NoMemory> {
+        if !self.pages {
+            return Ok(());
+        }
+        crate::sys::pages::populate_write(self.at(gran), len).map_err(|_| NoMemory)
+    }
+
+    /// Whether `len` bytes of pages may be had at all now (cheap to ask
+    /// before looking for room for them).
+    pub(crate) fn may_reserve(&self, len: usize) -> bool {
+        !self.pages || crate::sys::pages::may_have(len)
+    }
+
+    /// Gives back the pages of `len` bytes from granule `gran`; the caller
+    /// owns them and no longer needs their bytes.
+    pub(crate) fn unreserve(&self, gran: u64, len: usize) {
+        if self.pages {
+            crate::sys::pages::remove(self.at(gran), len)
+        }
+    }
+
+    /// Maps `len` bytes from granule `gran` for reading (large ones only:
+    /// one call instead of a fault per page).
+    pub(crate) fn prefetch(&self, gran: u64, len: usize) {
+        if self.pages && len >= PREFETCH_FROM {
+            crate::sys::pages::populate_read(self.at(gran), len)
+        }
     }
 
     /// # Safety
@@ -57,6 +115,15 @@ impl Payload {
         }
     }
 
+    /// Copies `out.len()` bytes from granule `gran` into `out`.
+    ///
+    /// # Safety
+    /// As [`Payload::slice`].
+    pub(crate) unsafe fn read(&self, gran: u64, out: &mut [u8]) {
+        // SAFETY: the caller's contract.
+        out.copy_from_slice(unsafe { self.slice(gran, out.len()) })
+    }
+
     /// # Safety
     /// The range is in bounds and holds a record the caller has taken and
     /// not yet released; the slice must not outlive the release.
@@ -67,10 +134,31 @@ impl Payload {
     }
 }
 
+/// Runs at least this large are mapped in one call before they are read.
+#[cfg(not(loom))]
+const PREFETCH_FROM: usize = 1 << 20;
+
 /// The payload area under loom: one tracked cell per granule.
 #[cfg(loom)]
 pub(crate) struct Payload {
     cells: NonNull<Cell>,
+}
+
+#[cfg(loom)]
+impl Payload {
+    /// Another view of the same cells.
+    pub(crate) fn clone_view(&self) -> Payload {
+        Payload { cells: self.cells }
+    }
+    /// Under loom pages are always there.
+    pub(crate) fn reserve(&self, _gran: u64, _len: usize) -> Result<(), NoMemory> {
+        Ok(())
+    }
+    pub(crate) fn may_reserve(&self, _len: usize) -> bool {
+        true
+    }
+    pub(crate) fn unreserve(&self, _gran: u64, _len: usize) {}
+    pub(crate) fn prefetch(&self, _gran: u64, _len: usize) {}
 }
 
 #[cfg(loom)]
@@ -94,6 +182,17 @@ impl Payload {
     pub(crate) unsafe fn write_parts(&self, gran: u64, parts: &[&[u8]]) {
         // SAFETY: the caller's contract, for the joined bytes.
         unsafe { self.write(gran, &parts.concat()) }
+    }
+
+    /// Copies `out.len()` bytes from granule `gran` into `out`.
+    ///
+    /// # Safety
+    /// As `slice` in normal builds.
+    pub(crate) unsafe fn read(&self, gran: u64, out: &mut [u8]) {
+        let mut v = Vec::new();
+        // SAFETY: the caller's contract.
+        unsafe { self.copy_out(gran, out.len(), &mut v) };
+        out.copy_from_slice(&v);
     }
 
     /// Appends the `len` bytes at granule `gran` to `out` (the tracked read).
@@ -139,7 +238,7 @@ impl HeapPayload {
                 .map(|_| AlignedGranule([0; GRANULE]))
                 .collect();
             let base = NonNull::new(g.as_ptr() as *mut u8).unwrap();
-            (HeapPayload { _granules: g }, Payload { base })
+            (HeapPayload { _granules: g }, Payload { base, pages: false })
         }
         #[cfg(loom)]
         {

@@ -42,8 +42,22 @@ struct Params {
 }
 
 impl Params {
-    fn total_len(&self) -> usize {
+    /// Where the last ring ends.
+    fn rings_end(&self) -> usize {
         self.geo.ring_len * self.spec.rings as usize
+    }
+
+    /// The overflow area, and where it starts (`None`: the segment has none).
+    fn overflow(&self) -> Option<(usize, OverflowGeometry)> {
+        let og = OverflowGeometry::new(self.spec.overflow)?;
+        (og.units > 0).then(|| (OverflowGeometry::start(self.rings_end()), og))
+    }
+
+    fn total_len(&self) -> usize {
+        match self.overflow() {
+            Some((off, og)) => off + og.len,
+            None => self.rings_end(),
+        }
     }
 }
 
@@ -56,6 +70,8 @@ impl Segment {
         let file = File::from(fd);
         file.set_len(p.total_len() as u64)
             .map_err(|e| OpenError::os("ftruncate", e))?;
+        // The rings' pages now (the overflow area's come with its messages).
+        reserve(&file, p.rings_end() as u64)?;
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
             .map_err(|e| OpenError::os("fcntl(F_ADD_SEALS)", e))?;
@@ -79,7 +95,7 @@ impl Segment {
         let len = p.total_len() as u64;
         let made = fchmod_exact(&file, mode)
             .and_then(|()| file.set_len(len).map_err(|e| OpenError::os("ftruncate", e)))
-            .and_then(|()| reserve(&file, len))
+            .and_then(|()| reserve(&file, p.rings_end() as u64))
             .and_then(|()| Segment::init(file, Some(name.clone()), p));
         if made.is_err() {
             // Do not leave a half-made segment behind under that name.
@@ -149,6 +165,7 @@ impl Segment {
             (*hdr).rings = spec.rings;
             (*hdr).type_hash = spec.type_tag.hash;
             (*hdr).type_name = spec.type_tag.name;
+            (*hdr).overflow = spec.overflow;
             // SYNC: pairs with the Acquire load of `ready` in `attach`: every
             // field above is visible to whoever sees READY_YES.
             (*hdr).ready.store(READY_YES, Ordering::Release);
@@ -192,6 +209,15 @@ impl Segment {
         // of `rings * ring_len` bytes.
         unsafe { base.add(k as usize * self.p.geo.ring_len) }
     }
+    /// The overflow area's start in the mapping and its geometry, if the
+    /// segment has one.
+    pub(crate) fn overflow(&self) -> Option<(NonNull<u8>, OverflowGeometry)> {
+        let (off, og) = self.p.overflow()?;
+        let base = NonNull::new(self.map.as_mut_ptr()).expect("mmap never returns null");
+        // SAFETY: the area lies inside the mapping of `total_len` bytes.
+        Some((unsafe { base.add(off) }, og))
+    }
+
     /// One ring's geometry.
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.p.geo
@@ -282,10 +308,14 @@ fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
         (KIND_QUEUE, 1) | (KIND_PIPE, 1..=MAX_RINGS) => {}
         _ => return bad("kind and number of rings"),
     }
+    if OverflowGeometry::new(h.overflow).is_none() {
+        return bad("overflow area size");
+    }
     let p = Params {
         geo,
         spec: Spec {
             maxsize: h.maxsize,
+            overflow: h.overflow,
             kind: h.kind,
             rings: h.rings,
             type_tag: TypeTag {
@@ -362,6 +392,12 @@ fn check_config(capacity: usize, spec: Spec) -> Result<Params, OpenError> {
         return Err(OpenError::InvalidConfig(format!(
             "maxsize {maxsize} exceeds what {capacity} bytes can hold ({} messages of up to {GRANULE} bytes)",
             geo.granules
+        )));
+    }
+    if OverflowGeometry::new(spec.overflow).is_none() {
+        return Err(OpenError::InvalidConfig(format!(
+            "overflow_bytes must be at most {MAX_OVERFLOW}, got {}",
+            spec.overflow
         )));
     }
     Ok(Params { geo, spec })
@@ -508,6 +544,16 @@ mod tests {
         assert!(matches!(corrupt(68, 3, 2), Err(OpenError::Corrupted(_))));
         assert!(matches!(corrupt(70, 2, 2), Err(OpenError::Corrupted(_))));
         assert!(matches!(corrupt(70, 0, 2), Err(OpenError::Corrupted(_))));
+        assert!(matches!(corrupt(120, 5, 8), Err(OpenError::Corrupted(_))));
+        assert!(matches!(
+            corrupt(120, 1 << 40, 8),
+            Err(OpenError::Corrupted(_))
+        ));
+        // A valid size that does not match the file's.
+        assert!(matches!(
+            corrupt(120, UNIT as u64, 8),
+            Err(OpenError::Corrupted(_))
+        ));
         assert!(matches!(
             parse_header(&buf, size - 1),
             Err(OpenError::Truncated { .. })

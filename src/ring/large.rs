@@ -1,0 +1,239 @@
+//! Messages larger than the ring's largest record: written into a run of
+//! the overflow area (see `overflow`), then sent as a small record that
+//! refers to it.
+//!
+//! ```text
+//! sender                                  receiver
+//!   take a run (HELD by our lane)           take the record (as any)
+//!   reserve its pages, copy the message     its kind is KIND_EXT: read the
+//!   claim a ring record (waits for room,      ExtRef, check it, read the run
+//!     as any send)                            in place
+//!   write the ExtRef, link the run to       release: free the run (pages,
+//!     the record's position                   then units), then the record
+//!   commit (Release)
+//! ```
+//!
+//! The copy happens before the claim, so a slow copy holds up nobody, and
+//! `send` returns only once the record is committed: from then on the
+//! message is in the segment, delivered even if the sender dies at once.
+//! A send that fails (`Full`, `Closed`, a timeout) gives its run back.
+//! What a death leaves (a HELD run, a LINKED run whose record was skipped
+//! or whose holder died) is freed by [`Ring::sweep_overflow`].
+
+use super::overflow::TakeError;
+use super::send::{Bytes, Record};
+use super::*;
+
+/// The record of a message in the overflow area: its [`ExtRef`], and what
+/// linking it needs.
+#[derive(Clone, Copy)]
+struct ExtRecord<'a> {
+    area: &'a Overflow,
+    r: ExtRef,
+    held: u64,
+}
+
+impl Record for ExtRecord<'_> {
+    fn len(self) -> usize {
+        EXT_REF_LEN
+    }
+
+    unsafe fn write(self, ring: &Ring, rec: u64) -> u64 {
+        // SAFETY: the caller's contract, as for the bytes of a message.
+        unsafe { self.r.to_bytes().as_slice().write(ring, rec) };
+        let linked = UnitOwner::Linked {
+            ring: ring.index,
+            pos: rec,
+        };
+        let link = mutant!("overflow_link_skipped", true, false);
+        if link {
+            self.area
+                .link(self.r.first, self.r.len as usize, self.held, linked.pack());
+        }
+        KIND_EXT
+    }
+}
+
+impl Ring {
+    /// Sends a message larger than the ring's largest record through the
+    /// overflow area: `deadline` `None` is `try_send` (fail with `Full`),
+    /// `Some(d)` a blocking send until `d`.
+    #[cold]
+    pub(super) fn send_large(
+        &self,
+        cache: &SendCache,
+        bytes: impl Bytes,
+        deadline: Option<Option<Instant>>,
+        wake: bool,
+    ) -> Result<(), SendError> {
+        let len = bytes.len();
+        let Some(area) = &self.overflow else {
+            return Err(SendError::TooLarge {
+                len,
+                max: self.max_len,
+            });
+        };
+        if len > area.max_len() {
+            let max = area.max_len();
+            return Err(SendError::TooLarge { len, max });
+        }
+        if self.is_closed() {
+            // Known now: no need to take and fill a run to learn it.
+            return Err(SendError::Closed);
+        }
+        // Relaxed: our own lane's owner word, which only we change.
+        let lane = cache.lane.get();
+        let gen = self
+            .lane_opt(lane)
+            .map_or(0, |l| held_gen(l.owner.load(Ordering::Relaxed)));
+        let held = UnitOwner::Held {
+            ring: self.index,
+            lane,
+            gen,
+        }
+        .pack();
+        let taken = match area.take(held, len) {
+            // What the dead left may be in the way: sweep, then try again.
+            Err(TakeError::AreaFull) if self.sweep_overflow(lane) > 0 => area.take(held, len),
+            r => r,
+        };
+        let first = match taken {
+            Ok(first) => first,
+            Err(TakeError::TooLarge { max }) => return Err(SendError::TooLarge { len, max }),
+            Err(TakeError::AreaFull) => {
+                return Err(SendError::OutOfMemory {
+                    len,
+                    area_full: true,
+                })
+            }
+            Err(TakeError::NoMemory) => {
+                return Err(SendError::OutOfMemory {
+                    len,
+                    area_full: false,
+                })
+            }
+        };
+        death_point!("run_taken", Ok(()));
+        area.write(first, bytes);
+        death_point!("run_written", Ok(()));
+        let record = ExtRecord {
+            area,
+            r: ExtRef {
+                first,
+                len: len as u64,
+            },
+            held,
+        };
+        let sent = match deadline {
+            None => self.try_send_record(cache, record, wake),
+            Some(d) => self.send_record(cache, record, d),
+        };
+        if sent.is_err() {
+            area.free_run(first, len, held, true);
+        }
+        sent
+    }
+
+    /// We took the record `claim`, of kind `KIND_EXT`: read its
+    /// reference, check it, and describe the message it refers to. A
+    /// reference that is not one of this segment's runs is `Corrupted`
+    /// (the record is released).
+    #[cold]
+    pub(super) fn hold_ext(&self, mut claim: Claim, lane: u16) -> Result<Claim, RecvError> {
+        let mut b = [0u8; EXT_REF_LEN];
+        let ok = claim.len == EXT_REF_LEN && {
+            self.read_record(&claim, &mut b);
+            true
+        };
+        let r = ExtRef::from_bytes(&b).filter(|_| ok);
+        match (r, &self.overflow) {
+            (Some(r), Some(area)) if area.valid(r) => {
+                area.prefetch(r);
+                claim.ext = Some(r);
+                claim.len = r.len as usize;
+                Ok(claim)
+            }
+            _ => {
+                self.release(claim, lane);
+                Err(RecvError::Corrupted(
+                    "a record refers to memory outside the overflow area",
+                ))
+            }
+        }
+    }
+
+    /// Frees the run of a record we hold and are about to release.
+    #[inline]
+    pub(super) fn free_ext(&self, claim: &Claim) {
+        if let (Some(r), Some(area)) = (claim.ext, &self.overflow) {
+            let linked = UnitOwner::Linked {
+                ring: self.index,
+                pos: claim.pos,
+            };
+            if mutant!("overflow_never_freed", true, false) {
+                area.free_run(r.first, r.len as usize, linked.pack(), true);
+            }
+        }
+    }
+
+    /// Frees what dead processes left in the overflow area for this ring:
+    /// runs HELD by a lane whose owner is dead or whose lane changed hands
+    /// since, and runs LINKED to records behind `head` (see `overflow`).
+    /// The caller's lane (`lane`) adopts each unit while it frees it; with
+    /// no lane nothing is swept. Returns how many units it freed.
+    pub(crate) fn sweep_overflow(&self, lane: u16) -> usize {
+        let (Some(area), Some(mine)) = (&self.overflow, self.lane_opt(lane)) else {
+            return 0;
+        };
+        // Relaxed: our own lane's owner word.
+        let me = UnitOwner::Held {
+            ring: self.index,
+            lane,
+            gen: held_gen(mine.owner.load(Ordering::Relaxed)),
+        }
+        .pack();
+        // Acquire (in `load_head_to_move`): a record behind `head` was
+        // released (or recovered) before it moved.
+        let head = self.load_head_to_move();
+        let gone = |owner: UnitOwner| match owner {
+            UnitOwner::Held { ring, lane, gen } if ring == self.index => {
+                let Some(l) = self.lane_opt(lane) else {
+                    return false;
+                };
+                // Acquire: the owner word as new as the unit's HELD word
+                // (see `Overflow::sweep`).
+                let w = l.owner.load(Ordering::Acquire);
+                lane_role(w) == 0
+                    || held_gen(w) != gen
+                    || mutant!(
+                        "sweep_ignores_liveness",
+                        mutant!(
+                            "sweep_waits_for_reap",
+                            !self.owner_alive(lane as usize, w),
+                            false
+                        ),
+                        true
+                    )
+            }
+            UnitOwner::Linked { ring, pos } if ring == self.index => mutant!(
+                "sweep_ignores_head",
+                mutant!("sweep_keeps_linked", lanes::pos_behind(pos, head), false),
+                true
+            ),
+            _ => false,
+        };
+        area.sweep(gone, me)
+    }
+
+    /// Units of the overflow area in use (a snapshot; 0 without one).
+    pub(crate) fn overflow_used(&self) -> u64 {
+        self.overflow.as_ref().map_or(0, |a| a.used())
+    }
+
+    /// The largest message: the overflow area's, or the ring's own.
+    pub(crate) fn max_message(&self) -> usize {
+        self.overflow
+            .as_ref()
+            .map_or(self.max_len, |a| a.max_len().max(self.max_len))
+    }
+}
