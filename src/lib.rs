@@ -86,6 +86,7 @@
 //   src/layout/cursor.rs   tail / read cursors, head, wrapping arithmetic, epochs
 //   src/layout/desc.rs     descriptor words and states, footprint
 //   src/layout/lane.rs     lane words: owner, notes, roles
+//   src/layout/overflow.rs the overflow area: unit state words, ExtRef, its geometry
 //   src/layout/tests.rs    round trips of the encodings
 //   src/sync/mod.rs        the one door the protocol uses: atomics (std or loom) and the files below
 //   src/sync/futex.rs      wait words, futex wait / wake (loom: mutex + condvar), spin hints
@@ -97,6 +98,7 @@
 //   src/sys/futex.rs       wait, wake_all over the shared (not private) futex syscall
 //   src/sys/proc.rs        fork generation; liveness locks (OFD locks on the segment's file)
 //   src/sys/segment.rs     memfd / POSIX shm: create, seal, name, validate, map
+//   src/sys/pages.rs       the overflow area's pages: populate before writing, punch when freed
 //   src/ring/mod.rs        Ring: its memory, constructors, close, len, diagnostics
 //   src/ring/send.rs       claim, write, commit; blocking send; waiting for slack on a full ring
 //   src/ring/recv.rs       take at read; blocking receive
@@ -105,6 +107,8 @@
 //   src/ring/wait.rs       the blocking loop; wait cells: register, leave, wake
 //   src/ring/lanes.rs      taking and giving back lanes, notes, peer counts, reaping dead lanes
 //   src/ring/recover.rs    the watcher; finishing or undoing what dead peers left half done
+//   src/ring/overflow.rs   the overflow area: take, link, free runs of units; sweep the dead's
+//   src/ring/large.rs      messages larger than half the ring: sent as a reference to a run
 //   src/ring/tests.rs      unit tests of the protocol on heap rings
 //   src/queue/mod.rs       Queue, Builder; Shared (a mapped segment and its rings)
 //   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, lane, fork generation

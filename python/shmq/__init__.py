@@ -8,11 +8,13 @@ Swap the import and keep the program::
 Same methods, arguments and exceptions as :mod:`multiprocessing`'s. Objects
 are pickled with protocol 5 (``bytes`` are sent as they are); their
 out-of-band buffers (numpy arrays) are written straight into the ring. The
-differences, each on purpose, are listed in ``docs/PYTHON.md``: a queue
-holds ``capacity_bytes`` of messages (1 MiB unless given) and a message may
-take at most half of it; ``put`` pickles at once, so an unpicklable object
-raises in the caller (no feeder thread prints it later); ``shutdown()``
-ends a queue for every process.
+differences, each on purpose, are listed in ``docs/PYTHON.md``: a message
+larger than half the ring (``capacity_bytes``, 1 MiB unless given) is
+written to the queue's overflow area in the same shared memory, so ``put``
+returns with every message already out of the process (none is lost if it
+dies at once) and fails with ``MemoryError`` when memory runs out; ``put``
+pickles at once, so an unpicklable object raises in the caller (no feeder
+thread prints it later); ``shutdown()`` ends a queue for every process.
 """
 
 from __future__ import annotations
@@ -175,13 +177,24 @@ class Queue:
 
     ``maxsize`` bounds the number of messages (0: only the bytes do);
     ``capacity_bytes`` is the ring's size (rounded up to a power of two,
-    1 MiB by default): a message may take at most half of it.
+    1 MiB by default): a message larger than half of it goes to the
+    queue's overflow area (same shared memory, pages taken while it waits),
+    of ``overflow_bytes`` (the machine's memory up to 64 GiB by default;
+    address space, not memory; 0: none, larger messages raise
+    ``ValueError``).
     """
 
-    def __init__(self, maxsize: int = 0, *, capacity_bytes: int | None = None, ctx=None):
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        capacity_bytes: int | None = None,
+        overflow_bytes: int | None = None,
+        ctx=None,
+    ):
         if maxsize < 0:
             maxsize = 0
-        self._ch = _Channel.queue(maxsize, capacity_bytes)
+        self._ch = _Channel.queue(maxsize, capacity_bytes, overflow_bytes)
         self._maxsize, self._closed = maxsize, False
 
     def _setstate(self, state):
@@ -286,7 +299,8 @@ class Queue:
 
     @property
     def max_message_size(self) -> int:
-        """The largest message in bytes (pickled, plus one byte)."""
+        """The largest message in bytes (pickled, plus one byte): the
+        overflow area's size (memory may run out first: ``MemoryError``)."""
         return self._ch.max_message_size
 
     def __repr__(self):
@@ -302,8 +316,15 @@ class JoinableQueue(Queue):
     over a ``Queue``; the count of unfinished tasks is a
     ``multiprocessing`` semaphore, as in CPython."""
 
-    def __init__(self, maxsize: int = 0, *, capacity_bytes: int | None = None, ctx=None):
-        super().__init__(maxsize, capacity_bytes=capacity_bytes)
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        capacity_bytes: int | None = None,
+        overflow_bytes: int | None = None,
+        ctx=None,
+    ):
+        super().__init__(maxsize, capacity_bytes=capacity_bytes, overflow_bytes=overflow_bytes)
         ctx = ctx or _context._default_context
         self._unfinished_tasks = ctx.Semaphore(0)
         self._cond = ctx.Condition()
@@ -354,8 +375,10 @@ class JoinableQueue(Queue):
 class SimpleQueue:
     """``multiprocessing.SimpleQueue``: ``put``, ``get``, ``empty``, ``close``."""
 
-    def __init__(self, *, capacity_bytes: int | None = None, ctx=None):
-        self._ch = _Channel.queue(0, capacity_bytes)
+    def __init__(
+        self, *, capacity_bytes: int | None = None, overflow_bytes: int | None = None, ctx=None
+    ):
+        self._ch = _Channel.queue(0, capacity_bytes, overflow_bytes)
 
     def __reduce__(self):
         fd, done = _handoff(self._ch)
@@ -394,10 +417,12 @@ def _simple_from(fd, done):
 # --- Pipes ------------------------------------------------------------------
 
 
-def Pipe(duplex: bool = True, *, capacity_bytes: int | None = None):
+def Pipe(
+    duplex: bool = True, *, capacity_bytes: int | None = None, overflow_bytes: int | None = None
+):
     """``multiprocessing.Pipe``: two ``Connection`` ends; one-way
-    (``duplex=False``): ``(reader, writer)``."""
-    a, b = _Channel.pipe(duplex, capacity_bytes)
+    (``duplex=False``): ``(reader, writer)``. Sizes as for ``Queue``."""
+    a, b = _Channel.pipe(duplex, capacity_bytes, overflow_bytes)
     return Connection(a), Connection(b)
 
 

@@ -10,7 +10,7 @@
 //! for signals (Ctrl-C) between slices; a message that is ready is taken
 //! with the GIL held and no slice at all.
 
-use pyo3::exceptions::{PyEOFError, PyOSError, PyValueError};
+use pyo3::exceptions::{PyEOFError, PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{IntoPyDict, PyByteArray, PyBytes, PyList, PyType};
@@ -158,9 +158,9 @@ fn send_err(e: SendError) -> PyErr {
         SendError::Closed => ShutDown::new_err("the queue or pipe was shut down"),
         SendError::TooLarge { len, max } => PyValueError::new_err(format!(
             "message of {len} bytes (pickled) is larger than this queue's largest, {max} \
-             bytes (half its capacity): create it with a larger capacity_bytes, or split \
-             the message"
+             bytes: split the message"
         )),
+        e @ SendError::OutOfMemory { .. } => PyMemoryError::new_err(e.to_string()),
         SendError::Disconnected => {
             PyOSError::new_err("the other end is gone: no process can receive (EPIPE)")
         }
@@ -179,6 +179,18 @@ fn recv_err(e: RecvError, pipe: bool) -> PyErr {
         RecvError::Disconnected => PyEOFError::new_err(()),
         e => PyOSError::new_err(e.to_string()),
     })
+}
+
+/// A builder with the sizes Python gave (`None`: the defaults).
+fn builder(capacity_bytes: Option<usize>, overflow_bytes: Option<u64>) -> shmq::Builder {
+    let mut b = Queue::builder();
+    if let Some(c) = capacity_bytes {
+        b = b.capacity_bytes(c);
+    }
+    if let Some(o) = overflow_bytes {
+        b = b.overflow_bytes(o);
+    }
+    b
 }
 
 fn closed() -> PyErr {
@@ -661,28 +673,32 @@ impl SharedView {
 #[pymethods]
 impl Channel {
     /// A new anonymous queue (a sealed memfd): `maxsize` messages at most
-    /// (0: no limit but the bytes), `capacity_bytes` of ring (None: 1 MiB).
+    /// (0: no limit but the bytes), `capacity_bytes` of ring (None: 1 MiB),
+    /// `overflow_bytes` for messages larger than half of it (None: the
+    /// machine's memory, up to 64 GiB).
     #[staticmethod]
-    #[pyo3(signature = (maxsize=0, capacity_bytes=None))]
-    fn queue(maxsize: usize, capacity_bytes: Option<usize>) -> PyResult<Self> {
-        let mut b = Queue::builder();
+    #[pyo3(signature = (maxsize=0, capacity_bytes=None, overflow_bytes=None))]
+    fn queue(
+        maxsize: usize,
+        capacity_bytes: Option<usize>,
+        overflow_bytes: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut b = builder(capacity_bytes, overflow_bytes);
         if maxsize > 0 {
             b = b.maxsize(maxsize);
-        }
-        if let Some(c) = capacity_bytes {
-            b = b.capacity_bytes(c);
         }
         Ok(Channel::new(Anchor::Queue(b.create().map_err(open_err)?)))
     }
 
     /// A new anonymous pipe: its two ends (`duplex` false: reader, writer).
     #[staticmethod]
-    #[pyo3(signature = (duplex=true, capacity_bytes=None))]
-    fn pipe(duplex: bool, capacity_bytes: Option<usize>) -> PyResult<(Self, Self)> {
-        let mut b = Queue::builder();
-        if let Some(c) = capacity_bytes {
-            b = b.capacity_bytes(c);
-        }
+    #[pyo3(signature = (duplex=true, capacity_bytes=None, overflow_bytes=None))]
+    fn pipe(
+        duplex: bool,
+        capacity_bytes: Option<usize>,
+        overflow_bytes: Option<u64>,
+    ) -> PyResult<(Self, Self)> {
+        let b = builder(capacity_bytes, overflow_bytes);
         let (x, y) = if duplex {
             b.create_pipe_duplex().map_err(open_err)?
         } else {

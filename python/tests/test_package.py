@@ -51,13 +51,56 @@ def test_buffers_and_bytes_types():
     assert isinstance(view, memoryview) and view.tobytes() == b"raw"
 
 
-def test_too_large_says_what_to_do():
+def test_messages_of_any_size():
+    # A 4 KiB ring: everything above 2 KiB goes through the overflow area.
     q = shmq.Queue(capacity_bytes=4096)
-    assert q.max_message_size <= 2048
-    with pytest.raises(ValueError, match="capacity_bytes"):
-        q.put(b"x" * 4096)
-    q.put(b"x" * (q.max_message_size - 1))  # one byte of framing
-    assert len(q.get()) == q.max_message_size - 1
+    assert q.max_message_size > 1 << 30
+    big = b"x" * (8 << 20) + b"end"
+    arr = np.arange(1 << 20, dtype=np.float64)
+    q.put(big)
+    q.put(arr)
+    q.put(list(range(100_000)))
+    q.put(b"small")
+    assert q.get() == big
+    assert np.array_equal(q.get(), arr)
+    assert q.get() == list(range(100_000))
+    assert q.get() == b"small"
+    a, b = shmq.Pipe(capacity_bytes=4096)
+    a.send_bytes(big)
+    assert b.recv_bytes() == big
+    b.send(arr)
+    assert np.array_equal(a.recv(), arr)
+
+
+def test_too_large_and_out_of_memory_say_what_to_do():
+    q = shmq.Queue(capacity_bytes=4096, overflow_bytes=1 << 20)
+    assert q.max_message_size == 1 << 20
+    with pytest.raises(ValueError, match="larger than this queue's largest"):
+        q.put(b"x" * (2 << 20))
+    q.put(b"x" * (700 << 10))
+    with pytest.raises(MemoryError, match="overflow_bytes"):
+        q.put(b"y" * (700 << 10))
+    assert len(q.get()) == 700 << 10
+    q.put(b"y" * (700 << 10))
+    assert q.get() == b"y" * (700 << 10)
+    none = shmq.Queue(capacity_bytes=4096, overflow_bytes=0)
+    assert none.max_message_size <= 2048
+    with pytest.raises(ValueError):
+        none.put(b"x" * 4096)
+
+
+def _put_large_and_exit(q):
+    q.put(b"z" * (32 << 20))
+    os._exit(0)  # no flush, no feeder thread: the message is already out
+
+
+def test_large_put_survives_the_putter_exiting_at_once():
+    ctx = multiprocessing.get_context("fork")
+    q = shmq.Queue()
+    p = ctx.Process(target=_put_large_and_exit, args=(q,))
+    p.start()
+    p.join()
+    assert q.get(timeout=10) == b"z" * (32 << 20)
 
 
 def test_blocked_get_releases_the_gil():
