@@ -51,6 +51,15 @@ disconnect_unrechecked    | receiver_learns_the_last_sender_left_after_its_messa
 reap_unsettled            | dead_holder_lane_is_reaped_only_once_settled
 slack_unbounded           | full_sender_takes_the_room_it_needs_without_waiting_for_slack
 slack_head_relaxed        | full_sender_reuses_the_slack_it_waited_for
+overflow_take_relaxed     | large_messages_reuse_the_overflow_area warm_units_are_reused_then_given_back
+overflow_free_relaxed     | large_messages_reuse_the_overflow_area warm_units_are_reused_then_given_back
+sweep_keeps_warm          | warm_units_are_reused_then_given_back
+overflow_never_freed      | large_messages_reuse_the_overflow_area
+overflow_link_skipped     | large_messages_reuse_the_overflow_area
+sweep_ignores_liveness    | large_messages_reuse_the_overflow_area
+sweep_ignores_head        | large_messages_reuse_the_overflow_area
+sweep_waits_for_reap      | dead_large_sender_leaves_nothing
+sweep_keeps_linked        | dead_large_receiver_frees_its_run dead_large_sender_leaves_nothing
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"

@@ -105,6 +105,10 @@ impl LoomRing {
     pub fn overflow_used(&self) -> u64 {
         self.ring.overflow_used()
     }
+    /// Units of the overflow area free with their pages kept (WARM).
+    pub fn overflow_warm(&self) -> u64 {
+        self.ring.overflow_warm()
+    }
     /// Frees what dead processes left in the overflow area, as consumer
     /// `c` (adopting each unit first); returns how many units.
     pub fn sweep(&self, c: Consumer) -> usize {

@@ -859,9 +859,10 @@ fn full_sender_reuses_the_slack_it_waited_for() {
 // --- The overflow area: messages larger than half the ring --------------
 //
 // A 256-byte ring keeps messages of up to 128 bytes; these models send 200
-// bytes (two units of 128 bytes) through an area of three units, so a
-// second large message fits only once the first one's run is freed: every
-// reuse of a unit is a write that loom checks against the last read.
+// bytes (two units of 128 bytes) through an area of three units (four in
+// `large`), so a large message fits only once an earlier one's run is
+// freed: every reuse of a unit is a write that loom checks against the
+// last read.
 
 /// Units in the models' overflow areas, and granules per unit.
 const UNITS: u64 = 3;
@@ -897,7 +898,8 @@ fn send_large(r: &LoomRing, p: &Producer, m: &[u8], c: Option<Consumer>) {
 /// queued record refers to, lets the second message overwrite the first.
 #[test]
 fn large_messages_reuse_the_overflow_area() {
-    model(|| {
+    // Bound 2: about a minute (each free counts the area's units).
+    model_bounded(2, || {
         let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
         let r1 = r.clone();
         let prod = thread::spawn(move || {
@@ -914,6 +916,34 @@ fn large_messages_reuse_the_overflow_area() {
     });
 }
 
+/// Pages kept for reuse: three large messages of one unit each through an
+/// area of two. The first is freed while the second is in use, so its unit
+/// is kept WARM (pages and all) and the third takes it without reserving
+/// pages: that reuse must be ordered after the first one's read, as any
+/// reuse. Once the queue has drained, a sweep (a blocked receiver's scan)
+/// leaves nothing WARM: the memory is given back.
+#[test]
+fn warm_units_are_reused_then_given_back() {
+    model_bounded(2, || {
+        // 256-byte units: a 200-byte message takes one.
+        let r = Arc::new(LoomRing::with_overflow(256, 0, 2, 4));
+        let r1 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::joined(&r1, 1);
+            for s in 0..3 {
+                send_large(&r1, &p, &msg(1, s, LARGE), None);
+            }
+        });
+        let c = Consumer::joined(&r, 2);
+        let got = recv_recovering(&r, c, 3);
+        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1), (1, 2)]);
+        prod.join().unwrap();
+        assert_eq!(r.overflow_used(), 0, "every run freed");
+        r.recover(Some(c));
+        assert_eq!(r.overflow_warm(), 0, "no pages kept once drained and swept");
+    });
+}
+
 /// A producer dies during a large send: with its run taken, written, its
 /// ring record claimed, or the run linked to the record but not committed.
 /// A live producer then sends a large message, which fits only once what
@@ -924,7 +954,9 @@ fn large_messages_reuse_the_overflow_area() {
 #[test]
 fn dead_large_sender_leaves_nothing() {
     for at in ["run_taken", "run_written", "claimed", "written"] {
-        model(move || {
+        // Bound 2: about two minutes for the four deaths; bound 3 did not
+        // finish in ten.
+        model_bounded(2, move || {
             let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
             let r1 = r.clone();
             thread::spawn(move || {
@@ -957,7 +989,8 @@ fn dead_large_sender_leaves_nothing() {
 #[test]
 fn dead_large_receiver_frees_its_run() {
     for at in ["taken", "holding"] {
-        model(move || {
+        // Bound 2: about a minute for both deaths.
+        model_bounded(2, move || {
             let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
             let p = Producer::joined(&r, 3);
             r.try_send(&p, &msg(3, 0, LARGE)).unwrap();

@@ -18,9 +18,10 @@
 //! ```text
 //!  63 62  61   60                  33 32           24 23               0
 //! +-----+----+----------------------+---------------+------------------+
-//! |  0  |           0: FREE                                            |
+//! |  0  |           0: FREE (no pages)                                 |
 //! |  1  |ring|         0            |     lane      |   lane gen       |  HELD
 //! |  2  |ring|  0  |              pos (38 bits, of the record)         |  LINKED
+//! |  3  |     0     |   ms (48 bits): WARM, free with its pages kept, since |
 //! +-----+----+----------------------+---------------+------------------+
 //! ```
 //!
@@ -58,8 +59,26 @@ const _: () = assert!(std::mem::size_of::<OverflowCtl>() <= OVERFLOW_CTL_LEN);
 // end well before the liveness locks.
 const _: () = assert!(MAX_OVERFLOW + (1 << 33) < LOCK_BASE);
 
-/// A unit nobody owns.
+/// A unit nobody owns, without pages.
 pub(crate) const UNIT_FREE: u64 = 0;
+/// A unit nobody owns whose pages were kept, since `ms` (the low 48 bits
+/// of a monotonic clock in milliseconds; 0 without one).
+#[inline]
+pub(crate) fn unit_warm(ms: u64) -> u64 {
+    3 << 62 | ms & ((1 << 48) - 1)
+}
+
+/// Whether a unit's word is WARM (free, with pages).
+#[inline]
+pub(crate) fn is_warm(w: u64) -> bool {
+    w >> 62 == 3
+}
+
+/// The clock reading a WARM word carries.
+#[inline]
+pub(crate) fn warm_since(w: u64) -> u64 {
+    w & ((1 << 48) - 1)
+}
 const KIND_SHIFT: u32 = 62;
 const KIND_HELD: u64 = 1;
 const KIND_LINKED: u64 = 2;
@@ -70,7 +89,7 @@ const GEN_MASK: u64 = (1 << 24) - 1;
 /// Who owns a unit, decoded from its state word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UnitOwner {
-    /// Nobody.
+    /// Nobody (FREE or WARM).
     Free,
     /// A sender writing a message: lane `lane` of ring `ring`, taken in
     /// generation `gen` (the low 24 bits of the lane's).
@@ -102,7 +121,7 @@ impl UnitOwner {
     pub(crate) fn unpack(w: u64) -> Self {
         let ring = ((w >> RING_SHIFT) & 1) as u16;
         match w >> KIND_SHIFT {
-            _ if w == UNIT_FREE => UnitOwner::Free,
+            _ if w == UNIT_FREE || is_warm(w) => UnitOwner::Free,
             KIND_HELD if (w >> (LANE_SHIFT + 9)) & ((1 << 28) - 1) == 0 => UnitOwner::Held {
                 ring,
                 lane: ((w >> LANE_SHIFT) & 0x1ff) as u16,

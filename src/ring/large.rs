@@ -135,21 +135,13 @@ impl Ring {
     }
 
     /// We took the record `claim`, of kind `KIND_EXT`: read its
-    /// reference, check it, and describe the message it refers to. A
-    /// reference that is not one of this segment's runs is `Corrupted`
-    /// (the record is released).
+    /// reference, check it, and describe the message it refers to (the
+    /// claim's `len` becomes the message's). A reference that is not one
+    /// of this segment's runs is `Corrupted` (the record is released).
     #[cold]
     pub(super) fn hold_ext(&self, mut claim: Claim, lane: u16) -> Result<Claim, RecvError> {
-        let mut b = [0u8; EXT_REF_LEN];
-        let ok = claim.len == EXT_REF_LEN && {
-            self.read_record(&claim, &mut b);
-            true
-        };
-        let r = ExtRef::from_bytes(&b).filter(|_| ok);
-        match (r, &self.overflow) {
-            (Some(r), Some(area)) if area.valid(r) => {
-                area.prefetch(r);
-                claim.ext = Some(r);
+        match (claim.len == EXT_REF_LEN, self.ext_ref(&claim)) {
+            (true, Some(r)) => {
                 claim.len = r.len as usize;
                 Ok(claim)
             }
@@ -162,10 +154,40 @@ impl Ring {
         }
     }
 
+    /// The reference in a held `KIND_EXT` record, if it names a run of
+    /// this segment's overflow area (it is read from shared memory each
+    /// time, and checked each time: a peer may have changed it).
+    pub(super) fn ext_ref(&self, claim: &Claim) -> Option<ExtRef> {
+        let area = self.overflow.as_ref()?;
+        let mut b = [0u8; EXT_REF_LEN];
+        self.read_record(claim, &mut b);
+        ExtRef::from_bytes(&b).filter(|&r| area.valid(r))
+    }
+
+    /// The message of a held `KIND_EXT` record, in place; empty if its
+    /// reference no longer names a run (a peer overwrote it since `hold`).
+    #[cfg(not(loom))]
+    #[cold]
+    pub(super) fn ext_payload(&self, claim: &Claim) -> &[u8] {
+        match (self.ext_ref(claim), &self.overflow) {
+            // SAFETY: checked by `valid`; the run is the record's until it
+            // is released (our caller's contract).
+            (Some(r), Some(area)) => unsafe { area.slice(r) },
+            _ => &[],
+        }
+    }
+
     /// Frees the run of a record we hold and are about to release.
     #[inline]
     pub(super) fn free_ext(&self, claim: &Claim) {
-        if let (Some(r), Some(area)) = (claim.ext, &self.overflow) {
+        if claim.is_ext() {
+            self.free_ext_run(claim);
+        }
+    }
+
+    #[cold]
+    fn free_ext_run(&self, claim: &Claim) {
+        if let (Some(r), Some(area)) = (self.ext_ref(claim), &self.overflow) {
             let linked = UnitOwner::Linked {
                 ring: self.index,
                 pos: claim.pos,
@@ -227,7 +249,13 @@ impl Ring {
 
     /// Units of the overflow area in use (a snapshot; 0 without one).
     pub(crate) fn overflow_used(&self) -> u64 {
-        self.overflow.as_ref().map_or(0, |a| a.used())
+        self.overflow.as_ref().map_or(0, |a| a.census().0)
+    }
+
+    /// Units of the overflow area free with their pages kept (a snapshot).
+    #[cfg(loom)]
+    pub(crate) fn overflow_warm(&self) -> u64 {
+        self.overflow.as_ref().map_or(0, |a| a.census().1)
     }
 
     /// The largest message: the overflow area's, or the ring's own.

@@ -83,8 +83,15 @@ pub(crate) struct Claim {
     pub len: usize,
     /// The descriptor word as committed.
     desc: u64,
-    /// Where the message lies in the overflow area, if it does.
-    ext: Option<ExtRef>,
+}
+
+impl Claim {
+    /// Whether the record refers to a message in the overflow area (its
+    /// [`ExtRef`] is the record's payload in the ring).
+    #[inline]
+    fn is_ext(&self) -> bool {
+        Desc::unpack(self.desc).owner == KIND_EXT
+    }
 }
 
 /// A ring over some memory: shared memory mapped by `sys::segment`, or the

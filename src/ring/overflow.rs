@@ -5,10 +5,12 @@
 //! on that word, so each unit can be judged alone:
 //!
 //! ```text
-//!  FREE --take (CAS, Acquire)--> HELD{ring, lane, gen}   a sender writes it
-//!  HELD --link (before commit)--> LINKED{ring, pos}      the record at pos owns it
-//!  LINKED --free (receiver, at release; pages first, then CAS, Release)--> FREE
-//!  HELD --give back (the send failed)--> FREE
+//!  FREE/WARM --take (CAS, AcqRel)--> HELD{ring, lane, gen}   a sender writes it
+//!  HELD --link (before commit)--> LINKED{ring, pos}           the record at pos owns it
+//!  LINKED --free (receiver, at release; CAS, Release)--> WARM, or pages
+//!                                                        given back, then FREE
+//!  HELD --give back (the send failed)--> as free
+//!  WARM --trim (adopt, punch)--> FREE
 //! ```
 //!
 //! A run is freed by whoever ends the record that owns it, while it still
@@ -25,13 +27,19 @@
 //! [`Payload`].
 
 use super::*;
-use crate::sync::NoMemory;
+use crate::sync::{now_ms, NoMemory, Pages};
+
+/// A WARM unit unused this long (ms) is given back by the next sweep.
+pub(crate) const WARM_MS: u64 = 100;
 
 /// A view of a segment's overflow area (each ring of the segment has one).
 pub(crate) struct Overflow {
     ctl: NonNull<OverflowCtl>,
     states: NonNull<AtomicU64>,
     data: Payload,
+    /// Whether its pages are given and taken back (a segment's) or not
+    /// (heap memory in unit tests).
+    pages: Pages,
     units: u64,
     /// Granules per unit (`UNIT / GRANULE` in a segment; small under loom).
     unit_granules: u64,
@@ -69,7 +77,8 @@ impl Overflow {
             Overflow {
                 ctl: NonNull::new_unchecked(p.cast()),
                 states: NonNull::new_unchecked(p.add(OVERFLOW_CTL_LEN).cast()),
-                data: Payload::with_pages(NonNull::new_unchecked(p.add(og.data_off))),
+                data: Payload::new(NonNull::new_unchecked(p.add(og.data_off))),
+                pages: Pages::Shared,
                 units: og.units,
                 unit_granules: (UNIT / GRANULE) as u64,
             }
@@ -83,6 +92,11 @@ impl Overflow {
             ctl: NonNull::from(&*heap.ctl),
             states: NonNull::new(heap.states.as_ptr() as *mut AtomicU64).unwrap(),
             data: heap.payload(),
+            pages: if cfg!(loom) {
+                Pages::Shared
+            } else {
+                Pages::Heap
+            },
             units: heap.states.len() as u64,
             unit_granules: heap.unit_granules,
         }
@@ -123,48 +137,67 @@ impl Overflow {
                 max: self.max_len(),
             });
         }
-        if !self.data.may_reserve(len) {
+        if !self.data.may_reserve(self.pages, len) {
             return Err(TakeError::NoMemory);
         }
         let mut i = 0;
-        let first = 'search: loop {
+        let (first, all_warm) = loop {
             if n > self.units - i {
                 return Err(TakeError::AreaFull);
             }
-            for j in i..i + n {
-                // Relaxed: a look before the CAS, which orders.
-                let free = self.state(j).load(Ordering::Relaxed) == UNIT_FREE;
-                // SYNC (on success): Acquire pairs with the Release CAS to
-                // FREE in `free_unit`: the last owner's reads of the unit
-                // (and its punching) happen-before our writes. Release
-                // pairs with the Acquire load in `sweep`: a sweeper that
-                // sees our HELD word sees our lane's owner word as taken
-                // (else it could read the lane as free and judge us gone).
-                let order = mutant!("overflow_take_relaxed", Ordering::AcqRel, Ordering::Relaxed);
-                if !free
-                    || self
-                        .state(j)
-                        .compare_exchange(UNIT_FREE, held, order, Ordering::Relaxed)
-                        .is_err()
-                {
-                    for k in i..j {
-                        // Relaxed: we wrote nothing to these units.
-                        self.state(k).store(UNIT_FREE, Ordering::Relaxed);
-                    }
-                    i = j + 1;
-                    continue 'search;
-                }
+            match self.take_at(i, n, held) {
+                Ok(all_warm) => break (i, all_warm),
+                Err(busy) => i = busy + 1,
             }
-            break i;
         };
         // Relaxed: a bound for scans; a scan that misses a unit taken since
         // sees it at its next pass.
         self.ctl().high.fetch_max(first + n, Ordering::Relaxed);
-        if let Err(NoMemory) = self.data.reserve(self.gran(first), len) {
-            self.free_run(first, len, held, false);
-            return Err(TakeError::NoMemory);
+        // A WARM unit's pages are there (kept by `free_run`): nothing to
+        // reserve, and no page to zero.
+        if !all_warm {
+            if let Err(NoMemory) = self.data.reserve(self.pages, self.gran(first), len) {
+                self.free_run(first, len, held, false);
+                return Err(TakeError::NoMemory);
+            }
         }
         Ok(first)
+    }
+
+    /// Takes units `first..first + n` for `held`, all or none: whether
+    /// every one came WARM (its pages there), or the first that was not
+    /// free (those taken before it given back, without pages, so that a
+    /// WARM unit always has them).
+    fn take_at(&self, first: u64, n: u64, held: u64) -> Result<bool, u64> {
+        let mut all_warm = true;
+        for j in first..first + n {
+            // Relaxed: a look before the CAS, which orders.
+            let w = self.state(j).load(Ordering::Relaxed);
+            // SYNC (on success): Acquire pairs with the Release CAS to FREE
+            // or WARM in `free_unit`: the last owner's reads of the unit
+            // (and its punching) happen-before our writes. Release pairs
+            // with the Acquire load in `sweep`: a sweeper that sees our
+            // HELD word sees our lane's owner word as taken (else it could
+            // read the lane as free and judge us gone).
+            let order = mutant!("overflow_take_relaxed", Ordering::AcqRel, Ordering::Relaxed);
+            if !(w == UNIT_FREE || is_warm(w))
+                || self
+                    .state(j)
+                    .compare_exchange(w, held, order, Ordering::Relaxed)
+                    .is_err()
+            {
+                if j > first {
+                    let bytes = (j - first) as usize * self.unit_bytes();
+                    self.data.unreserve(self.pages, self.gran(first), bytes);
+                }
+                for k in first..j {
+                    self.free_unit(k, held, UNIT_FREE);
+                }
+                return Err(j);
+            }
+            all_warm &= is_warm(w);
+        }
+        Ok(all_warm)
     }
 
     fn ctl(&self) -> &OverflowCtl {
@@ -207,11 +240,6 @@ impl Overflow {
         unsafe { self.data.slice(self.gran(r.first), r.len as usize) }
     }
 
-    /// Maps a large run's pages into this process before it is read.
-    pub(crate) fn prefetch(&self, r: ExtRef) {
-        self.data.prefetch(self.gran(r.first), r.len as usize);
-    }
-
     /// Copies the run out (loom builds: the tracked read).
     #[cfg(loom)]
     pub(crate) fn copy_out(&self, r: ExtRef, out: &mut Vec<u8>) {
@@ -219,23 +247,91 @@ impl Overflow {
         unsafe { self.data.copy_out(self.gran(r.first), r.len as usize, out) }
     }
 
-    /// Frees the run at `first` of `len` bytes, owned as `owner`: its pages
-    /// first (only units still `owner`'s), then each unit. `pages` false
-    /// keeps them (nothing was reserved).
+    /// Frees the run at `first` of `len` bytes, owned as `owner`. Its
+    /// pages are kept (WARM) while the warm units would not outnumber the
+    /// units others use, or this run's own (so one run always may), so
+    /// that a stream of large messages reuses pages already there: giving
+    /// pages back and taking them again costs more than the copy, about
+    /// 1 µs a page. Otherwise they are given back, with any warm ones
+    /// beyond that number, so that memory follows what is queued; what
+    /// stays warm is given back by the next sweep once it has been unused
+    /// for [`WARM_MS`]. `pages` false: nothing was reserved (the run is
+    /// freed without its pages).
     pub(crate) fn free_run(&self, first: u64, len: usize, owner: u64, pages: bool) {
         let n = self.units_for(len);
         // Relaxed: our own units; a unit another owner has is left alone.
-        let ours = |i: u64| self.state(i).load(Ordering::Relaxed) == owner;
-        if pages && (first..first + n).all(ours) {
-            self.data.unreserve(self.gran(first), len);
+        let ours = (first..first + n).all(|i| self.state(i).load(Ordering::Relaxed) == owner);
+        if !(ours && pages) {
+            for i in first..first + n {
+                self.free_unit(i, owner, UNIT_FREE);
+            }
+            return;
         }
+        let (in_use, warm) = self.census();
+        let budget = in_use.saturating_sub(n).max(n);
+        if warm + n <= budget {
+            let warm_word = unit_warm(now_ms().unwrap_or(0));
+            for i in first..first + n {
+                self.free_unit(i, owner, warm_word);
+            }
+            return;
+        }
+        self.data.unreserve(self.pages, self.gran(first), len);
         for i in first..first + n {
-            self.free_unit(i, owner);
+            self.free_unit(i, owner, UNIT_FREE);
+        }
+        if warm > budget {
+            self.trim(|_| true, warm - budget, owner);
         }
     }
 
-    /// Marks unit `i` FREE if `owner` has it.
-    fn free_unit(&self, i: u64, owner: u64) -> bool {
+    /// Units in use (HELD or LINKED) and WARM, a snapshot.
+    pub(crate) fn census(&self) -> (u64, u64) {
+        // Relaxed (all): counts for a memory policy, not for ownership.
+        let high = self.ctl().high.load(Ordering::Relaxed).min(self.units);
+        let (mut in_use, mut warm) = (0, 0);
+        for i in 0..high {
+            match self.state(i).load(Ordering::Relaxed) {
+                UNIT_FREE => {}
+                w if is_warm(w) => warm += 1,
+                _ => in_use += 1,
+            }
+        }
+        (in_use, warm)
+    }
+
+    /// Gives back the pages of up to `k` WARM units that `old` picks (by
+    /// their word), adopting each as `me` while it does (so that nobody
+    /// takes it half punched). Returns how many.
+    fn trim(&self, old: impl Fn(u64) -> bool, k: u64, me: u64) -> u64 {
+        // Relaxed: as in `census`.
+        let high = self.ctl().high.load(Ordering::Relaxed).min(self.units);
+        let mut done = 0;
+        for i in 0..high {
+            if done == k {
+                break;
+            }
+            // Relaxed: a look before the CAS, which orders.
+            let w = self.state(i).load(Ordering::Relaxed);
+            // Acquire (on success): as the CAS in `take`.
+            if is_warm(w)
+                && old(w)
+                && self
+                    .state(i)
+                    .compare_exchange(w, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.data
+                    .unreserve(self.pages, self.gran(i), self.unit_bytes());
+                self.free_unit(i, me, UNIT_FREE);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    /// Marks unit `i` free (`to`: FREE or WARM) if `owner` has it.
+    fn free_unit(&self, i: u64, owner: u64, to: u64) -> bool {
         // SYNC: Release pairs with the Acquire CAS in `take`: our reads of
         // the unit happen-before the next owner's writes.
         let order = mutant!(
@@ -244,14 +340,25 @@ impl Overflow {
             Ordering::Relaxed
         );
         self.state(i)
-            .compare_exchange(owner, UNIT_FREE, order, Ordering::Relaxed)
+            .compare_exchange(owner, to, order, Ordering::Relaxed)
             .is_ok()
     }
 
     /// Frees every unit of ring `ring` whose owner `gone` says is gone
     /// (see the module docs), adopting each first as `me` (a HELD word of
-    /// the sweeper's own lane). Returns how many it freed.
+    /// the sweeper's own lane), and gives back the pages of units WARM for
+    /// [`WARM_MS`] or more (all of them without a clock). Returns how many
+    /// units it freed.
     pub(crate) fn sweep(&self, gone: impl Fn(UnitOwner) -> bool, me: u64) -> usize {
+        let now = now_ms();
+        let stale = |w: u64| {
+            now.map_or(true, |now| {
+                (now.wrapping_sub(warm_since(w)) & ((1 << 48) - 1)) >= WARM_MS
+            })
+        };
+        if mutant!("sweep_keeps_warm", true, false) {
+            self.trim(stale, u64::MAX, me);
+        }
         // Relaxed: see `take`.
         let high = self.ctl().high.load(Ordering::Relaxed).min(self.units);
         let mut freed = 0;
@@ -272,21 +379,13 @@ impl Overflow {
                 .compare_exchange(w, me, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                self.data.unreserve(self.gran(i), self.unit_bytes());
-                self.free_unit(i, me);
+                self.data
+                    .unreserve(self.pages, self.gran(i), self.unit_bytes());
+                self.free_unit(i, me, UNIT_FREE);
                 freed += 1;
             }
         }
         freed
-    }
-
-    /// Units not free (a snapshot, for diagnostics and tests).
-    pub(crate) fn used(&self) -> u64 {
-        // Relaxed (all): a snapshot.
-        let high = self.ctl().high.load(Ordering::Relaxed).min(self.units);
-        (0..high)
-            .filter(|&i| self.state(i).load(Ordering::Relaxed) != UNIT_FREE)
-            .count() as u64
     }
 }
 

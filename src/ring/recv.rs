@@ -190,7 +190,6 @@ impl Ring {
             pos: c.pos,
             len: d.len as usize,
             desc: w,
-            ext: None,
         };
         if d.owner == KIND_EXT {
             return self.hold_ext(claim, lane_idx);
@@ -323,10 +322,8 @@ impl Ring {
     #[cfg(not(loom))]
     #[inline]
     pub(crate) unsafe fn payload(&self, claim: &Claim) -> &[u8] {
-        if let (Some(r), Some(area)) = (claim.ext, &self.overflow) {
-            // SAFETY: checked by `valid` when taken; the run is the
-            // record's until it is released (caller's contract).
-            return unsafe { area.slice(r) };
+        if claim.is_ext() {
+            return self.ext_payload(claim);
         }
         // SAFETY: a taken record is in bounds (checked in `try_recv`) and
         // nobody writes it until it is released (caller's contract).
@@ -336,18 +333,19 @@ impl Ring {
     /// Copies a taken record's payload out (loom builds: the tracked read).
     #[cfg(loom)]
     pub(crate) fn copy_payload(&self, claim: &Claim, out: &mut Vec<u8>) {
-        if let (Some(r), Some(area)) = (claim.ext, &self.overflow) {
+        if let (true, Some(r), Some(area)) = (claim.is_ext(), self.ext_ref(claim), &self.overflow) {
             return area.copy_out(r, out);
         }
         // SAFETY: in bounds, checked in `try_recv`.
         unsafe { self.data.copy_out(claim.pos & self.mask, claim.len, out) }
     }
 
-    /// Copies the bytes of a taken record as it lies in the ring into `out`
-    /// (`out.len()` of them, at most the record's).
+    /// Copies the first `out.len()` bytes of a taken record as it lies in
+    /// the ring (at most a granule) into `out`.
     pub(super) fn read_record(&self, claim: &Claim, out: &mut [u8]) {
-        debug_assert!(out.len() <= claim.len);
-        // SAFETY: in bounds (checked in `try_recv`), ours until released.
+        debug_assert!(out.len() <= GRANULE);
+        // SAFETY: in bounds (a record takes at least a granule, checked in
+        // `try_recv`), ours until released.
         unsafe { self.data.read(claim.pos & self.mask, out) }
     }
 }

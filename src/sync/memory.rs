@@ -14,9 +14,16 @@ pub(crate) struct NoMemory;
 #[cfg(not(loom))]
 pub(crate) struct Payload {
     base: NonNull<u8>,
-    /// Whether pages are given and taken back explicitly (the overflow area
-    /// of a segment; not a ring, nor heap memory).
-    pages: bool,
+}
+
+/// Whether [`Payload::reserve`] and [`Payload::unreserve`] act: on the
+/// overflow area of a segment; not on heap memory (unit tests; loom never
+/// acts).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pages {
+    Shared,
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    Heap,
 }
 
 #[cfg(not(loom))]
@@ -27,22 +34,13 @@ impl Payload {
     /// `base` stays valid for the ring's whole data area while the payload
     /// is used (the ring's constructor contract).
     pub(crate) unsafe fn new(base: NonNull<u8>) -> Self {
-        Payload { base, pages: false }
-    }
-
-    /// As [`Payload::new`], for an area in a shared mapping whose pages
-    /// [`Payload::reserve`] and [`Payload::unreserve`] give and take back.
-    ///
-    /// # Safety
-    /// As [`Payload::new`]; the area is part of a shared mapping.
-    pub(crate) unsafe fn with_pages(base: NonNull<u8>) -> Self {
-        Payload { base, pages: true }
+        Payload { base }
     }
 
     /// Another view of the same area.
     #[cfg(test)]
     pub(crate) fn clone_view(&self) -> Payload {
-        Payload { ..*self }
+        Payload { base: self.base }
     }
 
     fn at(&self, gran: u64) -> NonNull<u8> {
@@ -52,8 +50,8 @@ impl Payload {
 
     /// Allocates the pages of `len` bytes from granule `gran` before they
     /// are written (see `sys::pages`).
-    pub(crate) fn reserve(&self, gran: u64, len: usize) -> Result<(), NoMemory> {
-        if !self.pages {
+    pub(crate) fn reserve(&self, pages: Pages, gran: u64, len: usize) -> Result<(), NoMemory> {
+        if pages != Pages::Shared {
             return Ok(());
         }
         crate::sys::pages::populate_write(self.at(gran), len).map_err(|_| NoMemory)
@@ -61,23 +59,15 @@ impl Payload {
 
     /// Whether `len` bytes of pages may be had at all now (cheap to ask
     /// before looking for room for them).
-    pub(crate) fn may_reserve(&self, len: usize) -> bool {
-        !self.pages || crate::sys::pages::may_have(len)
+    pub(crate) fn may_reserve(&self, pages: Pages, len: usize) -> bool {
+        pages != Pages::Shared || crate::sys::pages::may_have(len)
     }
 
     /// Gives back the pages of `len` bytes from granule `gran`; the caller
     /// owns them and no longer needs their bytes.
-    pub(crate) fn unreserve(&self, gran: u64, len: usize) {
-        if self.pages {
+    pub(crate) fn unreserve(&self, pages: Pages, gran: u64, len: usize) {
+        if pages == Pages::Shared {
             crate::sys::pages::remove(self.at(gran), len)
-        }
-    }
-
-    /// Maps `len` bytes from granule `gran` for reading (large ones only:
-    /// one call instead of a fault per page).
-    pub(crate) fn prefetch(&self, gran: u64, len: usize) {
-        if self.pages && len >= PREFETCH_FROM {
-            crate::sys::pages::populate_read(self.at(gran), len)
         }
     }
 
@@ -134,10 +124,6 @@ impl Payload {
     }
 }
 
-/// Runs at least this large are mapped in one call before they are read.
-#[cfg(not(loom))]
-const PREFETCH_FROM: usize = 1 << 20;
-
 /// The payload area under loom: one tracked cell per granule.
 #[cfg(loom)]
 pub(crate) struct Payload {
@@ -151,14 +137,13 @@ impl Payload {
         Payload { cells: self.cells }
     }
     /// Under loom pages are always there.
-    pub(crate) fn reserve(&self, _gran: u64, _len: usize) -> Result<(), NoMemory> {
+    pub(crate) fn reserve(&self, _pages: Pages, _gran: u64, _len: usize) -> Result<(), NoMemory> {
         Ok(())
     }
-    pub(crate) fn may_reserve(&self, _len: usize) -> bool {
+    pub(crate) fn may_reserve(&self, _pages: Pages, _len: usize) -> bool {
         true
     }
-    pub(crate) fn unreserve(&self, _gran: u64, _len: usize) {}
-    pub(crate) fn prefetch(&self, _gran: u64, _len: usize) {}
+    pub(crate) fn unreserve(&self, _pages: Pages, _gran: u64, _len: usize) {}
 }
 
 #[cfg(loom)]
@@ -238,7 +223,7 @@ impl HeapPayload {
                 .map(|_| AlignedGranule([0; GRANULE]))
                 .collect();
             let base = NonNull::new(g.as_ptr() as *mut u8).unwrap();
-            (HeapPayload { _granules: g }, Payload { base, pages: false })
+            (HeapPayload { _granules: g }, Payload { base })
         }
         #[cfg(loom)]
         {

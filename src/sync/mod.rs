@@ -35,7 +35,7 @@ pub(crate) use futex::waits;
 pub(crate) use futex::{futex_wait, futex_wake_all, spin_hint, spin_unseen, WaitWord};
 #[cfg(any(test, loom))]
 pub(crate) use memory::HeapPayload;
-pub(crate) use memory::{NoMemory, Payload};
+pub(crate) use memory::{NoMemory, Pages, Payload};
 #[cfg(loom)]
 pub(crate) use process::kill;
 pub(crate) use process::{lane_alive, my_pid, Locks};

@@ -56,14 +56,6 @@ pub(crate) fn may_have(len: usize) -> bool {
     len < CHECK_FROM || !matches!(available(), Some(avail) if len as u64 > avail)
 }
 
-/// Maps the pages of `[ptr, ptr + len)` into this process for reading, in
-/// one call rather than a fault per page. Best effort.
-pub(crate) fn populate_read(ptr: NonNull<u8>, len: usize) {
-    let (start, span) = pages(ptr, len);
-    // SAFETY: as in `populate_write`; reading changes nothing.
-    let _ = unsafe { madvise(start, span, MmapAdvise::MADV_POPULATE_READ) };
-}
-
 /// Gives the pages of `[ptr, ptr + len)` back to the system (their bytes
 /// read as zero afterwards). Best effort: a failure leaves them resident.
 pub(crate) fn remove(ptr: NonNull<u8>, len: usize) {
