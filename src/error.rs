@@ -134,23 +134,6 @@ pub enum RecvError {
     /// some `Sender`s or `Receiver`s (of any process) and retry.
     #[error("too many live handles on this queue (256 at most)")]
     TooManyHandles,
-    /// No memory for a message larger than half the ring: the queue's
-    /// overflow area has no free run that large now (`area_full`: receive
-    /// some messages, or create the queue with a larger `overflow_bytes`),
-    /// or the system has no memory for its pages (the machine's available
-    /// memory, the cgroup's `memory.max`, or `/dev/shm`'s size for a named
-    /// queue). Nothing was sent, and nothing sent before is lost.
-    #[error("no memory for a message of {len} bytes: {}", if *area_full {
-        "the queue's overflow area has no free room that large (receive some messages, or create the queue with a larger overflow_bytes)"
-    } else {
-        "the system has none available (machine, cgroup, or /dev/shm)"
-    })]
-    OutOfMemory {
-        /// Length of the message.
-        len: usize,
-        /// Whether the overflow area was full (else the system's memory).
-        area_full: bool,
-    },
 }
 
 /// Why a queue could not be created or attached.

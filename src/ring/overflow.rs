@@ -313,17 +313,7 @@ impl Overflow {
             }
             // Relaxed: a look before the CAS, which orders.
             let w = self.state(i).load(Ordering::Relaxed);
-            // Acquire (on success): as the CAS in `take`.
-            if is_warm(w)
-                && old(w)
-                && self
-                    .state(i)
-                    .compare_exchange(w, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.data
-                    .unreserve(self.pages, self.gran(i), self.unit_bytes());
-                self.free_unit(i, me, UNIT_FREE);
+            if is_warm(w) && old(w) && self.reclaim(i, w, me) {
                 done += 1;
             }
         }
@@ -372,20 +362,29 @@ impl Overflow {
             if matches!(owner, UnitOwner::Free | UnitOwner::Unknown) || !gone(owner) {
                 continue;
             }
-            // Acquire (on success): as the CAS in `take`: whoever had the
-            // unit is done with it.
-            if self
-                .state(i)
-                .compare_exchange(w, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.data
-                    .unreserve(self.pages, self.gran(i), self.unit_bytes());
-                self.free_unit(i, me, UNIT_FREE);
+            if self.reclaim(i, w, me) {
                 freed += 1;
             }
         }
         freed
+    }
+
+    /// Takes unit `i` from `w` (WARM, or an owner that is gone) as `me`,
+    /// gives its pages back and frees it; `false` if it was no longer `w`.
+    /// Adopting it first means nobody can take it while it is punched.
+    fn reclaim(&self, i: u64, w: u64, me: u64) -> bool {
+        // Acquire (on success): as the CAS in `take`: whoever had the unit
+        // is done with it.
+        let won = self
+            .state(i)
+            .compare_exchange(w, me, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if won {
+            self.data
+                .unreserve(self.pages, self.gran(i), self.unit_bytes());
+            self.free_unit(i, me, UNIT_FREE);
+        }
+        won
     }
 }
 
