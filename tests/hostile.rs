@@ -10,10 +10,15 @@ mod hostile;
 
 use proptest::prelude::*;
 
-/// A real segment (a 256-byte queue with a message) to mutate from.
+/// A real segment (a 256-byte queue with a message, and an overflow area
+/// of one unit) to mutate from.
 fn valid_segment() -> Vec<u8> {
     use std::os::fd::AsFd;
-    let q = shmq::Queue::builder().capacity_bytes(256).create().unwrap();
+    let q = shmq::Queue::builder()
+        .capacity_bytes(256)
+        .overflow_bytes(1 << 16)
+        .create()
+        .unwrap();
     q.sender().send(b"seed").unwrap();
     let f = std::fs::File::from(q.as_fd().try_clone_to_owned().unwrap());
     let mut v = Vec::new();

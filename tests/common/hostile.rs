@@ -66,16 +66,18 @@ fn exercise(q: &Queue, seed: &[u8]) {
     let _ = format!("{}", q.diagnostics());
 }
 
-/// A valid queue (capacity 256 B, a few messages queued, one held) whose
-/// control block, lanes, descriptors and data are then overwritten at the
-/// places `edits` names: 12-byte records `[offset: u32][value: u64]` (the
-/// offset's top two bits pick control words, lanes, descriptors or
-/// anywhere past the 128-byte header, which is validated on attach and
-/// covered by `attach`). Then every kind of call runs against the damaged
-/// image.
+/// A valid queue (capacity 256 B, an overflow area of two units, a few
+/// messages queued, one held) whose control block, lanes, descriptors and
+/// data (the overflow area's state words and units included) are then
+/// overwritten at the places `edits` names: 12-byte records `[offset:
+/// u32][value: u64]` (the offset's top two bits pick control words, lanes,
+/// descriptors or anywhere past the 128-byte header, which is validated on
+/// attach and covered by `attach`). Then every kind of call runs against
+/// the damaged image.
 pub fn ring_image(edits: &[u8]) {
     let q = Queue::builder()
         .capacity_bytes(256)
+        .overflow_bytes(2 << 16)
         .maxsize((edits.first().copied().unwrap_or(0) % 4) as usize)
         .create()
         .expect("create");
