@@ -94,6 +94,23 @@ def _put_large_and_exit(q):
     os._exit(0)  # no flush, no feeder thread: the message is already out
 
 
+def _put_a_megabyte(q):
+    q.put("X" * 1000000)
+
+
+def test_joining_a_putter_before_get_does_not_deadlock():
+    # The "joining processes that use queues" program of multiprocessing's
+    # docs, which deadlocks with multiprocessing.Queue (the child waits at
+    # exit for its feeder thread to flush into a full pipe).
+    ctx = multiprocessing.get_context("fork")
+    q = shmq.Queue()
+    p = ctx.Process(target=_put_a_megabyte, args=(q,))
+    p.start()
+    p.join(timeout=30)
+    assert p.exitcode == 0
+    assert q.get(timeout=10) == "X" * 1000000
+
+
 def test_large_put_survives_the_putter_exiting_at_once():
     ctx = multiprocessing.get_context("fork")
     q = shmq.Queue()
