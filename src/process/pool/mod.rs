@@ -128,8 +128,9 @@ struct Slot {
 
 impl Pool {
     /// Starts `processes` workers (0: one per CPU) with task and result
-    /// queues of the default capacity (1 MiB: arguments and results up to
-    /// 512 KiB serialized).
+    /// queues of the default capacity (1 MiB rings: arguments and results
+    /// up to 512 KiB serialized go through them, larger ones through the
+    /// queues' overflow areas, up to the machine's memory).
     ///
     /// # Errors
     /// As [`crate::process::spawn`]; [`ProcessError::Open`] if the queues
@@ -140,7 +141,8 @@ impl Pool {
 
     /// As [`Pool::new`], with queues of `capacity_bytes` each (see
     /// [`crate::Builder::capacity_bytes`]): arguments and results up to
-    /// half of it.
+    /// half of it go through the ring, larger ones through the overflow
+    /// area.
     ///
     /// # Errors
     /// As [`Pool::new`].
@@ -269,10 +271,11 @@ impl Pool {
         let size = n.div_ceil(4 * self.processes()).max(1);
         let mut chunks = Vec::with_capacity(n.div_ceil(size));
         let mut items = items.into_iter().peekable();
-        // A chunk's argument takes at most an eighth of the largest
-        // message, which leaves its results room to be larger; a chunk
-        // over that is halved (a single item over it is `TooLarge`).
-        let budget = self.inner.results.max_message_size() / 8;
+        // A chunk's argument takes at most an eighth of the ring's largest
+        // message, which leaves its results room to be larger and keeps
+        // both in the rings (the overflow area costs an allocation and its
+        // pages per message); a chunk over that is halved.
+        let budget = self.inner.results.ring_message_size() / 8;
         while items.peek().is_some() {
             let mut halves = vec![items.by_ref().take(size).collect::<Vec<T>>()];
             while let Some(mut chunk) = halves.pop() {
