@@ -5,17 +5,12 @@
 
 mod common;
 
-use common::{child, env_var, role, unique_name, wait};
+use common::{child, die, env_var, role, unique_name, wait};
 use shmq::{Queue, RecvError, SendError};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn die() -> ! {
-    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
-    unreachable!("SIGKILL cannot be caught")
-}
 
 /// Child processes: `SHMQ_ROLE` names what to do, `SHMQ_NAME` the queue.
 #[test]

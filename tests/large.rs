@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{child, env_var, is_message, message, role, unique_name, wait};
+use common::{child, die, env_var, is_message, message, role, unique_name, wait};
 use shmq::{Queue, RecvError, SendError};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
@@ -16,11 +16,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 const RING: usize = 1 << 16;
 /// Sizes sent: just above the ring's largest record, a few MiB, 64 MiB.
 const SIZES: [usize; 4] = [RING / 2 + 1, 3 << 20, 64 << 20, 100];
-
-fn die() -> ! {
-    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
-    unreachable!("SIGKILL cannot be caught")
-}
 
 /// Child processes: `SHMQ_ROLE` names what to do, `SHMQ_NAME` the queue.
 #[test]

@@ -114,6 +114,12 @@ pub const CHILD_ARGS: [&str; 5] = [
     "--test-threads=1",
 ];
 
+/// Kills this process with SIGKILL at once (a child dying mid-step).
+pub fn die() -> ! {
+    nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL).unwrap();
+    unreachable!("SIGKILL cannot be caught")
+}
+
 /// The role a child was started with (`SHMQ_ROLE`), `None` in the parent.
 pub fn role() -> Option<String> {
     std::env::var("SHMQ_ROLE").ok()
