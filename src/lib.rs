@@ -109,6 +109,7 @@
 //   src/ring/recover.rs    the watcher; finishing or undoing what dead peers left half done
 //   src/ring/overflow.rs   the overflow area: take, link, free runs of units; sweep the dead's
 //   src/ring/large.rs      messages larger than half the ring: sent as a reference to a run
+//   src/ring/blocks.rs     unbounded rings: positions in blocks of the overflow area
 //   src/ring/tests.rs      unit tests of the protocol on heap rings
 //   src/queue/mod.rs       Queue, Builder; Shared (a mapped segment and its rings)
 //   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, lane, fork generation

@@ -93,7 +93,25 @@ impl LoomRing {
     /// larger than half the ring.
     pub fn with_overflow(capacity: usize, maxsize: u64, units: u64, unit_granules: u64) -> Self {
         LoomRing {
-            ring: Ring::new_heap_overflow(capacity, maxsize, Some((units, unit_granules))),
+            ring: Ring::new_heap_overflow(capacity, maxsize, Some((units, unit_granules)), 0),
+            pooled: false,
+            senders: [NO_LANE; 2],
+            receivers: [NO_LANE; 2],
+            next_sender: Default::default(),
+            next_receiver: Default::default(),
+        }
+    }
+    /// A new, empty unbounded ring: its records live in blocks of
+    /// `capacity` bytes in an overflow area of `units` units of
+    /// `unit_granules` granules each.
+    pub fn unbounded(capacity: usize, maxsize: u64, units: u64, unit_granules: u64) -> Self {
+        LoomRing {
+            ring: Ring::new_heap_overflow(
+                capacity,
+                maxsize,
+                Some((units, unit_granules)),
+                u64::MAX,
+            ),
             pooled: false,
             senders: [NO_LANE; 2],
             receivers: [NO_LANE; 2],

@@ -1019,3 +1019,83 @@ fn dead_large_receiver_frees_its_run() {
         });
     }
 }
+
+// ------------------------------------------------------------ unbounded
+
+/// Messages of two granules through an unbounded ring of four-granule
+/// blocks (one unit each, three units): two per block.
+const BLOCK_MSG: usize = 100;
+
+/// Two producers send two messages each into an unbounded ring while a
+/// consumer takes them: the producers race to install the second block
+/// (the loser gives its run back), no send ever finds the ring full, every
+/// message arrives once and in order per producer, and once drained every
+/// block `head` has passed is freed by whoever passed it: no run is left,
+/// without a sweep. A block never freed, or a lost install race that keeps
+/// its run, leaves units in use.
+#[test]
+fn unbounded_blocks_come_and_go() {
+    model_bounded(2, || {
+        let r = Arc::new(LoomRing::unbounded(256, 0, 3, 8));
+        let producers: Vec<_> = (1..=2u8)
+            .map(|id| {
+                let r1 = r.clone();
+                thread::spawn(move || {
+                    let p = Producer::joined(&r1, id as u32);
+                    for s in 0..2 {
+                        r1.try_send(&p, &msg(id, s, BLOCK_MSG))
+                            .expect("an unbounded ring is never full");
+                    }
+                })
+            })
+            .collect();
+        let c = Consumer::joined(&r, 3);
+        let got = recv_recovering(&r, c, 4);
+        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1), (2, 0), (2, 1)]);
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(r.overflow_used(), 0, "every block freed as head left it");
+    });
+}
+
+/// A producer dies installing a block (its run taken, or taken and linked
+/// but not in the table); a live producer sends two messages, which fill
+/// that block, through the same ring. The consumer gets exactly the live
+/// messages, and once the survivors sweep, nothing of the dead producer's
+/// is left: a sweep that trusts a dead lane, or never frees a run linked
+/// to a block `head` has passed, leaves it.
+#[test]
+fn dead_block_installer_leaves_nothing() {
+    for at in ["block_taken", "block_linked"] {
+        model_bounded(2, move || {
+            let r = Arc::new(LoomRing::unbounded(256, 0, 3, 8));
+            let r1 = r.clone();
+            thread::spawn(move || {
+                let p = Producer::joined(&r1, 1);
+                die_at(at);
+                let _ = r1.try_send(&p, &msg(1, 0, BLOCK_MSG));
+                kill(1);
+            })
+            .join()
+            .unwrap();
+            let r2 = r.clone();
+            let live = thread::spawn(move || {
+                let p = Producer::joined(&r2, 2);
+                for s in 0..2 {
+                    send_recovering(&r2, &p, &msg(2, s, BLOCK_MSG));
+                }
+            });
+            let c = Consumer::joined(&r, 3);
+            let got = recv_recovering(&r, c, 2);
+            check_exactly_once(check_fifo(&got), &[(2, 0), (2, 1)]);
+            live.join().unwrap();
+            r.recover(Some(c));
+            assert_eq!(
+                r.overflow_used(),
+                0,
+                "what the dead installer left is swept"
+            );
+        });
+    }
+}

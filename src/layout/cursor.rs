@@ -12,6 +12,10 @@ const SEQ_SHIFT: u32 = POS_SHIFT + POS_BITS;
 pub(crate) const CLOSED: u64 = 1;
 /// The largest `maxsize` (messages) that can be represented.
 pub(crate) const MAX_MAXSIZE: u64 = (MAX_CAPACITY / GRANULE) as u64;
+/// The most messages an unbounded queue holds (its `maxsize` when not
+/// told one): what the 25-bit `seq` counts with the same margins as a
+/// bounded ring's.
+pub(crate) const MAX_UNBOUNDED_MESSAGES: u64 = MAX_MAXSIZE;
 
 const _: () = assert!(SEQ_SHIFT + SEQ_BITS == 64);
 const _: () = assert!(MAX_MAXSIZE < SEQ_MASK);

@@ -7,7 +7,7 @@ use crate::sync::AtomicU32;
 /// Identifies a shmq segment: the bytes `SHMQRNG1` read as little-endian.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMQRNG1");
 /// Bumped on any incompatible change of the layout (any file of `layout/`).
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 /// `ready` once every header field is written (stored last, Release).
 /// (`ready` is 0 while the creator is still initialising.)
 pub(crate) const READY_YES: u32 = 1;
@@ -52,6 +52,10 @@ pub(crate) struct Header {
     pub rings: u16,
     pub type_hash: u64,
     pub type_name: [u8; TYPE_NAME_LEN],
+    /// Most bytes of data an unbounded ring may hold in blocks of the
+    /// overflow area (`u64::MAX`: as many as the area holds); 0: the ring
+    /// is bounded by its own capacity (see `overflow`).
+    pub backlog: u64,
     /// Bytes of units in the overflow area (0: none), after the rings.
     pub overflow: u64,
 }
@@ -77,7 +81,7 @@ pub(crate) const KIND_PIPE: u16 = 2;
 /// Most rings in one segment (a duplex pipe).
 pub(crate) const MAX_RINGS: u16 = 2;
 /// Bytes of the type name kept in the header.
-pub(crate) const TYPE_NAME_LEN: usize = 40;
+pub(crate) const TYPE_NAME_LEN: usize = 32;
 
 pub(crate) const CONTROL_OFF: usize = 128;
 
@@ -89,6 +93,7 @@ const _: () = {
     assert!(std::mem::offset_of!(Header, rings) == 70);
     assert!(std::mem::offset_of!(Header, type_hash) == 72);
     assert!(std::mem::offset_of!(Header, type_name) == 80);
+    assert!(std::mem::offset_of!(Header, backlog) == 112);
     assert!(std::mem::offset_of!(Header, overflow) == 120);
     assert!(std::mem::align_of::<Control>() <= CONTROL_OFF);
     assert!(CONTROL_OFF + std::mem::size_of::<Control>() <= HEADER_LEN);
@@ -153,6 +158,8 @@ pub(crate) struct Spec {
     pub maxsize: u64,
     /// Bytes of the overflow area (a multiple of `UNIT`; 0: none).
     pub overflow: u64,
+    /// `Header::backlog`: 0 for a ring bounded by its capacity.
+    pub backlog: u64,
     pub kind: u16,
     pub rings: u16,
     pub type_tag: TypeTag,
@@ -170,6 +177,7 @@ impl Default for Spec {
         Spec {
             maxsize: 0,
             overflow: 0,
+            backlog: 0,
             kind: KIND_QUEUE,
             rings: 1,
             type_tag: TypeTag::default(),

@@ -6,8 +6,8 @@
 //! | Header: magic u64 | version u32 | header_len u32 | capacity u64    |
 //! |         maxsize u64 | granule u32 | ready u32 | desc_off u64        |
 //! |         data_off u64 | total_len u64 | creator_pid u32 | kind u16    |
-//! |         rings u16 | type_hash u64 | type_name [u8; 40]             |
-//! |         overflow u64                                               |
+//! |         rings u16 | type_hash u64 | type_name [u8; 32]             |
+//! |         backlog u64 | overflow u64                                 |
 //! +--------------------------------------------------------------------+  128
 //! | tail      u64 cursor  (producers CAS)             own 128-byte block |
 //! +--------------------------------------------------------------------+  256
@@ -38,8 +38,8 @@
 //! | its own page 0, whose first 128 bytes are unused                   |
 //! +--------------------------------------------------------------------+  rings_end
 //! | overflow area (if `overflow` > 0), from the next multiple of 64 KiB:|
-//! | state words, then units holding messages too large for their ring  |
-//! | (see `overflow`)                                                   |
+//! | state words, block tables, then units holding messages too large   |
+//! | for their ring and an unbounded ring's blocks (see `overflow`)     |
 //! +--------------------------------------------------------------------+  total_len
 //! ```
 //!

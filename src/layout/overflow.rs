@@ -7,7 +7,8 @@
 //! +--------------------------------------------------------------------+
 //! | OverflowCtl: high u64 (units ever used: scans stop there), 128 B   |
 //! | states: one u64 per unit (below)                                   |
-//! +--------------------------------------------------------------------+  + states_len (a multiple of UNIT)
+//! | block tables (unbounded rings only): per ring, `table_len` u64     |
+//! +--------------------------------------------------------------------+  + data_off (a multiple of UNIT)
 //! | units: `units` x UNIT bytes; a message takes a run of consecutive  |
 //! | units from its first byte; pages come and go with the messages     |
 //! +--------------------------------------------------------------------+  + states_len + units * UNIT
@@ -30,6 +31,31 @@
 //! LINKED: the record at `pos` of ring `ring` refers to it; whoever ends
 //! that record (its receiver at release) frees it. Every unit carries its
 //! run's owner, so each can be judged on its own (see `ring::overflow`).
+//!
+//! ## Blocks of an unbounded ring
+//!
+//! An unbounded ring (`Header::backlog` > 0) keeps its records not in its
+//! own data area but in *blocks*: block `b` holds positions
+//! `[b * granules, (b + 1) * granules)` (`granules` the ring's, so
+//! `capacity_bytes` is the block size), in a run of units laid out as
+//!
+//! ```text
+//! +---------------------------------+---------------------------------+
+//! | data: granules x 64 bytes       | descriptors: granules x u64     |
+//! +---------------------------------+---------------------------------+
+//! ```
+//!
+//! The run is LINKED to the block's last position, so that it counts as
+//! ended exactly when `head` has passed the whole block. The ring's block
+//! table says where each live block lies; entry `b % table_len`:
+//!
+//! ```text
+//!  63 62 61                                 24 23                     0
+//! +-----+-------------------------------------+-----------------------+
+//! |  0  |  start (38 bits): the block's first |  first unit + 1       |
+//! |     |  position                           |  (0: no entry)        |
+//! +-----+-------------------------------------+-----------------------+
+//! ```
 
 use super::*;
 
@@ -179,16 +205,22 @@ impl ExtRef {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct OverflowGeometry {
     pub units: u64,
+    /// Entries of each ring's block table (0: the rings are bounded).
+    pub table_len: u64,
+    /// Offset of the first block table from the area's start.
+    pub tables_off: usize,
     /// Offset of the first unit from the area's start.
     pub data_off: usize,
-    /// The whole area (control, states, units).
+    /// The whole area (control, states, tables, units).
     pub len: usize,
 }
 
 impl OverflowGeometry {
     /// The area for `bytes` of units (a multiple of [`UNIT`], at most
-    /// [`MAX_OVERFLOW`]; 0: no area). `None` if `bytes` is not such.
-    pub(crate) fn new(bytes: u64) -> Option<Self> {
+    /// [`MAX_OVERFLOW`]; 0: no area), with a block table for each of
+    /// `rings` rings of `granules` granules if they are unbounded
+    /// (`blocks`). `None` if `bytes` is not such.
+    pub(crate) fn new(bytes: u64, blocks: bool, granules: u64, rings: u16) -> Option<Self> {
         if bytes % UNIT as u64 != 0 || bytes > MAX_OVERFLOW {
             return None;
         }
@@ -196,13 +228,24 @@ impl OverflowGeometry {
         if units == 0 {
             return Some(OverflowGeometry {
                 units: 0,
+                table_len: 0,
+                tables_off: 0,
                 data_off: 0,
                 len: 0,
             });
         }
-        let data_off = (OVERFLOW_CTL_LEN + units as usize * 8).next_multiple_of(UNIT);
+        let table_len = if blocks {
+            block_table_len(units, block_units(granules))
+        } else {
+            0
+        };
+        let tables_off = OVERFLOW_CTL_LEN + units as usize * 8;
+        let tables_len = table_len as usize * 8 * rings as usize;
+        let data_off = (tables_off + tables_len).next_multiple_of(UNIT);
         Some(OverflowGeometry {
             units,
+            table_len,
+            tables_off,
             data_off,
             len: data_off + bytes as usize,
         })
@@ -219,3 +262,53 @@ impl OverflowGeometry {
 pub(crate) fn default_overflow(phys: u64) -> u64 {
     phys.min(DEFAULT_OVERFLOW_CAP).next_multiple_of(UNIT as u64)
 }
+
+/// Bytes of a block of `granules` granules: its data, then a descriptor
+/// per granule.
+pub(crate) fn block_bytes(granules: u64) -> usize {
+    granules as usize * (GRANULE + 8)
+}
+
+/// Units of [`UNIT`] bytes a block of `granules` granules takes.
+pub(crate) fn block_units(granules: u64) -> u64 {
+    (block_bytes(granules) as u64).div_ceil(UNIT as u64)
+}
+
+/// Entries of a block table for an area of `units` units and blocks of
+/// `per_block` units: a power of two above the most blocks the area can
+/// hold, so that two live blocks never share an entry.
+pub(crate) fn block_table_len(units: u64, per_block: u64) -> u64 {
+    (units / per_block.max(1) + 2).next_power_of_two()
+}
+
+/// Where a live block of an unbounded ring lies: an entry of its ring's
+/// block table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockEntry {
+    /// The block's first position.
+    pub start: u64,
+    /// Its run's first unit.
+    pub first: u64,
+}
+
+const ENTRY_UNIT_BITS: u32 = 24;
+
+impl BlockEntry {
+    #[inline]
+    pub(crate) fn pack(self) -> u64 {
+        (self.start & POS_MASK) << ENTRY_UNIT_BITS | (self.first + 1) & ((1 << ENTRY_UNIT_BITS) - 1)
+    }
+
+    /// The entry in `w`, if it is one (an empty or garbled word is not).
+    #[inline]
+    pub(crate) fn unpack(w: u64) -> Option<Self> {
+        let unit = w & ((1 << ENTRY_UNIT_BITS) - 1);
+        (unit != 0 && w >> (ENTRY_UNIT_BITS + POS_BITS) == 0).then(|| BlockEntry {
+            start: w >> ENTRY_UNIT_BITS,
+            first: unit - 1,
+        })
+    }
+}
+
+// A unit index + 1 fits the entry: at most 2^23 units.
+const _: () = assert!(MAX_OVERFLOW / UNIT as u64 <= 1 << (ENTRY_UNIT_BITS - 1));

@@ -58,7 +58,7 @@ impl Shared {
                     Ring::from_raw(
                         seg.ring_base(k),
                         seg.geometry(),
-                        seg.spec().maxsize,
+                        seg.spec(),
                         locks,
                         overflow,
                         k,
@@ -85,6 +85,8 @@ pub struct Builder {
     /// Bytes of the overflow area; `None`: the default (the machine's
     /// memory, up to 64 GiB).
     pub(crate) overflow: Option<u64>,
+    /// `Spec::backlog`: 0 for a queue bounded by its ring.
+    pub(crate) backlog: u64,
 }
 
 impl fmt::Debug for Builder {
@@ -100,11 +102,77 @@ impl fmt::Debug for Builder {
             .field("mode", &format_args!("{:#o}", self.mode))
             .field("message_type", &message_type)
             .field("overflow_bytes", &self.overflow_len())
+            .field("bytes", &Bound(self.backlog))
             .finish()
     }
 }
 
+/// A backlog bound as `Builder`'s `Debug` shows it.
+struct Bound(u64);
+
+impl fmt::Debug for Bound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            0 => f.write_str("\"the ring's\""),
+            u64::MAX => f.write_str("\"unbounded\""),
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
 impl Builder {
+    /// No room limit: `send` never waits for room and `try_send` never
+    /// fails with [`SendError::Full`] for want of it (crossbeam's
+    /// `unbounded()`; Python's `Queue()`). The messages live in the
+    /// queue's overflow area, in blocks of [`capacity_bytes`] allocated as
+    /// the backlog grows and given back as it drains, so memory follows
+    /// what waits; a send that finds no memory fails with
+    /// [`SendError::OutOfMemory`] and loses nothing already sent.
+    /// [`maxsize`] still bounds the number of messages; without one a
+    /// queue holds at most 16,777,216 (a count it must keep exact).
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().unbounded().create()?;
+    /// let (tx, rx) = (q.sender(), q.receiver());
+    /// for i in 0..100_000u32 {
+    ///     tx.try_send(&i.to_le_bytes())?;            // never Full
+    /// }
+    /// tx.send(&vec![1u8; 10 << 20])?;                // any size, too
+    /// assert_eq!(q.len(), 100_001);
+    /// assert_eq!(*rx.recv()?, 0u32.to_le_bytes());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`capacity_bytes`]: Builder::capacity_bytes
+    /// [`maxsize`]: Builder::maxsize
+    pub fn unbounded(mut self) -> Self {
+        self.backlog = u64::MAX;
+        self
+    }
+
+    /// As [`Builder::unbounded`], but the messages waiting may take at
+    /// most `bytes` (each counted as its record in a block: its length
+    /// rounded up to 64 bytes; a message larger than half a block counts
+    /// 64 bytes there, its own memory aside): back-pressure by bytes, as
+    /// [`Builder::maxsize`] gives by count. A send that would pass it
+    /// waits for room, or fails with [`SendError::Full`] (`try_send`,
+    /// timeouts), as a full bounded queue does.
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().max_bytes(64 << 10).create()?;
+    /// let tx = q.sender();
+    /// let mut sent = 0;
+    /// while tx.try_send(&[0u8; 1000]).is_ok() {
+    ///     sent += 1;
+    /// }
+    /// assert_eq!(sent, 64);                          // 64 records of 1 KiB
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.backlog = bytes.max(1);
+        self
+    }
+
     /// Bytes of the ring, from 256 B to 1 GiB (default 1 MiB), rounded up
     /// to a power of two (1,000,000 gives 1 MiB; see [`Queue::capacity`]).
     /// Each message in the ring takes its length rounded up to 64 bytes
@@ -193,6 +261,7 @@ impl Builder {
         Spec {
             maxsize: self.maxsize as u64,
             overflow: self.overflow_len(),
+            backlog: self.backlog,
             kind,
             rings,
             type_tag: self.type_tag,
@@ -271,6 +340,7 @@ impl Queue {
             mode: 0o600,
             type_tag: TypeTag::default(),
             overflow: None,
+            backlog: 0,
         }
     }
 
@@ -465,9 +535,22 @@ impl Queue {
         self.ring().is_full()
     }
 
-    /// Bytes of message storage.
+    /// Bytes of the ring ([`Builder::capacity_bytes`]); of an unbounded
+    /// queue, of each of its blocks.
     pub fn capacity(&self) -> usize {
         self.ring().capacity()
+    }
+
+    /// Whether the queue has no room limit ([`Builder::unbounded`] or
+    /// [`Builder::max_bytes`]: its messages in blocks of the overflow area).
+    ///
+    /// ```
+    /// assert!(shmq::Queue::builder().unbounded().create()?.is_unbounded());
+    /// assert!(!shmq::Queue::builder().create()?.is_unbounded());
+    /// # Ok::<(), shmq::OpenError>(())
+    /// ```
+    pub fn is_unbounded(&self) -> bool {
+        self.ring().is_unbounded()
     }
 
     /// The message limit set with [`Builder::maxsize`]; `None` if unbounded.

@@ -185,7 +185,7 @@ fn builder_debug_is_readable() {
     let b = format!("{:?}", Queue::builder().maxsize(3).overflow_bytes(100_000));
     assert_eq!(
         b,
-        "Builder { capacity_bytes: 1048576, maxsize: 3, mode: 0o600, message_type: \"bytes\", overflow_bytes: 131072 }"
+        "Builder { capacity_bytes: 1048576, maxsize: 3, mode: 0o600, message_type: \"bytes\", overflow_bytes: 131072, bytes: \"the ring's\" }"
     );
     let t = format!("{:?}", Queue::builder().message_type::<u64>());
     assert!(

@@ -397,7 +397,7 @@ impl Ring {
             return false;
         }
         if role == ROLE_RECEIVER {
-            let held = pos_sub(r.pos, head).min(self.granules);
+            let held = pos_sub(r.pos, head).min(self.room);
             for k in 0..held {
                 let p = pos_add(head, k);
                 // Acquire: as above.

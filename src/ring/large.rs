@@ -81,38 +81,14 @@ impl Ring {
             // Known now: no need to take and fill a run to learn it.
             return Err(SendError::Closed);
         }
-        // Relaxed: our own lane's owner word, which only we change.
         let lane = cache.lane.get();
-        let gen = self
-            .lane_opt(lane)
-            .map_or(0, |l| held_gen(l.owner.load(Ordering::Relaxed)));
-        let held = UnitOwner::Held {
-            ring: self.index,
-            lane,
-            gen,
-        }
-        .pack();
+        let held = self.held_word(lane);
         let taken = match area.take(held, len) {
             // What the dead left may be in the way: sweep, then try again.
             Err(TakeError::AreaFull) if self.sweep_overflow(lane) > 0 => area.take(held, len),
             r => r,
         };
-        let first = match taken {
-            Ok(first) => first,
-            Err(TakeError::TooLarge { max }) => return Err(SendError::TooLarge { len, max }),
-            Err(TakeError::AreaFull) => {
-                return Err(SendError::OutOfMemory {
-                    len,
-                    area_full: true,
-                })
-            }
-            Err(TakeError::NoMemory) => {
-                return Err(SendError::OutOfMemory {
-                    len,
-                    area_full: false,
-                })
-            }
-        };
+        let first = taken.map_err(|e| e.into_send_error(len))?;
         death_point!("run_taken", Ok(()));
         area.write(first, bytes);
         death_point!("run_written", Ok(()));
@@ -132,6 +108,20 @@ impl Ring {
             area.free_run(first, len, held, true);
         }
         sent
+    }
+
+    /// The word that marks a unit HELD by lane `lane` of this ring.
+    pub(super) fn held_word(&self, lane: u16) -> u64 {
+        // Relaxed: our own lane's owner word, which only we change.
+        let gen = self
+            .lane_opt(lane)
+            .map_or(0, |l| held_gen(l.owner.load(Ordering::Relaxed)));
+        UnitOwner::Held {
+            ring: self.index,
+            lane,
+            gen,
+        }
+        .pack()
     }
 
     /// We took the record `claim`, of kind `KIND_EXT`: read its

@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 pub(crate) const UNBOUNDED: u64 = u64::MAX;
 
 mod batch;
+mod blocks;
 mod lanes;
 mod large;
 mod overflow;
@@ -101,15 +102,24 @@ pub(crate) struct Ring {
     lanes: NonNull<Lane>,
     descs: NonNull<AtomicU64>,
     data: Payload,
+    /// Granules of the ring, or of each block of an unbounded ring (a
+    /// record never straddles their end: padding fills it).
     granules: u64,
     mask: u64,
     shift: u32,
+    /// Granules that may lie between `head` and `tail`: `granules` for a
+    /// bounded ring, the byte bound (or the overflow area) for an
+    /// unbounded one.
+    room: u64,
     maxsize: u64,
     max_len: usize,
     /// Liveness of the lanes' owners (see `sys::proc`).
     locks: Locks,
     /// The segment's overflow area, if it has one.
     overflow: Option<Overflow>,
+    /// An unbounded ring's block table (`None`: records live in the
+    /// ring's own data area).
+    blocks: Option<blocks::Blocks>,
     /// Which ring of its segment this is (0, or 1 for a duplex pipe's
     /// second direction): overflow units name their ring.
     index: u16,
@@ -140,7 +150,7 @@ impl Ring {
     pub(crate) unsafe fn from_raw(
         base: NonNull<u8>,
         geo: &Geometry,
-        maxsize: u64,
+        spec: &Spec,
         locks: Locks,
         overflow: Option<Overflow>,
         index: u16,
@@ -156,7 +166,7 @@ impl Ring {
                 NonNull::new_unchecked(p.add(geo.desc_off).cast()),
                 Payload::new(NonNull::new_unchecked(p.add(geo.data_off))),
                 geo,
-                maxsize,
+                (spec.maxsize, spec.backlog),
                 locks,
                 (overflow, index),
                 #[cfg(test)]
@@ -169,18 +179,30 @@ impl Ring {
     /// `maxsize` 0 means unbounded.
     #[cfg(any(test, loom))]
     pub(crate) fn new_heap(capacity: usize, maxsize: u64) -> Self {
-        Ring::new_heap_overflow(capacity, maxsize, None)
+        Ring::new_heap_overflow(capacity, maxsize, None, 0)
     }
 
     /// As [`Ring::new_heap`], with an overflow area of `units` units of
-    /// `unit_granules` granules each, if given.
+    /// `unit_granules` granules each, if given; `backlog` > 0 makes the
+    /// ring unbounded (its blocks in that area), holding at most
+    /// `backlog` bytes.
     #[cfg(any(test, loom))]
     pub(crate) fn new_heap_overflow(
         capacity: usize,
         maxsize: u64,
         overflow: Option<(u64, u64)>,
+        backlog: u64,
     ) -> Self {
-        let heap_overflow = overflow.map(|(units, g)| Box::new(HeapOverflow::new(units, g)));
+        let granules = (capacity / GRANULE) as u64;
+        let heap_overflow = overflow.map(|(units, g)| {
+            let per_block = (block_bytes(granules) as u64).div_ceil(g * GRANULE as u64);
+            let table = if backlog > 0 {
+                block_table_len(units, per_block)
+            } else {
+                0
+            };
+            Box::new(HeapOverflow::new(units, g, table))
+        });
         let view = heap_overflow.as_deref().map(Overflow::from_heap);
         let geo = Geometry::new(capacity).expect("heap ring: capacity out of range");
         let ctrl = Box::new(Control::new());
@@ -203,7 +225,7 @@ impl Ring {
             desc_ptr,
             payload,
             &geo,
-            maxsize,
+            (maxsize, backlog),
             Locks::private(),
             (view, 0),
             Some(heap),
@@ -217,11 +239,23 @@ impl Ring {
         descs: NonNull<AtomicU64>,
         data: Payload,
         geo: &Geometry,
-        maxsize: u64,
+        (maxsize, backlog): (u64, u64),
         locks: Locks,
         (overflow, index): (Option<Overflow>, u16),
         #[cfg(any(test, loom))] heap: Option<HeapParts>,
     ) -> Self {
+        let blocks = overflow
+            .as_ref()
+            .filter(|_| backlog > 0)
+            .and_then(|area| blocks::Blocks::new(area, index, geo.granules));
+        let (room, maxsize) = match (&blocks, maxsize) {
+            (None, 0) => (geo.granules, UNBOUNDED),
+            (None, m) => (geo.granules, m),
+            (Some(_), m) => (
+                (backlog / GRANULE as u64).clamp(1, MAX_OVERFLOW / GRANULE as u64),
+                if m == 0 { MAX_UNBOUNDED_MESSAGES } else { m },
+            ),
+        };
         Ring {
             ctrl,
             lanes,
@@ -230,10 +264,12 @@ impl Ring {
             granules: geo.granules,
             mask: geo.granules - 1,
             shift: geo.shift,
-            maxsize: if maxsize == 0 { UNBOUNDED } else { maxsize },
+            room,
+            maxsize,
             max_len: geo.max_message(),
             locks,
             overflow,
+            blocks,
             index,
             #[cfg(any(test, loom))]
             _heap: heap,
@@ -246,11 +282,32 @@ impl Ring {
         unsafe { self.ctrl.as_ref() }
     }
 
-    /// The descriptor of the granule where position `pos` falls.
+    /// The descriptor of the granule where position `pos` falls (of an
+    /// unbounded ring: in its block, or, outside every live block, a
+    /// private word that reads empty).
     #[inline]
     fn desc(&self, pos: u64) -> &AtomicU64 {
-        // SAFETY: the index is masked to `0..granules`, the array's length.
-        unsafe { &*self.descs.as_ptr().add((pos & self.mask) as usize) }
+        match &self.blocks {
+            // SAFETY: the index is masked to `0..granules`, the array's length.
+            None => unsafe { &*self.descs.as_ptr().add((pos & self.mask) as usize) },
+            Some(b) => self.block_desc(b, pos),
+        }
+    }
+
+    /// The payload memory and granule where position `pos` falls; `None`
+    /// for a position of an unbounded ring outside every live block (a
+    /// peer broke the protocol).
+    #[inline]
+    fn data_at(&self, pos: u64) -> Option<(&Payload, u64)> {
+        match &self.blocks {
+            None => Some((&self.data, pos & self.mask)),
+            Some(b) => self.block_data(b, pos),
+        }
+    }
+
+    /// Whether the ring is unbounded (its records in blocks).
+    pub(crate) fn is_unbounded(&self) -> bool {
+        self.blocks.is_some()
     }
 
     /// Largest message kept in the ring itself, in bytes.
@@ -263,9 +320,11 @@ impl Ring {
         self.granules as usize * GRANULE
     }
 
-    /// `maxsize` in messages, `None` when bounded only by bytes.
+    /// `maxsize` in messages, `None` when bounded only by bytes (an
+    /// unbounded ring's implicit count is not reported).
     pub(crate) fn maxsize(&self) -> Option<u64> {
-        (self.maxsize != UNBOUNDED).then_some(self.maxsize)
+        let implicit = self.blocks.is_some() && self.maxsize == MAX_UNBOUNDED_MESSAGES;
+        (self.maxsize != UNBOUNDED && !implicit).then_some(self.maxsize)
     }
 
     /// Records that `head` or `read.seq` crossed an epoch boundary.
@@ -297,7 +356,7 @@ impl Ring {
     /// Messages sent (or being written) and not yet taken: a snapshot.
     pub(crate) fn len(&self) -> usize {
         let (n, _) = self.snapshot();
-        n.min(self.granules).min(self.maxsize) as usize
+        n.min(self.room).min(self.maxsize) as usize
     }
 
     /// Messages queued (unclamped) and the `tail` cursor, from one load each.
@@ -350,7 +409,7 @@ impl Ring {
         // Relaxed: a snapshot; `head` first, so `tail - head` is never negative.
         let h = self.ctrl().head.load(Ordering::Relaxed);
         let (n, t) = self.snapshot();
-        n >= self.maxsize || pos_sub(t.pos, h) >= self.granules
+        n >= self.maxsize || pos_sub(t.pos, h) >= self.room
     }
 }
 

@@ -43,6 +43,14 @@ pub(crate) struct Overflow {
     units: u64,
     /// Granules per unit (`UNIT / GRANULE` in a segment; small under loom).
     unit_granules: u64,
+    /// The block tables, one per ring, of `table_len` entries each
+    /// (0: the rings are bounded).
+    tables: NonNull<AtomicU64>,
+    table_len: u64,
+    /// Under loom, blocks' descriptors live here (one per granule of the
+    /// area) rather than in the units, whose bytes are tracked cells.
+    #[cfg(loom)]
+    block_descs: NonNull<AtomicU64>,
 }
 
 // SAFETY: pointers into memory kept mapped by the ring's owner; every
@@ -60,6 +68,23 @@ pub(crate) enum TakeError {
     AreaFull,
     /// No memory for its pages now.
     NoMemory,
+}
+
+impl TakeError {
+    /// The error a send of `len` bytes reports for it.
+    pub(crate) fn into_send_error(self, len: usize) -> SendError {
+        match self {
+            TakeError::TooLarge { max } => SendError::TooLarge { len, max },
+            TakeError::AreaFull => SendError::OutOfMemory {
+                len,
+                area_full: true,
+            },
+            TakeError::NoMemory => SendError::OutOfMemory {
+                len,
+                area_full: false,
+            },
+        }
+    }
 }
 
 impl Overflow {
@@ -81,6 +106,8 @@ impl Overflow {
                 pages: Pages::Shared,
                 units: og.units,
                 unit_granules: (UNIT / GRANULE) as u64,
+                tables: NonNull::new_unchecked(p.add(og.tables_off).cast()),
+                table_len: og.table_len,
             }
         }
     }
@@ -99,6 +126,70 @@ impl Overflow {
             },
             units: heap.states.len() as u64,
             unit_granules: heap.unit_granules,
+            tables: NonNull::new(heap.tables.as_ptr() as *mut AtomicU64).unwrap(),
+            table_len: heap.tables.len() as u64 / 2,
+            #[cfg(loom)]
+            block_descs: NonNull::new(heap.block_descs.as_ptr() as *mut AtomicU64).unwrap(),
+        }
+    }
+
+    /// Units in the area.
+    pub(crate) fn units(&self) -> u64 {
+        self.units
+    }
+
+    /// Ring `ring`'s block table and its length (a power of two; 0: none).
+    pub(crate) fn table(&self, ring: u16) -> (NonNull<AtomicU64>, u64) {
+        // SAFETY: ring `ring` (< 2) has its table at this offset from the
+        // first (`OverflowGeometry`); with no tables the pointer is never
+        // read (length 0).
+        let t = unsafe { self.tables.add(ring as usize * self.table_len as usize) };
+        (t, self.table_len)
+    }
+
+    /// Units a block of `granules` granules takes.
+    pub(crate) fn block_units(&self, granules: u64) -> u64 {
+        (block_bytes(granules) as u64).div_ceil(self.unit_bytes() as u64)
+    }
+
+    /// The payload granule where granule `o` of the block at unit `first`
+    /// lies.
+    #[inline]
+    pub(crate) fn block_gran(&self, first: u64, o: u64) -> u64 {
+        self.gran(first) + o
+    }
+
+    /// The units' payload memory.
+    #[inline]
+    pub(crate) fn data(&self) -> &Payload {
+        &self.data
+    }
+
+    /// The descriptor of granule `o` of the block of `granules` granules
+    /// at unit `first` (which the caller checked lies inside the area).
+    #[inline]
+    pub(crate) fn block_desc(&self, first: u64, granules: u64, o: u64) -> &AtomicU64 {
+        debug_assert!(o < granules && first + self.block_units(granules) <= self.units);
+        #[cfg(not(loom))]
+        {
+            // SAFETY: the block's descriptors follow its `granules` granules
+            // of data inside its run, which lies inside the area (caller's
+            // check); 8-byte aligned (a unit is page aligned, data a
+            // multiple of 64 bytes); shared memory is only ever accessed
+            // atomically there.
+            unsafe { self.data.atomic_u64(self.gran(first) + granules, o) }
+        }
+        #[cfg(loom)]
+        {
+            let _ = granules;
+            // SAFETY: one word per granule of the area; the block's
+            // granules lie inside it.
+            unsafe {
+                &*self
+                    .block_descs
+                    .as_ptr()
+                    .add((self.gran(first) + o) as usize)
+            }
         }
     }
 
@@ -393,6 +484,9 @@ impl Overflow {
 pub(crate) struct HeapOverflow {
     ctl: Box<OverflowCtl>,
     states: Box<[AtomicU64]>,
+    tables: Box<[AtomicU64]>,
+    #[cfg(loom)]
+    block_descs: Box<[AtomicU64]>,
     _data: HeapPayload,
     payload: Payload,
     unit_granules: u64,
@@ -400,14 +494,19 @@ pub(crate) struct HeapOverflow {
 
 #[cfg(any(test, loom))]
 impl HeapOverflow {
-    /// `units` free units of `unit_granules` granules each.
-    pub(crate) fn new(units: u64, unit_granules: u64) -> Self {
+    /// `units` free units of `unit_granules` granules each, and two block
+    /// tables of `table_len` entries.
+    pub(crate) fn new(units: u64, unit_granules: u64, table_len: u64) -> Self {
         let (data, payload) = HeapPayload::new(units * unit_granules);
+        let words = |n: u64| (0..n).map(|_| AtomicU64::new(0)).collect();
         HeapOverflow {
             ctl: Box::new(OverflowCtl {
                 high: AtomicU64::new(0),
             }),
             states: (0..units).map(|_| AtomicU64::new(UNIT_FREE)).collect(),
+            tables: words(2 * table_len),
+            #[cfg(loom)]
+            block_descs: words(units * unit_granules),
             _data: data,
             payload,
             unit_granules,

@@ -248,7 +248,7 @@ impl Ring {
         let h = ctrl.head.load(Ordering::Acquire);
         let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
         let held = pos_sub(r.pos, h);
-        if held == 0 || held > self.granules {
+        if held == 0 || held > self.room {
             return false;
         }
         // SYNC: Acquire pairs with the Release zeroing (after a mover's
@@ -399,7 +399,7 @@ impl Ring {
         // Acquire: as in `recover_head`.
         let mut p = ctrl.head.load(Ordering::Acquire);
         let r = Cursor::unpack(ctrl.read.load(Ordering::Acquire));
-        let mut left = pos_sub(r.pos, p).min(self.granules);
+        let mut left = pos_sub(r.pos, p).min(self.room);
         while left > 0 {
             // Acquire: as in `recover_head`.
             let w = self.desc(p).load(Ordering::Acquire);

@@ -325,9 +325,12 @@ impl Ring {
         if claim.is_ext() {
             return self.ext_payload(claim);
         }
-        // SAFETY: a taken record is in bounds (checked in `try_recv`) and
-        // nobody writes it until it is released (caller's contract).
-        unsafe { self.data.slice(claim.pos & self.mask, claim.len) }
+        match self.data_at(claim.pos) {
+            // SAFETY: a taken record is in bounds (checked in `try_recv`)
+            // and nobody writes it until it is released (caller's contract).
+            Some((data, gran)) => unsafe { data.slice(gran, claim.len) },
+            None => &[],
+        }
     }
 
     /// Copies a taken record's payload out (loom builds: the tracked read).
@@ -336,16 +339,20 @@ impl Ring {
         if let (true, Some(r), Some(area)) = (claim.is_ext(), self.ext_ref(claim), &self.overflow) {
             return area.copy_out(r, out);
         }
-        // SAFETY: in bounds, checked in `try_recv`.
-        unsafe { self.data.copy_out(claim.pos & self.mask, claim.len, out) }
+        if let Some((data, gran)) = self.data_at(claim.pos) {
+            // SAFETY: in bounds, checked in `try_recv`.
+            unsafe { data.copy_out(gran, claim.len, out) }
+        }
     }
 
     /// Copies the first `out.len()` bytes of a taken record as it lies in
     /// the ring (at most a granule) into `out`.
     pub(super) fn read_record(&self, claim: &Claim, out: &mut [u8]) {
         debug_assert!(out.len() <= GRANULE);
-        // SAFETY: in bounds (a record takes at least a granule, checked in
-        // `try_recv`), ours until released.
-        unsafe { self.data.read(claim.pos & self.mask, out) }
+        if let Some((data, gran)) = self.data_at(claim.pos) {
+            // SAFETY: in bounds (a record takes at least a granule, checked
+            // in `try_recv`), ours until released.
+            unsafe { data.read(gran, out) }
+        }
     }
 }

@@ -81,6 +81,9 @@ impl Ring {
         // SYNC: pairs with the producers' Acquire load in `load_head`: our
         // payload reads and the zeroed descriptors happen-before reuse.
         self.ctrl().head.store(new, Ordering::Release);
+        if self.blocks.is_some() && crosses(old, new, self.shift) {
+            self.end_block(old);
+        }
     }
 
     /// Moves `head` on from `cur` (a value of `head` we stored or saw) past

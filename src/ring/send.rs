@@ -28,6 +28,9 @@ pub(crate) struct SendCache {
     /// The handle's lane ([`NO_LANE`]: none; its claims cannot be recovered
     /// if it dies mid-send).
     pub(crate) lane: Cell<u16>,
+    /// An unbounded ring's block this handle last found installed (see
+    /// `Ring::ensure_block`); `u64::MAX`: none.
+    pub(super) block: Cell<u64>,
 }
 
 impl Default for SendCache {
@@ -38,6 +41,7 @@ impl Default for SendCache {
             epoch: Cell::new(u64::MAX),
             wait: Backoff::default(),
             lane: Cell::new(NO_LANE),
+            block: Cell::new(u64::MAX),
         }
     }
 }
@@ -89,8 +93,10 @@ impl<B: Bytes> Record for B {
 
     #[inline]
     unsafe fn write(self, ring: &Ring, rec: u64) -> u64 {
-        // SAFETY: the caller's contract, masked into the ring.
-        unsafe { self.write_to(&ring.data, rec & ring.mask) };
+        if let Some((data, gran)) = ring.data_at(rec) {
+            // SAFETY: the caller's contract: the record's granules, ours.
+            unsafe { self.write_to(data, gran) };
+        }
         0
     }
 }
@@ -228,6 +234,12 @@ impl Ring {
                     }
                 }
             }
+            if self.blocks.is_some() {
+                if let Err(e) = self.ensure_block(cache, pos_add(c.pos, pad)) {
+                    self.clear_intent(noted);
+                    return Err(e.into_send_error(fp as usize * GRANULE));
+                }
+            }
             let next = Cursor {
                 seq: (c.seq + 1) & SEQ_MASK,
                 pos: pos_add(c.pos, need),
@@ -260,7 +272,7 @@ impl Ring {
     /// says full, again from a fresh load (which refreshes the copy).
     #[inline]
     fn no_room(&self, cache: &SendCache, c: Cursor, need: u64) -> bool {
-        let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.granules;
+        let no_bytes = |h: u64| pos_sub(c.pos, h) + need > self.room;
         let no_slot = |r: u64| {
             self.maxsize != UNBOUNDED
                 && mutant!(
@@ -434,8 +446,7 @@ impl Ring {
         if cache.wait.strategy() == crate::wait::WaitStrategy::Spin(0) {
             return false;
         }
-        let want_bytes =
-            (fp + SLACK_GRANULES.max(4 * fp).min(self.granules / 4)).min(self.granules);
+        let want_bytes = (fp + SLACK_GRANULES.max(4 * fp).min(self.room / 4)).min(self.room);
         let want_slots = (self.maxsize / 8).clamp(1, 64);
         let start = now();
         loop {
@@ -460,7 +471,7 @@ impl Ring {
             );
             cache.head.set(h);
             let bytes_ok =
-                self.granules - pos_sub(t.pos, cache.head.get()).min(self.granules) >= want_bytes;
+                self.room - pos_sub(t.pos, cache.head.get()).min(self.room) >= want_bytes;
             let slots_ok = self.maxsize == UNBOUNDED || {
                 cache.read_seq.set(self.load_read_seq());
                 let used = seq_sub(t.seq, cache.read_seq.get());

@@ -48,6 +48,22 @@ impl Payload {
         unsafe { self.base.add(gran as usize * GRANULE) }
     }
 
+    /// Word `i` from granule `gran`, as an atomic.
+    ///
+    /// # Safety
+    /// The word lies inside the area, and that memory is only ever
+    /// accessed atomically while the reference is used.
+    pub(crate) unsafe fn atomic_u64(&self, gran: u64, i: u64) -> &super::AtomicU64 {
+        // SAFETY: the caller's contract; granules are 64-byte aligned.
+        unsafe {
+            &*self
+                .at(gran)
+                .as_ptr()
+                .cast::<super::AtomicU64>()
+                .add(i as usize)
+        }
+    }
+
     /// Allocates the pages of `len` bytes from granule `gran` before they
     /// are written (see `sys::pages`).
     pub(crate) fn reserve(&self, pages: Pages, gran: u64, len: usize) -> Result<(), NoMemory> {

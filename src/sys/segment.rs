@@ -49,8 +49,24 @@ impl Params {
 
     /// The overflow area, and where it starts (`None`: the segment has none).
     fn overflow(&self) -> Option<(usize, OverflowGeometry)> {
-        let og = OverflowGeometry::new(self.spec.overflow)?;
+        let og = OverflowGeometry::new(
+            self.spec.overflow,
+            self.spec.backlog > 0,
+            self.geo.granules,
+            self.spec.rings,
+        )?;
         (og.units > 0).then(|| (OverflowGeometry::start(self.rings_end()), og))
+    }
+
+    /// What is reserved at creation: every ring, or for an unbounded
+    /// queue (whose records live in the overflow area) its header, control
+    /// block and lanes only.
+    fn reserved_len(&self) -> usize {
+        if self.spec.backlog > 0 {
+            self.geo.desc_off
+        } else {
+            self.rings_end()
+        }
     }
 
     fn total_len(&self) -> usize {
@@ -71,7 +87,7 @@ impl Segment {
         file.set_len(p.total_len() as u64)
             .map_err(|e| OpenError::os("ftruncate", e))?;
         // The rings' pages now (the overflow area's come with its messages).
-        reserve(&file, p.rings_end() as u64)?;
+        reserve(&file, p.reserved_len() as u64)?;
         let seals = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_SEAL;
         fcntl(&file, FcntlArg::F_ADD_SEALS(seals))
             .map_err(|e| OpenError::os("fcntl(F_ADD_SEALS)", e))?;
@@ -95,7 +111,7 @@ impl Segment {
         let len = p.total_len() as u64;
         let made = fchmod_exact(&file, mode)
             .and_then(|()| file.set_len(len).map_err(|e| OpenError::os("ftruncate", e)))
-            .and_then(|()| reserve(&file, p.rings_end() as u64))
+            .and_then(|()| reserve(&file, p.reserved_len() as u64))
             .and_then(|()| Segment::init(file, Some(name.clone()), p));
         if made.is_err() {
             // Do not leave a half-made segment behind under that name.
@@ -166,6 +182,7 @@ impl Segment {
             (*hdr).type_hash = spec.type_tag.hash;
             (*hdr).type_name = spec.type_tag.name;
             (*hdr).overflow = spec.overflow;
+            (*hdr).backlog = spec.backlog;
             // SYNC: pairs with the Acquire load of `ready` in `attach`: every
             // field above is visible to whoever sees READY_YES.
             (*hdr).ready.store(READY_YES, Ordering::Release);
@@ -301,14 +318,17 @@ fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
     let Some(geo) = usize::try_from(h.capacity).ok().and_then(Geometry::new) else {
         return bad("capacity is not a power of two in the supported range");
     };
-    if h.maxsize > geo.granules {
-        return bad("maxsize exceeds the number of granules");
+    if h.maxsize > max_maxsize(&geo, h.backlog) {
+        return bad("maxsize exceeds what the ring can count");
     }
     match (h.kind, h.rings) {
         (KIND_QUEUE, 1) | (KIND_PIPE, 1..=MAX_RINGS) => {}
         _ => return bad("kind and number of rings"),
     }
-    if OverflowGeometry::new(h.overflow).is_none() {
+    if h.backlog > 0 && (h.kind != KIND_QUEUE || h.overflow == 0) {
+        return bad("an unbounded ring needs a queue with an overflow area");
+    }
+    if OverflowGeometry::new(h.overflow, h.backlog > 0, geo.granules, h.rings).is_none() {
         return bad("overflow area size");
     }
     let p = Params {
@@ -316,6 +336,7 @@ fn parse_header(b: &[u8], size: u64) -> Result<Params, OpenError> {
         spec: Spec {
             maxsize: h.maxsize,
             overflow: h.overflow,
+            backlog: h.backlog,
             kind: h.kind,
             rings: h.rings,
             type_tag: TypeTag {
@@ -381,6 +402,16 @@ fn ready_header(b: &[u8], size: u64) -> Result<Header, OpenError> {
     Ok(h)
 }
 
+/// The largest `maxsize` a ring of `geo` counts: one message per granule
+/// for a bounded ring; [`MAX_UNBOUNDED_MESSAGES`] for an unbounded one.
+fn max_maxsize(geo: &Geometry, backlog: u64) -> u64 {
+    if backlog > 0 {
+        MAX_UNBOUNDED_MESSAGES
+    } else {
+        geo.granules
+    }
+}
+
 fn check_config(capacity: usize, spec: Spec) -> Result<Params, OpenError> {
     let maxsize = spec.maxsize;
     let geo = Geometry::new(capacity).ok_or_else(|| {
@@ -388,13 +419,23 @@ fn check_config(capacity: usize, spec: Spec) -> Result<Params, OpenError> {
             "capacity_bytes must be from 1 to {MAX_CAPACITY} (rounded up to a power of two, at least {MIN_CAPACITY}), got {capacity}"
         ))
     })?;
-    if maxsize > geo.granules {
-        return Err(OpenError::InvalidConfig(format!(
-            "maxsize {maxsize} exceeds what {capacity} bytes can hold ({} messages of up to {GRANULE} bytes)",
-            geo.granules
-        )));
+    if maxsize > max_maxsize(&geo, spec.backlog) {
+        return Err(OpenError::InvalidConfig(if spec.backlog > 0 {
+            format!("maxsize {maxsize} exceeds the most messages a queue counts, {MAX_UNBOUNDED_MESSAGES}")
+        } else {
+            format!(
+                "maxsize {maxsize} exceeds what {capacity} bytes can hold ({} messages of up to {GRANULE} bytes); \
+                 an unbounded queue (Builder::unbounded) holds more",
+                geo.granules
+            )
+        }));
     }
-    if OverflowGeometry::new(spec.overflow).is_none() {
+    if spec.backlog > 0 && spec.overflow == 0 {
+        return Err(OpenError::InvalidConfig(
+            "an unbounded queue keeps its messages in the overflow area: overflow_bytes must not be 0".into(),
+        ));
+    }
+    if OverflowGeometry::new(spec.overflow, spec.backlog > 0, geo.granules, spec.rings).is_none() {
         return Err(OpenError::InvalidConfig(format!(
             "overflow_bytes must be at most {MAX_OVERFLOW}, got {}",
             spec.overflow

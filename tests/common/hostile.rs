@@ -66,8 +66,8 @@ fn exercise(q: &Queue, seed: &[u8]) {
     let _ = format!("{}", q.diagnostics());
 }
 
-/// A valid queue (capacity 256 B, an overflow area of two units, a few
-/// messages queued, one held) whose control block, lanes, descriptors and
+/// A valid queue (capacity 256 B, an overflow area of two units, bounded
+/// or unbounded, a few messages queued, one held) whose control block, lanes, descriptors and
 /// data (the overflow area's state words and units included) are then
 /// overwritten at the places `edits` names: 12-byte records `[offset:
 /// u32][value: u64]` (the offset's top two bits pick control words, lanes,
@@ -75,12 +75,19 @@ fn exercise(q: &Queue, seed: &[u8]) {
 /// attach and covered by `attach`). Then every kind of call runs against
 /// the damaged image.
 pub fn ring_image(edits: &[u8]) {
-    let q = Queue::builder()
+    let first = edits.first().copied().unwrap_or(0);
+    // Bit 2 of the first byte: an unbounded queue, whose records live in
+    // blocks of the overflow area (one unit each), found through its
+    // block table.
+    let unbounded = first & 4 != 0;
+    let mut b = Queue::builder()
         .capacity_bytes(256)
         .overflow_bytes(2 << 16)
-        .maxsize((edits.first().copied().unwrap_or(0) % 4) as usize)
-        .create()
-        .expect("create");
+        .maxsize((first % 4) as usize);
+    if unbounded {
+        b = b.unbounded();
+    }
+    let q = b.create().expect("create");
     {
         let tx = q.sender();
         for i in 0..edits.get(1).map_or(2, |b| b % 4) {
@@ -101,7 +108,20 @@ pub fn ring_image(edits: &[u8]) {
     // at 128..1024, lanes at 4096..20480, descriptors at 20480, data at
     // 24576. The offset's top bits pick the region, so edits land where
     // they matter instead of mostly in zero padding.
-    let regions: [(usize, usize); 4] = [(128, 1024), (4096, 20480), (20480, 20512), (128, len)];
+    // An unbounded one's records are in its blocks instead: the overflow
+    // area (at 65536) starts with its control word, unit states and block
+    // table; unit 0 (at 131072) holds the first block, 256 bytes of data
+    // then 32 of descriptors.
+    let regions: [(usize, usize); 4] = if unbounded {
+        [
+            (128, 1024),
+            (65536, 65536 + 192),
+            (131072, 131072 + 288),
+            (128, len),
+        ]
+    } else {
+        [(128, 1024), (4096, 20480), (20480, 20512), (128, len)]
+    };
     for e in edits.get(2..).unwrap_or(&[]).chunks_exact(12) {
         let x = u32::from_le_bytes(e[..4].try_into().unwrap()) as usize;
         let (lo, hi) = regions[x >> 30];
