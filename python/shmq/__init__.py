@@ -175,13 +175,18 @@ def _queue_from(fd, done, cls, state):
 class Queue:
     """``multiprocessing.Queue`` in shared memory.
 
-    ``maxsize`` bounds the number of messages (0: only the bytes do);
-    ``capacity_bytes`` is the ring's size (rounded up to a power of two,
-    1 MiB by default): a message larger than half of it goes to the
-    queue's overflow area (same shared memory, pages taken while it waits),
-    of ``overflow_bytes`` (the machine's memory up to 64 GiB by default;
-    address space, not memory; 0: none, larger messages raise
-    ``ValueError``).
+    Unbounded, as ``multiprocessing.Queue`` is: ``put`` never waits for
+    room unless ``maxsize`` (a number of messages) or ``max_bytes`` (bytes
+    waiting) bounds it, and an item may be any size. Every item ``put``
+    is in the queue's shared memory when ``put`` returns (no feeder
+    thread: the producer may exit, or be killed, at once). The backlog
+    lives in blocks of ``capacity_bytes`` (rounded up to a power of two,
+    1 MiB by default; an item larger than half a block gets memory of its
+    own) in the queue's overflow area of ``overflow_bytes`` (the machine's
+    memory up to 64 GiB by default; address space, not memory): memory
+    follows the backlog, and running out of it raises ``MemoryError``.
+    ``overflow_bytes=0`` makes a queue of one ring of ``capacity_bytes``,
+    bounded by its bytes, whose items are at most half of it.
     """
 
     def __init__(
@@ -190,11 +195,12 @@ class Queue:
         *,
         capacity_bytes: int | None = None,
         overflow_bytes: int | None = None,
+        max_bytes: int | None = None,
         ctx=None,
     ):
         if maxsize < 0:
             maxsize = 0
-        self._ch = _Channel.queue(maxsize, capacity_bytes, overflow_bytes)
+        self._ch = _Channel.queue(maxsize, capacity_bytes, overflow_bytes, max_bytes)
         self._maxsize, self._closed = maxsize, False
 
     def _setstate(self, state):
@@ -322,9 +328,15 @@ class JoinableQueue(Queue):
         *,
         capacity_bytes: int | None = None,
         overflow_bytes: int | None = None,
+        max_bytes: int | None = None,
         ctx=None,
     ):
-        super().__init__(maxsize, capacity_bytes=capacity_bytes, overflow_bytes=overflow_bytes)
+        super().__init__(
+            maxsize,
+            capacity_bytes=capacity_bytes,
+            overflow_bytes=overflow_bytes,
+            max_bytes=max_bytes,
+        )
         ctx = ctx or _context._default_context
         self._unfinished_tasks = ctx.Semaphore(0)
         self._cond = ctx.Condition()
@@ -378,14 +390,14 @@ class SimpleQueue:
     def __init__(
         self, *, capacity_bytes: int | None = None, overflow_bytes: int | None = None, ctx=None
     ):
-        self._ch = _Channel.queue(0, capacity_bytes, overflow_bytes)
+        self._ch = _Channel.queue(0, capacity_bytes, overflow_bytes, None)
 
     def __reduce__(self):
         fd, done = _handoff(self._ch)
         return (_simple_from, (fd, done))
 
     def put(self, obj) -> None:
-        """Puts ``obj`` (waits while the ring's bytes are used up)."""
+        """Puts ``obj`` (never waits: the queue is unbounded)."""
         self._ch.put(obj)
 
     def get(self):

@@ -673,20 +673,28 @@ impl SharedView {
 #[pymethods]
 impl Channel {
     /// A new anonymous queue (a sealed memfd): `maxsize` messages at most
-    /// (0: no limit but the bytes), `capacity_bytes` of ring (None: 1 MiB),
-    /// `overflow_bytes` for messages larger than half of it (None: the
-    /// machine's memory, up to 64 GiB).
+    /// (0: no limit), unbounded in bytes (`max_bytes` None) or bounded to
+    /// `max_bytes`, its messages in blocks of `capacity_bytes` (None:
+    /// 1 MiB) in an overflow area of `overflow_bytes` (None: the machine's
+    /// memory, up to 64 GiB). With `overflow_bytes` 0 there is no overflow
+    /// area: the queue is its ring, bounded by its bytes.
     #[staticmethod]
-    #[pyo3(signature = (maxsize=0, capacity_bytes=None, overflow_bytes=None))]
+    #[pyo3(signature = (maxsize=0, capacity_bytes=None, overflow_bytes=None, max_bytes=None))]
     fn queue(
         maxsize: usize,
         capacity_bytes: Option<usize>,
         overflow_bytes: Option<u64>,
+        max_bytes: Option<u64>,
     ) -> PyResult<Self> {
         let mut b = builder(capacity_bytes, overflow_bytes);
         if maxsize > 0 {
             b = b.maxsize(maxsize);
         }
+        b = match (overflow_bytes, max_bytes) {
+            (Some(0), _) => b,
+            (_, Some(n)) => b.max_bytes(n),
+            (_, None) => b.unbounded(),
+        };
         Ok(Channel::new(Anchor::Queue(b.create().map_err(open_err)?)))
     }
 

@@ -282,7 +282,7 @@ def test_pickled_queue_outside_processes():
 
 
 def test_get_view_is_shared_memory_held_until_released():
-    q = shmq.Queue(capacity_bytes=4096)
+    q = shmq.Queue(capacity_bytes=4096, max_bytes=4096)
     a = bytes(range(256)) * 6  # 1536 B
     q.put(a)
     v = q.get_view()
@@ -363,3 +363,40 @@ def test_closing_a_watched_connection_stops_its_watcher_cleanly():
     finally:
         threading.excepthook = old
     assert errors == []
+
+
+def _fill_and_die(q):
+    for i in range(20_000):
+        q.put(i)
+    q.put(b"x" * (10 << 20))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_queue_is_unbounded_and_put_is_in_shared_memory_when_it_returns():
+    # multiprocessing.Queue buffers in the producer: killed right after its
+    # puts, it delivers a fraction; joined before its items are read, it
+    # blocks (the documented deadlock). Here the producer is SIGKILLed the
+    # moment its last put returns, joined first, and everything arrives.
+    q = shmq.Queue()
+    p = multiprocessing.Process(target=_fill_and_die, args=(q,))
+    p.start()
+    p.join(timeout=60)
+    assert p.exitcode == -signal.SIGKILL
+    assert q.qsize() == 20_001
+    assert [q.get(timeout=5) for _ in range(20_000)] == list(range(20_000))
+    assert q.get(timeout=5) == b"x" * (10 << 20)
+    for i in range(100_000):
+        q.put_nowait(i)  # never Full
+    assert q.qsize() == 100_000
+
+
+def test_max_bytes_bounds_a_queue_by_bytes():
+    q = shmq.Queue(max_bytes=64 << 10)
+    n = 0
+    with pytest.raises(shmq.Full):
+        while True:
+            q.put_nowait(b"y" * 1000)
+            n += 1
+    assert 50 <= n <= 64
+    q.get()
+    q.put(b"y" * 1000, timeout=5)
