@@ -128,3 +128,12 @@ fn pipe() {
     let out = run("pipe", &[]);
     has(&out, "Message(42, None, \"hello\")");
 }
+
+#[test]
+fn unbounded() {
+    let out = run("unbounded", &[]);
+    has(&out, "sent 20000 ints and 10 MiB, exiting");
+    has(&out, "parent: producer joined with 20001 messages waiting");
+    has(&out, "parent: got 20000 ints in order, sum 199990000");
+    has(&out, "parent: got a blob of 10485760 bytes");
+}
