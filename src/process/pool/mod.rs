@@ -430,8 +430,12 @@ impl std::fmt::Debug for Pool {
     }
 }
 
+/// A pool's task or result queue: unbounded, so that submitting never
+/// waits for the workers and a worker never waits to hand back a result
+/// (as Python's pool, whose task queue and result pipe buffer in the
+/// parent), with the backlog in shared memory.
 fn queue(capacity_bytes: Option<usize>) -> Result<Queue, ProcessError> {
-    let b = Queue::builder();
+    let b = Queue::builder().unbounded();
     let b = match capacity_bytes {
         Some(c) => b.capacity_bytes(c),
         None => b,
