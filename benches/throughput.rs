@@ -19,16 +19,19 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 use std::time::Instant;
 
-/// The queue every byte-message run uses: 4 MiB, bounded by bytes only.
-fn queue() -> shmq::Queue {
-    shmq::Queue::builder()
-        .capacity_bytes(4 << 20)
-        .create()
-        .unwrap()
+/// The queue every byte-message run uses: 4 MiB, bounded by bytes only;
+/// or unbounded, in blocks of 4 MiB.
+fn queue(unbounded: bool) -> shmq::Queue {
+    let b = shmq::Queue::builder().capacity_bytes(4 << 20);
+    let b = if unbounded { b.unbounded() } else { b };
+    b.create().unwrap()
 }
 
 fn shmq_run(size: usize, n: u64) -> f64 {
-    let q = queue();
+    shmq_run_on(queue(false), size, n)
+}
+
+fn shmq_run_on(q: shmq::Queue, size: usize, n: u64) -> f64 {
     let rx = q.receiver();
     let t0 = Instant::now();
     let cons = thread::spawn(move || {
@@ -92,7 +95,7 @@ fn mpsc_run(size: usize, n: u64) -> f64 {
 
 /// Batches: `send_batch` of 64 messages, `recv_batch` of up to 256.
 fn shmq_batch_run(size: usize, n: u64) -> f64 {
-    let q = queue();
+    let q = queue(false);
     let rx = q.receiver();
     let t0 = Instant::now();
     let cons = thread::spawn(move || {
@@ -191,6 +194,25 @@ fn main() {
             s / b,
             s / m
         );
+    }
+
+    println!();
+    println!(
+        "unbounded (records in blocks of the overflow area) against bounded, runs interleaved"
+    );
+    println!(
+        "{:>7} {:>12} {:>14} {:>16}",
+        "size", "bounded M/s", "unbounded M/s", "unbounded/bounded"
+    );
+    for (size, n) in [(64usize, 4_000_000u64), (4096, 400_000)] {
+        let n = n / scale;
+        let (mut bounded, mut unbounded) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..runs {
+            bounded = bounded.min(shmq_run_on(queue(false), size, n));
+            unbounded = unbounded.min(shmq_run_on(queue(true), size, n));
+        }
+        let (b, u) = (n as f64 / bounded / 1e6, n as f64 / unbounded / 1e6);
+        println!("{size:>7} {b:>12.3} {u:>14.3} {:>15.2}x", u / b);
     }
 
     println!();

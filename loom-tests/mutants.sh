@@ -55,6 +55,7 @@ overflow_take_relaxed     | large_messages_reuse_the_overflow_area warm_units_ar
 overflow_free_relaxed     | large_messages_reuse_the_overflow_area warm_units_are_reused_then_given_back
 sweep_keeps_warm          | warm_units_are_reused_then_given_back
 overflow_never_freed      | large_messages_reuse_the_overflow_area
+block_never_freed         | unbounded_blocks_come_and_go
 overflow_link_skipped     | large_messages_reuse_the_overflow_area
 sweep_ignores_liveness    | large_messages_reuse_the_overflow_area
 sweep_ignores_head        | large_messages_reuse_the_overflow_area

@@ -211,15 +211,38 @@ fn main() {
     let nc = env("SHMQ_CHAOS_CONSUMERS", 2) as usize;
     let stall = Duration::from_secs(env("SHMQ_CHAOS_STALL_SECS", 20));
     assert!(np <= MAX_PRODUCERS && nc >= 1);
-    println!("chaos: {np} producers, {nc} consumers, {secs} s, seed {seed}");
+    // Both flavors: a bounded ring, and an unbounded queue bounded by bytes
+    // (its records in blocks of the overflow area; the bound keeps the
+    // backlog of producers that never wait within memory while consumers
+    // are killed).
+    for unbounded in [false, true] {
+        run(
+            unbounded,
+            secs,
+            splitmix(seed ^ unbounded as u64),
+            np,
+            nc,
+            stall,
+        );
+    }
+}
 
-    let tag = std::process::id().to_string();
+fn run(unbounded: bool, secs: u64, seed: u64, np: usize, nc: usize, stall: Duration) {
+    let flavor = if unbounded {
+        "unbounded (max_bytes 32 MiB)"
+    } else {
+        "bounded ring"
+    };
+    println!("chaos: {flavor}, {np} producers, {nc} consumers, {secs} s, seed {seed}");
+
+    let tag = format!("{}-{}", std::process::id(), unbounded as u8);
     let qname = unique_name("queue");
     let spath = State::path(&tag);
-    let q = Queue::builder()
-        .capacity_bytes(1 << 16)
-        .create_named(&qname)
-        .unwrap();
+    let mut b = Queue::builder().capacity_bytes(1 << 16);
+    if unbounded {
+        b = b.max_bytes(32 << 20);
+    }
+    let q = b.create_named(&qname).unwrap();
     let st = State::open(&spath, true);
     // children[i]: producers first, then consumers.
     let role = |i: usize| if i < np { "producer" } else { "consumer" };

@@ -284,6 +284,9 @@ struct Scenario {
     consumers: usize,
     capacity: usize,
     maxsize: usize,
+    /// 0: a bounded ring; otherwise an unbounded queue whose records may
+    /// take this many bytes (`u64::MAX`: no byte bound).
+    bytes: u64,
     secs: f64,
 }
 
@@ -383,11 +386,21 @@ fn run(s: &Scenario, seed: u64, stall: Duration) {
     if s.maxsize > 0 {
         b = b.maxsize(s.maxsize);
     }
+    b = match s.bytes {
+        0 => b,
+        u64::MAX => b.unbounded(),
+        n => b.max_bytes(n),
+    };
     let q = b.create().expect("create queue");
     println!(
-        "torture: {} producers x {} consumers, capacity {} B (in the ring up to {} B, then the overflow area), maxsize {}, {:.0} s, seed {seed}",
+        "torture: {} producers x {} consumers, {}, capacity {} B (in the ring up to {} B, then the overflow area), maxsize {}, {:.0} s, seed {seed}",
         s.producers,
         s.consumers,
+        match s.bytes {
+            0 => "bounded ring".to_string(),
+            u64::MAX => "unbounded".to_string(),
+            n => format!("unbounded, max_bytes {n}"),
+        },
         s.capacity,
         q.ring_message_size(),
         if s.maxsize > 0 { s.maxsize.to_string() } else { "-".into() },
@@ -496,21 +509,28 @@ fn main() {
             consumers: env("SHMQ_TORTURE_CONSUMERS").unwrap_or(4) as usize,
             capacity: env("SHMQ_TORTURE_CAPACITY").unwrap_or(4096) as usize,
             maxsize: env("SHMQ_TORTURE_MAXSIZE").unwrap_or(0) as usize,
+            bytes: env("SHMQ_TORTURE_BYTES").unwrap_or(0),
             secs,
         }],
+        // Bounded rings, then unbounded queues (records in blocks of the
+        // overflow area) bounded by count and by bytes, so that producers
+        // that never wait for room still keep their backlog in memory.
         None => [
-            (4, 4, 4096, 0, 0.35),
-            (4, 4, 1024, 3, 0.25),
-            (1, 1, 256, 0, 0.15),
-            (6, 2, 2048, 5, 0.25),
+            (4, 4, 4096, 0, 0, 0.25),
+            (4, 4, 1024, 3, 0, 0.2),
+            (1, 1, 256, 0, 0, 0.1),
+            (6, 2, 2048, 5, 0, 0.15),
+            (4, 4, 4096, 2000, u64::MAX, 0.15),
+            (3, 3, 1024, 0, 256 << 10, 0.15),
         ]
         .into_iter()
         .map(
-            |(producers, consumers, capacity, maxsize, share)| Scenario {
+            |(producers, consumers, capacity, maxsize, bytes, share)| Scenario {
                 producers,
                 consumers,
                 capacity,
                 maxsize,
+                bytes,
                 secs: secs * share,
             },
         )

@@ -1026,36 +1026,31 @@ fn dead_large_receiver_frees_its_run() {
 /// blocks (one unit each, three units): two per block.
 const BLOCK_MSG: usize = 100;
 
-/// Two producers send two messages each into an unbounded ring while a
-/// consumer takes them: the producers race to install the second block
-/// (the loser gives its run back), no send ever finds the ring full, every
-/// message arrives once and in order per producer, and once drained every
-/// block `head` has passed is freed by whoever passed it: no run is left,
-/// without a sweep. A block never freed, or a lost install race that keeps
-/// its run, leaves units in use.
+/// A producer sends three messages into an unbounded ring (two per
+/// block) while a consumer takes them: no send ever finds the ring full,
+/// every message arrives once and in order, and once drained only the
+/// block the cursors stand in is left: the block `head` passed was freed
+/// by whoever passed it, without a sweep (mutant `block_never_freed`), and
+/// its run was adopted before it was freed (`end_block_unadopted` is not
+/// visible here: a sweep racing the ender needs punched pages, which loom
+/// does not model; the torture run's unbounded scenarios catch it).
 #[test]
 fn unbounded_blocks_come_and_go() {
     model_bounded(2, || {
         let r = Arc::new(LoomRing::unbounded(256, 0, 3, 8));
-        let producers: Vec<_> = (1..=2u8)
-            .map(|id| {
-                let r1 = r.clone();
-                thread::spawn(move || {
-                    let p = Producer::joined(&r1, id as u32);
-                    for s in 0..2 {
-                        r1.try_send(&p, &msg(id, s, BLOCK_MSG))
-                            .expect("an unbounded ring is never full");
-                    }
-                })
-            })
-            .collect();
-        let c = Consumer::joined(&r, 3);
-        let got = recv_recovering(&r, c, 4);
-        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1), (2, 0), (2, 1)]);
-        for p in producers {
-            p.join().unwrap();
-        }
-        assert_eq!(r.overflow_used(), 0, "every block freed as head left it");
+        let r1 = r.clone();
+        let prod = thread::spawn(move || {
+            let p = Producer::joined(&r1, 1);
+            for s in 0..3 {
+                r1.try_send(&p, &msg(1, s, BLOCK_MSG))
+                    .expect("an unbounded ring is never full");
+            }
+        });
+        let c = Consumer::joined(&r, 2);
+        let got = recv_recovering(&r, c, 3);
+        check_exactly_once(check_fifo(&got), &[(1, 0), (1, 1), (1, 2)]);
+        prod.join().unwrap();
+        assert_eq!(r.overflow_used(), 1, "only the cursors' block is left");
     });
 }
 

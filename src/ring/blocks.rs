@@ -52,6 +52,13 @@ fn skip_zeroing() -> bool {
     false
 }
 
+/// Blocks whose pages an unbounded ring keeps (WARM) when `head` leaves
+/// them, however few are in use: a backlog that swings by a few blocks
+/// reuses pages instead of faulting in fresh ones (about 1 ms a MiB with
+/// the punching); the sweep gives them back once unused for
+/// `overflow::WARM_MS`.
+const KEEP_BLOCKS: u64 = 8;
+
 /// The view of an unbounded ring's block table.
 pub(crate) struct Blocks {
     table: NonNull<AtomicU64>,
@@ -211,8 +218,8 @@ impl Ring {
                     // producer whose view of `tail` was stale installed a
                     // block that had already ended).
                     fence(Ordering::SeqCst);
-                    if self.block_ended(start) && mutant!("stale_install_kept", true, false) {
-                        self.end_block(start);
+                    if self.block_ended(start) {
+                        self.end_block(start, held);
                     }
                     break;
                 }
@@ -233,8 +240,13 @@ impl Ring {
     /// the next block's start), called right after `head`'s store; or
     /// the block at `old` that a stale producer installed after `head`
     /// had left it.
+    ///
+    /// The run is first adopted as `me` (the ender's HELD word): `head` has
+    /// passed the block, so a sweep would judge its LINKED units gone, and
+    /// a sweep that freed a unit the ender is still punching would let a
+    /// new block be written into pages the ender then punches.
     #[cold]
-    pub(super) fn end_block(&self, old: u64) {
+    pub(super) fn end_block(&self, old: u64, me: u64) {
         let (Some(b), Some(area)) = (&self.blocks, &self.overflow) else {
             return;
         };
@@ -256,7 +268,14 @@ impl Ring {
                 ring: self.index,
                 pos: pos_add(start, self.granules - 1),
             };
-            area.free_run(e.first, block_bytes(self.granules), linked.pack(), true);
+            let bytes = block_bytes(self.granules);
+            let owner = if mutant!("end_block_unadopted", true, false) {
+                area.adopt(e.first, bytes, linked.pack(), me);
+                me
+            } else {
+                linked.pack()
+            };
+            area.free_run_keeping(e.first, bytes, owner, true, KEEP_BLOCKS);
         }
     }
 

@@ -37,6 +37,14 @@ pub(super) fn pos_behind(a: u64, b: u64) -> bool {
 }
 
 impl Ring {
+    /// The index of `lane` (one of ours), or [`NO_LANE`].
+    pub(super) fn lane_index(&self, lane: Option<&Lane>) -> u16 {
+        lane.map_or(NO_LANE, |l| {
+            // Both point into the lane array: the offset is an index.
+            ((l as *const Lane as usize - self.lanes.as_ptr() as usize) / LANE_LEN) as u16
+        })
+    }
+
     /// Lane `i`, if `i` names one.
     #[inline]
     pub(super) fn lane_opt(&self, i: u16) -> Option<&Lane> {

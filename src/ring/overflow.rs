@@ -231,15 +231,13 @@ impl Overflow {
         if !self.data.may_reserve(self.pages, len) {
             return Err(TakeError::NoMemory);
         }
-        let mut i = 0;
-        let (first, all_warm) = loop {
-            if n > self.units - i {
-                return Err(TakeError::AreaFull);
-            }
-            match self.take_at(i, n, held) {
-                Ok(all_warm) => break (i, all_warm),
-                Err(busy) => i = busy + 1,
-            }
+        // A run that is all WARM first (its pages are there: no page to
+        // fault in and zero, which costs more than the copy), then any.
+        let Some((first, all_warm)) = self
+            .find(n, held, true)
+            .or_else(|| self.find(n, held, false))
+        else {
+            return Err(TakeError::AreaFull);
         };
         // Relaxed: a bound for scans; a scan that misses a unit taken since
         // sees it at its next pass.
@@ -255,15 +253,45 @@ impl Overflow {
         Ok(first)
     }
 
+    /// Takes the first run of `n` units free (`warm`: WARM) for `held`:
+    /// its first unit and whether every unit came WARM.
+    fn find(&self, n: u64, held: u64, warm: bool) -> Option<(u64, bool)> {
+        let mut i = 0;
+        loop {
+            if n > self.units - i {
+                return None;
+            }
+            // Relaxed: a bound for the search; no WARM unit lies past the
+            // highest ever taken.
+            if warm && i >= self.ctl().high.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.take_at(i, n, held, warm) {
+                Ok(all_warm) => return Some((i, all_warm)),
+                Err(busy) => i = busy + 1,
+            }
+        }
+    }
+
     /// Takes units `first..first + n` for `held`, all or none: whether
     /// every one came WARM (its pages there), or the first that was not
-    /// free (those taken before it given back, without pages, so that a
-    /// WARM unit always has them).
-    fn take_at(&self, first: u64, n: u64, held: u64) -> Result<bool, u64> {
+    /// free (or not WARM, if `warm`) (those taken before it given back,
+    /// without pages, so that a WARM unit always has them).
+    fn take_at(&self, first: u64, n: u64, held: u64, warm: bool) -> Result<bool, u64> {
         let mut all_warm = true;
         for j in first..first + n {
             // Relaxed: a look before the CAS, which orders.
             let w = self.state(j).load(Ordering::Relaxed);
+            if warm && !is_warm(w) {
+                if j > first {
+                    // Back to WARM, pages kept: they were all WARM.
+                    let now = unit_warm(now_ms().unwrap_or(0));
+                    for k in first..j {
+                        self.free_unit(k, held, now);
+                    }
+                }
+                return Err(j);
+            }
             // SYNC (on success): Acquire pairs with the Release CAS to FREE
             // or WARM in `free_unit`: the last owner's reads of the unit
             // (and its punching) happen-before our writes. Release pairs
@@ -305,6 +333,20 @@ impl Overflow {
         // SAFETY: the run holds `bytes.len()` bytes (taken for them) and is
         // ours alone while HELD.
         unsafe { bytes.write_to(&self.data, self.gran(first)) }
+    }
+
+    /// Takes back the units of the run at `first` of `len` bytes that are
+    /// still `from`, as `to` (a HELD word of the caller's lane), so that
+    /// no sweep judges them while the caller frees them.
+    pub(crate) fn adopt(&self, first: u64, len: usize, from: u64, to: u64) {
+        for i in first..first + self.units_for(len) {
+            // Acquire (on success): as the CAS in `take`: whoever used the
+            // unit is done with it (the block's readers released their
+            // records before `head` passed it).
+            let _ = self
+                .state(i)
+                .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed);
+        }
     }
 
     /// Hands the run at `first` from its sender (`held`) to the record it
@@ -349,6 +391,21 @@ impl Overflow {
     /// for [`WARM_MS`]. `pages` false: nothing was reserved (the run is
     /// freed without its pages).
     pub(crate) fn free_run(&self, first: u64, len: usize, owner: u64, pages: bool) {
+        self.free_run_keeping(first, len, owner, pages, 1);
+    }
+
+    /// As [`Overflow::free_run`], keeping the pages of up to `keep` runs of
+    /// this length WARM however few units others use: an unbounded ring
+    /// keeps two blocks, so that a backlog swinging around a block's worth
+    /// reuses pages rather than faulting in fresh ones each time.
+    pub(crate) fn free_run_keeping(
+        &self,
+        first: u64,
+        len: usize,
+        owner: u64,
+        pages: bool,
+        keep: u64,
+    ) {
         let n = self.units_for(len);
         // Relaxed: our own units; a unit another owner has is left alone.
         let ours = (first..first + n).all(|i| self.state(i).load(Ordering::Relaxed) == owner);
@@ -359,7 +416,7 @@ impl Overflow {
             return;
         }
         let (in_use, warm) = self.census();
-        let budget = in_use.saturating_sub(n).max(n);
+        let budget = in_use.saturating_sub(n).max(keep * n);
         if warm + n <= budget {
             let warm_word = unit_warm(now_ms().unwrap_or(0));
             for i in first..first + n {

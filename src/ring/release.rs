@@ -30,7 +30,7 @@ impl Ring {
             let order = mutant!("clear_relaxed", Ordering::Release, Ordering::Relaxed);
             self.desc(pos).store(0, order);
             death_point!("zeroed", true);
-            self.set_head(pos, next);
+            self.set_head(pos, next, lane);
             self.advance(next, lane);
             true
         } else {
@@ -72,9 +72,10 @@ impl Ring {
     }
 
     /// Moves `head` from `old` to `new`; the caller is the one thread allowed
-    /// to (it holds the record at `old`, or won its DONE descriptor).
+    /// to (it holds the record at `old`, or won its DONE descriptor). Its
+    /// `lane` adopts the block `head` leaves, if any, while it frees it.
     #[inline]
-    pub(super) fn set_head(&self, old: u64, new: u64) {
+    pub(super) fn set_head(&self, old: u64, new: u64, lane: Option<&Lane>) {
         if crosses(old, new, HEAD_EPOCH_SHIFT) {
             self.bump_epoch();
         }
@@ -82,7 +83,7 @@ impl Ring {
         // payload reads and the zeroed descriptors happen-before reuse.
         self.ctrl().head.store(new, Ordering::Release);
         if self.blocks.is_some() && crosses(old, new, self.shift) {
-            self.end_block(old);
+            self.end_block(old, self.held_word(self.lane_index(lane)));
         }
     }
 
@@ -124,7 +125,7 @@ impl Ring {
                 continue; // re-reads the slot and stops (it is no longer DONE)
             }
             death_point!("zeroed", moved);
-            self.set_head(cur, next);
+            self.set_head(cur, next, lane);
             cur = next;
             moved = true;
         }

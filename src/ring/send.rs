@@ -229,6 +229,10 @@ impl Ring {
                         continue;
                     }
                     None => {
+                        if let Some(t2) = self.recheck_unbounded(t) {
+                            t = t2;
+                            continue;
+                        }
                         self.clear_intent(noted);
                         return Err(SendError::Full);
                     }
@@ -358,6 +362,19 @@ impl Ring {
         // Relaxed: only compared with `t`; a stale value at worst returns
         // Full, as any snapshot of a racing queue may.
         let t2 = self.ctrl().tail.load(Ordering::Relaxed);
+        (t2 != t).then_some(t2)
+    }
+
+    /// For an unbounded ring, whose `Full` means a bound (`maxsize`,
+    /// `max_bytes`) and never a stale look, `tail` if it is not `t`.
+    #[cold]
+    fn recheck_unbounded(&self, t: u64) -> Option<u64> {
+        self.blocks.as_ref()?;
+        // Relaxed: a read-modify-write reads the latest `tail` in its
+        // modification order, where a plain load may return an older one
+        // (loom found `try_send` failing with `Full` on an unbounded ring
+        // from a stale `tail` beside a fresh `read`).
+        let t2 = self.ctrl().tail.fetch_add(0, Ordering::Relaxed);
         (t2 != t).then_some(t2)
     }
 
