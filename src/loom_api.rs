@@ -79,8 +79,13 @@ pub struct Taken(Claim);
 impl LoomRing {
     /// A new, empty ring.
     pub fn new(capacity: usize, maxsize: u64) -> Self {
+        LoomRing::over(Ring::new_heap(capacity, maxsize))
+    }
+
+    /// A model's view of `ring`, no lanes handed out yet.
+    fn over(ring: Ring) -> Self {
         LoomRing {
-            ring: Ring::new_heap(capacity, maxsize),
+            ring,
             pooled: false,
             senders: [NO_LANE; 2],
             receivers: [NO_LANE; 2],
@@ -92,32 +97,23 @@ impl LoomRing {
     /// units of `unit_granules` granules (64 bytes) each, for messages
     /// larger than half the ring.
     pub fn with_overflow(capacity: usize, maxsize: u64, units: u64, unit_granules: u64) -> Self {
-        LoomRing {
-            ring: Ring::new_heap_overflow(capacity, maxsize, Some((units, unit_granules)), 0),
-            pooled: false,
-            senders: [NO_LANE; 2],
-            receivers: [NO_LANE; 2],
-            next_sender: Default::default(),
-            next_receiver: Default::default(),
-        }
+        LoomRing::over(Ring::new_heap_overflow(
+            capacity,
+            maxsize,
+            Some((units, unit_granules)),
+            0,
+        ))
     }
     /// A new, empty unbounded ring: its records live in blocks of
     /// `capacity` bytes in an overflow area of `units` units of
     /// `unit_granules` granules each.
     pub fn unbounded(capacity: usize, maxsize: u64, units: u64, unit_granules: u64) -> Self {
-        LoomRing {
-            ring: Ring::new_heap_overflow(
-                capacity,
-                maxsize,
-                Some((units, unit_granules)),
-                u64::MAX,
-            ),
-            pooled: false,
-            senders: [NO_LANE; 2],
-            receivers: [NO_LANE; 2],
-            next_sender: Default::default(),
-            next_receiver: Default::default(),
-        }
+        LoomRing::over(Ring::new_heap_overflow(
+            capacity,
+            maxsize,
+            Some((units, unit_granules)),
+            u64::MAX,
+        ))
     }
     /// Units of the overflow area in use.
     pub fn overflow_used(&self) -> u64 {

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{child, die, env_var, is_message, message, role, unique_name, wait};
+use common::{
+    allocated, child, die, env_var, is_message, message, role, scan_for, unique_name, wait,
+};
 use shmq::{Queue, RecvError, SendError};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -83,24 +84,6 @@ fn child_entry() {
 fn run(role: &str, name: &str) -> std::process::ExitStatus {
     let c = child(role).env("SHMQ_NAME", name).spawn().unwrap();
     wait(c, LIMIT, role)
-}
-
-/// Bytes of memory the named segment `name` holds (its tmpfs blocks).
-fn allocated(name: &str) -> u64 {
-    std::fs::metadata(format!("/dev/shm/{name}"))
-        .unwrap()
-        .blocks()
-        * 512
-}
-
-/// Waits `ms` in a blocking receive that gets nothing, so that the queue's
-/// watcher scans (recovers, reaps, sweeps the overflow area).
-fn scan_for(q: &Queue, ms: u64) {
-    let rx = q.receiver();
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_millis(ms)),
-        Err(RecvError::Timeout)
-    ));
 }
 
 fn named(tag: &str) -> (String, Queue) {

@@ -7,10 +7,12 @@
 
 mod common;
 
-use common::{child, die, env_var, is_message, message, message_id, role, unique_name, wait};
+use common::{
+    allocated, child, die, env_var, is_message, message, message_id, role, scan_for, unique_name,
+    wait,
+};
 use shmq::{Queue, RecvError, SendError};
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -41,24 +43,6 @@ fn child_entry() {
         }
         other => panic!("unknown role {other}"),
     }
-}
-
-/// Bytes of memory the named segment `name` holds (its tmpfs blocks).
-fn allocated(name: &str) -> u64 {
-    std::fs::metadata(format!("/dev/shm/{name}"))
-        .unwrap()
-        .blocks()
-        * 512
-}
-
-/// Waits `ms` in a blocking receive that gets nothing, so that the queue's
-/// watcher scans (sweeps the overflow area, gives back idle pages).
-fn scan_for(q: &Queue, ms: u64) {
-    let rx = q.receiver();
-    assert!(matches!(
-        rx.recv_timeout(Duration::from_millis(ms)),
-        Err(RecvError::Timeout)
-    ));
 }
 
 /// The tutorial program across processes: everything the producer sent

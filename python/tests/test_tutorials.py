@@ -1,4 +1,5 @@
-"""The five classic multiprocessing tutorial programs (tutorials/), run
+"""The classic multiprocessing tutorial programs (tutorials/, and
+examples/python/unbounded.py), run
 with multiprocessing and then with only their import switched to shmq,
 under each start method: the outputs must be the same."""
 
@@ -10,7 +11,10 @@ import sys
 import pytest
 
 HERE = pathlib.Path(__file__).parent / "tutorials"
-PROGRAMS = sorted(p.name for p in HERE.glob("*.py"))
+# The tutorials, and the example the Rust unbounded-queue example mirrors.
+EXAMPLES = pathlib.Path(__file__).parents[2] / "examples" / "python"
+PATHS = {p.name: p for p in [*HERE.glob("*.py"), EXAMPLES / "unbounded.py"]}
+PROGRAMS = sorted(PATHS)
 METHODS = ["fork", "spawn", "forkserver"]
 
 RUNNER = (
@@ -51,12 +55,12 @@ def run(path, method):
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_program_runs_the_same_with_shmq(program, method, tmp_path):
-    src = (HERE / program).read_text()
+    src = PATHS[program].read_text()
     swapped = swap_import(src)
     assert swapped != src and "from shmq import" in swapped
     ours = tmp_path / program
     ours.write_text(swapped)
-    expected = run(HERE / program, method)
+    expected = run(PATHS[program], method)
     got = run(ours, method)
     if program == "queue_basics.py":
         # multiprocessing's empty() is True right after put (the feeder

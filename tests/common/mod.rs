@@ -147,3 +147,25 @@ pub fn wait_ok(c: Child, limit: Duration, what: &str) {
     let st = wait(c, limit, what);
     assert!(st.success(), "{what} failed: {st}");
 }
+
+// ------------------------------------------------------------ memory
+
+/// Bytes of memory the named segment `name` holds (its tmpfs blocks).
+pub fn allocated(name: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/dev/shm/{name}"))
+        .unwrap()
+        .blocks()
+        * 512
+}
+
+/// Waits `ms` in a blocking receive that gets nothing, so that the queue's
+/// watcher scans (recovers, reaps, sweeps the overflow area, gives back
+/// idle pages).
+pub fn scan_for(q: &shmq::Queue, ms: u64) {
+    let rx = q.receiver();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(ms)),
+        Err(shmq::RecvError::Timeout)
+    ));
+}
