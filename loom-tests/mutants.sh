@@ -59,8 +59,8 @@ block_never_freed         | unbounded_blocks_come_and_go
 overflow_link_skipped     | large_messages_reuse_the_overflow_area
 sweep_ignores_liveness    | large_messages_reuse_the_overflow_area
 sweep_ignores_head        | large_messages_reuse_the_overflow_area
-sweep_waits_for_reap      | dead_large_sender_leaves_nothing
-sweep_keeps_linked        | dead_large_receiver_frees_its_run
+sweep_waits_for_reap      | dead_large_sender_leaves_nothing dead_block_installer_leaves_nothing
+sweep_keeps_linked        | dead_large_receiver_frees_its_run dead_block_installer_leaves_nothing
 '
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
