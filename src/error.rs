@@ -49,6 +49,20 @@ pub enum SendError {
     /// some `Sender`s or `Receiver`s (of any process) and retry.
     #[error("too many live handles on this queue (256 at most)")]
     TooManyHandles,
+    /// This process has no fd to spare (`RLIMIT_NOFILE`, often 1,024, or
+    /// the system's limit): a handle's first use takes one for a moment,
+    /// to lock its lane's liveness byte. Close some files or raise the
+    /// limit (`ulimit -n`), and retry.
+    #[error("too many open files: a new handle needs one fd for a moment (close some files or raise RLIMIT_NOFILE)")]
+    TooManyOpenFiles,
+    /// A new handle cannot hold the liveness lock of its lane: the queue's
+    /// file cannot be opened again (an anonymous queue needs `/proc`
+    /// mounted: use a named queue, or keep the fd the queue was created
+    /// with open; a named one needs write access), or the process may map
+    /// no more (`vm.max_map_count`). Handles that already have their lane
+    /// work on.
+    #[error("cannot lock a lane of this queue: its file cannot be opened again (anonymous queues need /proc and the queue's fd left open; named ones need write access)")]
+    LivenessUnavailable,
     /// No memory for a message larger than half the ring: the queue's
     /// overflow area has no free run that large now (`area_full`: receive
     /// some messages, or create the queue with a larger `overflow_bytes`),
@@ -134,6 +148,36 @@ pub enum RecvError {
     /// some `Sender`s or `Receiver`s (of any process) and retry.
     #[error("too many live handles on this queue (256 at most)")]
     TooManyHandles,
+    /// As [`SendError::TooManyOpenFiles`].
+    #[error("too many open files: a new handle needs one fd for a moment (close some files or raise RLIMIT_NOFILE)")]
+    TooManyOpenFiles,
+    /// As [`SendError::LivenessUnavailable`].
+    #[error("cannot lock a lane of this queue: its file cannot be opened again (anonymous queues need /proc and the queue's fd left open; named ones need write access)")]
+    LivenessUnavailable,
+}
+
+impl SendError {
+    /// The error for a handle that got no lane.
+    pub(crate) fn from_join(e: crate::ring::JoinError) -> Self {
+        use crate::ring::JoinError;
+        use crate::sync::HoldError;
+        match e {
+            JoinError::Full => SendError::TooManyHandles,
+            JoinError::Lock(HoldError::NoFds) => SendError::TooManyOpenFiles,
+            JoinError::Lock(_) => SendError::LivenessUnavailable,
+        }
+    }
+}
+
+impl RecvError {
+    /// The error for a handle that got no lane.
+    pub(crate) fn from_join(e: crate::ring::JoinError) -> Self {
+        match SendError::from_join(e) {
+            SendError::TooManyHandles => RecvError::TooManyHandles,
+            SendError::TooManyOpenFiles => RecvError::TooManyOpenFiles,
+            _ => RecvError::LivenessUnavailable,
+        }
+    }
 }
 
 /// Why a queue could not be created or attached.

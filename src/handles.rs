@@ -20,7 +20,8 @@
 //! `pre_exec` hook is set) drops those lanes' locks at `exec` (the lock
 //! description is CLOEXEC); survivors reap them like any dead process's.
 
-use crate::ring::Ring;
+use crate::ring::{JoinError, Ring};
+use crate::sync::HoldError;
 use crate::sys::proc::{self, GenLock};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -73,7 +74,6 @@ impl HandleLane {
     /// Registers a handle of `role` on `ring` and takes its lane (if one
     /// is free; otherwise [`HandleLane::lane`] tries again).
     pub(crate) fn new(ring: &Ring, role: u64) -> Self {
-        proc::watch_forks();
         let rec = Box::new(Registered {
             ring,
             role,
@@ -102,19 +102,23 @@ impl HandleLane {
 
     /// The handle's lane in this process: the one it holds, or a new one
     /// (after a fork whose handler found none free, or when none was free
-    /// before). `None`: every lane is held by a live handle.
+    /// before), or why it has none.
     #[inline]
-    pub(crate) fn lane(&self) -> Option<u16> {
+    pub(crate) fn lane(&self) -> Result<u16, JoinError> {
         // Relaxed (all): the word is this process's own bookkeeping.
         let w = self.rec.word.load(Ordering::Relaxed);
         if w != NONE && w >> 16 == this_gen() {
-            return Some(w as u16);
+            return Ok(w as u16);
         }
         self.take(w)
     }
 
     #[cold]
-    fn take(&self, w: u64) -> Option<u16> {
+    fn take(&self, w: u64) -> Result<u16, JoinError> {
+        if !proc::watch_forks() {
+            // Without the fork handler a child would use our lanes.
+            return Err(JoinError::Lock(HoldError::Unavailable));
+        }
         // SAFETY: see `Registered::ring`.
         let ring = unsafe { &*self.rec.ring };
         let lane = ring.join(self.rec.role, proc::pid())?;
@@ -125,12 +129,16 @@ impl HandleLane {
             .word
             .compare_exchange(w, mine, Ordering::Relaxed, Ordering::Relaxed)
         {
-            Ok(_) => Some(lane),
+            Ok(_) => Ok(lane),
             Err(now) => {
                 // Another thread of this process (a `Queue` is `Sync`) took
                 // one first.
                 ring.leave_lane(lane, self.rec.role);
-                (now != NONE && now >> 16 == this_gen()).then_some(now as u16)
+                if now != NONE && now >> 16 == this_gen() {
+                    Ok(now as u16)
+                } else {
+                    Err(JoinError::Full)
+                }
             }
         }
     }

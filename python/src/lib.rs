@@ -145,6 +145,9 @@ struct Channel {
     maxsize: Option<usize>,
 }
 
+/// errno's `EMFILE` ("Too many open files").
+const EMFILE: i32 = 24;
+
 fn open_err(e: OpenError) -> PyErr {
     PyOSError::new_err(e.to_string())
 }
@@ -164,6 +167,8 @@ fn send_err(e: SendError) -> PyErr {
         SendError::Disconnected => {
             PyOSError::new_err("the other end is gone: no process can receive (EPIPE)")
         }
+        // As Python's `open` reports it: OSError with errno EMFILE.
+        e @ SendError::TooManyOpenFiles => PyOSError::new_err((EMFILE, e.to_string())),
         e => PyOSError::new_err(e.to_string()),
     })
 }
@@ -177,6 +182,7 @@ fn recv_err(e: RecvError, pipe: bool) -> PyErr {
         RecvError::Closed if pipe => PyEOFError::new_err(()),
         RecvError::Closed => ShutDown::new_err("the queue was shut down and is empty"),
         RecvError::Disconnected => PyEOFError::new_err(()),
+        e @ RecvError::TooManyOpenFiles => PyOSError::new_err((EMFILE, e.to_string())),
         e => PyOSError::new_err(e.to_string()),
     })
 }

@@ -28,22 +28,21 @@ impl Endpoint {
 
     /// The handle's lane (cached in `lane`) in this process: the one it
     /// took, the one the fork handler took for it in a forked child, or a
-    /// new one when none was free before. `None`: every lane is held by a
-    /// live handle.
+    /// new one when none was free before; or why it has none.
     #[inline]
-    pub(crate) fn lane(&self, lane: &Cell<u16>) -> Option<u16> {
+    pub(crate) fn lane(&self, lane: &Cell<u16>) -> Result<u16, JoinError> {
         let l = lane.get();
         if l != NO_LANE && self.gen.get() == proc::fork_gen() {
-            return Some(l);
+            return Ok(l);
         }
         self.refresh(lane)
     }
 
     #[cold]
-    fn refresh(&self, lane: &Cell<u16>) -> Option<u16> {
+    fn refresh(&self, lane: &Cell<u16>) -> Result<u16, JoinError> {
         self.gen.set(proc::fork_gen());
         let l = self.reg.lane();
-        lane.set(l.unwrap_or(NO_LANE));
+        lane.set(*l.as_ref().unwrap_or(&NO_LANE));
         l
     }
 

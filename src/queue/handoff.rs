@@ -69,7 +69,10 @@ pub(crate) fn inherit_handles(
         None => format!("fd:{seg_fd}"),
     };
     let anon = seg.name().is_none();
-    let handoff = proc::open_description(seg_fd, seg.name());
+    // An anonymous segment travels as its fd: if the program closed it (or
+    // its number is another file's now), the spawn fails with EBADF.
+    let gone = anon && seg.fd_checked().is_none();
+    let handoff = proc::open_description(seg.file_id(), seg_fd, seg.name()).ok();
     let lock = handoff
         .as_ref()
         .map_or(String::new(), |d| format!(";lock={}", d.as_raw_fd()));
@@ -83,6 +86,9 @@ pub(crate) fn inherit_handles(
     // hand-off description: the parent's copy closes when `cmd` drops.
     unsafe {
         cmd.pre_exec(move || {
+            if gone {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::EBADF));
+            }
             if anon {
                 segment::clear_cloexec(seg_fd)?;
             }
@@ -130,7 +136,7 @@ pub(crate) fn segment_from_env(
     let lock = lock.filter(|&d| {
         // SAFETY: F_GETFD only reads the fd's flags; a closed fd fails.
         let flags = unsafe { nix::libc::fcntl(d, nix::libc::F_GETFD) };
-        flags >= 0 && flags & nix::libc::FD_CLOEXEC == 0 && proc::same_file(seg.as_raw_fd(), d)
+        flags >= 0 && flags & nix::libc::FD_CLOEXEC == 0 && seg.file_id().names(d)
     });
     // SAFETY: an open fd (fstat succeeded) of our segment's file, passed to
     // us by the parent to take over; nothing else in this process uses it.

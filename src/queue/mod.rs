@@ -21,7 +21,7 @@ use crate::handles::HandleLane;
 use crate::layout::{default_overflow, UNIT};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE, MAX_CAPACITY, MIN_CAPACITY};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
-use crate::ring::{Claim, Overflow, Ring, SendBatch, SendCache, NO_LANE};
+use crate::ring::{Claim, JoinError, Overflow, Ring, SendBatch, SendCache, NO_LANE};
 use crate::sys::proc::{self, Locks};
 use crate::sys::segment::{self, Segment};
 use crate::wait::{Backoff, WaitStrategy};
@@ -45,7 +45,7 @@ impl Shared {
     pub(crate) fn new(seg: Segment) -> Arc<Self> {
         let rings = (0..seg.spec().rings)
             .map(|k| {
-                let locks = Locks::new(seg.fd().as_raw_fd(), k, seg.name());
+                let locks = Locks::new(seg.fd().as_raw_fd(), seg.file_id(), k, seg.name());
                 // SAFETY: the overflow area lies at a page-aligned offset of
                 // the mapping, which outlives the view (as below).
                 let overflow = seg

@@ -40,7 +40,7 @@ impl Receiver {
     /// receive calls it first.
     #[inline]
     pub(super) fn lane(&self) -> Result<u16, RecvError> {
-        self.end.lane(&self.lane).ok_or(RecvError::TooManyHandles)
+        self.end.lane(&self.lane).map_err(RecvError::from_join)
     }
 
     /// The handle's segment and ring.

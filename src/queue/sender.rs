@@ -41,7 +41,7 @@ impl Sender {
         self.end
             .lane(&self.cache.lane)
             .map(drop)
-            .ok_or(SendError::TooManyHandles)
+            .map_err(SendError::from_join)
     }
 
     /// The handle's segment and ring.

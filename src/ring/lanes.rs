@@ -7,11 +7,21 @@
 //! steps is in `recover`).
 
 use super::*;
-use crate::sync::{lane_alive, my_pid};
+use crate::sync::{lane_alive, my_pid, HoldError};
 
 /// A lane index meaning "none" (the handle could not get one, or has not
 /// yet).
 pub(crate) const NO_LANE: u16 = u16::MAX;
+
+/// Why a handle got no lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinError {
+    /// Every lane is held by a live handle.
+    Full,
+    /// The lane's liveness lock could not be taken (no fd to spare, or
+    /// the file cannot be opened again): no lane without one.
+    Lock(HoldError),
+}
 
 /// Whose description holds a lane's liveness lock (see `sys::proc::Locks`).
 #[derive(Clone, Copy)]
@@ -117,16 +127,16 @@ impl Ring {
     /// Takes a free lane for a handle of `role` in process `pid`, with its
     /// liveness lock; if none is free, first recovers and frees the lanes
     /// of dead processes (without a lane of its own, so it moves no
-    /// `head`). `None`: every lane is held by a live handle.
-    pub(crate) fn join(&self, role: u64, pid: u32) -> Option<u16> {
+    /// `head`).
+    pub(crate) fn join(&self, role: u64, pid: u32) -> Result<u16, JoinError> {
         self.join_as(role, pid, Holder::Own)
     }
 
     /// As [`Ring::join`], for a child about to be forked: the lane's lock is
-    /// taken on the description made for the child (see
-    /// `Locks::fork_hold`), which only the child keeps after the fork.
+    /// taken on a page made for the child (see `Locks::fork_hold`), which
+    /// only the child keeps after the fork.
     #[cfg(not(loom))]
-    pub(crate) fn join_for_child(&self, role: u64, pid: u32) -> Option<u16> {
+    pub(crate) fn join_for_child(&self, role: u64, pid: u32) -> Result<u16, JoinError> {
         self.join_as(role, pid, Holder::Child)
     }
 
@@ -134,7 +144,7 @@ impl Ring {
     /// lock is taken on the hand-off description `fd`, and the lane marked
     /// for the child to give up when it attaches ([`Ring::adopt_handoff`]).
     #[cfg(not(loom))]
-    pub(crate) fn join_handoff(&self, role: u64, pid: u32, fd: i32) -> Option<u16> {
+    pub(crate) fn join_handoff(&self, role: u64, pid: u32, fd: i32) -> Result<u16, JoinError> {
         self.join_as(role, pid, Holder::Fd(fd))
     }
 
@@ -179,7 +189,7 @@ impl Ring {
         &self.locks
     }
 
-    fn join_as(&self, role: u64, pid: u32, holder: Holder) -> Option<u16> {
+    fn join_as(&self, role: u64, pid: u32, holder: Holder) -> Result<u16, JoinError> {
         let _serial = self.locks.serial();
         for round in 0..2 {
             // Even lanes first: the adjacent-line prefetcher pairs 64-byte
@@ -189,8 +199,11 @@ impl Ring {
             // handles, none shares a block.
             for k in 0..LANES {
                 let i = (2 * k) % LANES + (2 * k >= LANES) as usize;
-                if self.take_lane(i, role, pid, holder) {
-                    return Some(i as u16);
+                if self
+                    .take_lane(i, role, pid, holder)
+                    .map_err(JoinError::Lock)?
+                {
+                    return Ok(i as u16);
                 }
             }
             if round == 0 {
@@ -201,40 +214,50 @@ impl Ring {
                 }
             }
         }
-        None
+        Err(JoinError::Full)
     }
 
     /// Takes lane `i` if it is free, with its liveness lock held by
-    /// `holder`; the caller holds `locks.serial()`.
-    fn take_lane(&self, i: usize, role: u64, pid: u32, holder: Holder) -> bool {
+    /// `holder`: `Ok(false)` if it is not free (its word, or its lock byte,
+    /// which a live owner, a reaper or a reader's read lock holds); an
+    /// error if no lock can be had at all. The caller holds
+    /// `locks.serial()`.
+    fn take_lane(&self, i: usize, role: u64, pid: u32, holder: Holder) -> Result<bool, HoldError> {
         let l = self.lane(i);
         // Relaxed: only a hint; the CAS below decides.
         let w = l.owner.load(Ordering::Relaxed);
         if w & LANE_USED != 0 {
-            return false;
+            return Ok(false);
         }
         // The lock first: from the moment the lane is ours, a survivor must
         // find it held.
         let locked = match holder {
             Holder::Own => self.locks.hold(i),
             Holder::Child => self.locks.fork_hold(i),
-            Holder::Fd(fd) => self.locks.hold_on(fd, i),
+            Holder::Fd(fd) => self
+                .locks
+                .hold_on(fd, i)
+                .then_some(())
+                .ok_or(HoldError::Taken),
         };
+        match locked {
+            Ok(()) => {}
+            Err(HoldError::Taken) => return Ok(false),
+            Err(e) => return Err(e),
+        }
         // Acquire: pairs with the Release store that freed the lane: the
         // previous owner's last writes to it come before ours.
-        let owner = lane_owner(w, pid, role, locked);
+        let owner = lane_owner(w, pid, role, true);
         if l.owner
             .compare_exchange(w, owner, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            if locked {
-                match holder {
-                    Holder::Own => self.locks.unhold(i),
-                    Holder::Child => self.locks.unhold_as(i, true),
-                    Holder::Fd(fd) => self.locks.unhold_on(fd, i),
-                }
+            match holder {
+                Holder::Own => self.locks.unhold(i),
+                Holder::Child => self.locks.unhold_as(i, true),
+                Holder::Fd(fd) => self.locks.unhold_on(fd, i),
             }
-            return false;
+            return Ok(false);
         }
         // Relaxed: published by our first claim or take (Release).
         l.intent.store(0, Ordering::Relaxed);
@@ -245,7 +268,7 @@ impl Ring {
         let seen = &self.ctrl().seen;
         seen.fetch_add(role_unit(role), Ordering::Relaxed);
         seen.fetch_or(role_seen(role), Ordering::Relaxed);
-        true
+        Ok(true)
     }
 
     /// Frees lane `i` of a handle of `role` that is going away (its steps
@@ -347,7 +370,7 @@ impl Ring {
             // nobody registers in it meanwhile; our lock on it says we are
             // alive while we do. The CAS (the generation is in the word)
             // fails if the lane changed hands since we judged it.
-            let locked = self.locks.hold(i);
+            let locked = self.locks.hold(i).is_ok();
             // Acquire: as the load above.
             if l.owner
                 .compare_exchange(

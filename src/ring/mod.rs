@@ -59,7 +59,7 @@ mod send;
 mod wait;
 
 pub(crate) use batch::SendBatch;
-pub(crate) use lanes::NO_LANE;
+pub(crate) use lanes::{JoinError, NO_LANE};
 #[cfg(any(test, loom))]
 pub(crate) use overflow::HeapOverflow;
 pub(crate) use overflow::Overflow;

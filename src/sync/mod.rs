@@ -38,4 +38,4 @@ pub(crate) use memory::HeapPayload;
 pub(crate) use memory::{NoMemory, Pages, Payload};
 #[cfg(loom)]
 pub(crate) use process::kill;
-pub(crate) use process::{lane_alive, my_pid, Locks};
+pub(crate) use process::{lane_alive, my_pid, HoldError, Locks};

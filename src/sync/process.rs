@@ -10,11 +10,25 @@ use super::Ordering;
 /// Liveness locks of one ring's lanes (see `sys::proc`). Normal builds: the
 /// kernel's open-file-description locks on the segment's file.
 #[cfg(not(loom))]
-pub(crate) use crate::sys::proc::Locks;
+pub(crate) use crate::sys::proc::{HoldError, Locks};
+
+/// The loom build's twin of `sys::proc::HoldError` (no model fails to
+/// lock).
+#[cfg(loom)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldError {
+    /// Someone holds the lane's lock.
+    Taken,
+    /// No fd to spare.
+    NoFds,
+    /// No lock to be had.
+    Unavailable,
+}
 
 /// Whether the owner of lane `i`, whose owner word was `owner`, may still
 /// be alive: `false` only on the kernel's word that nobody holds the lane's
-/// lock (an owner without a lock, `LANE_NOLOCK`, is always alive).
+/// lock (an owner without a lock, `LANE_NOLOCK`, which no process of this
+/// layout takes, is always alive).
 #[cfg(not(loom))]
 pub(crate) fn lane_alive(locks: &Locks, i: usize, owner: u64) -> bool {
     let alive = owner & crate::layout::LANE_NOLOCK != 0 || locks.held(i);
@@ -48,12 +62,12 @@ impl Locks {
     pub(crate) fn serial(&self) -> Serial {
         Serial
     }
-    pub(crate) fn hold(&self, _i: usize) -> bool {
-        true
+    pub(crate) fn hold(&self, _i: usize) -> Result<(), HoldError> {
+        Ok(())
     }
     pub(crate) fn unhold(&self, _i: usize) {}
-    pub(crate) fn fork_hold(&self, _i: usize) -> bool {
-        true
+    pub(crate) fn fork_hold(&self, _i: usize) -> Result<(), HoldError> {
+        Ok(())
     }
     pub(crate) fn unhold_as(&self, _i: usize, _for_child: bool) {}
     pub(crate) fn hold_on(&self, _fd: i32, _i: usize) -> bool {

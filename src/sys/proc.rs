@@ -3,36 +3,45 @@
 //!
 //! # Liveness
 //!
-//! Each process that owns lanes in a ring opens the segment's file once
-//! more, privately (a new *open file description*, CLOEXEC), and holds an
-//! OFD read lock (`F_OFD_SETLK`) on one byte per lane it owns
-//! (`layout::LOCK_BASE + ring * LANES + lane`). Any process asks whether
-//! lane `i` is alive with `F_OFD_GETLK` on that byte through its own segment
-//! fd, which never holds locks: "locked" means alive.
+//! A process that owns lane `i` of a ring holds an OFD write lock
+//! (`F_OFD_SETLK`) on byte `layout::LOCK_BASE + ring * LANES + i` of the
+//! segment's file, on a description of the file opened for that lane
+//! alone. It maps one page of that description (read-only) and closes the
+//! fd at once: the mapping keeps the description, and so the lock, for as
+//! long as it stands. Any process asks whether lane `i` is alive with
+//! `F_OFD_GETLK` (as a read lock) on that byte through its segment fd,
+//! which never holds locks: "write-locked" means alive.
 //!
-//! Why this holds where `/proc` does not:
-//! * The kernel drops the lock when the last fd of that description
-//!   closes, which happens when the process dies in any way (SIGKILL, OOM,
-//!   a crash) or exits: positive evidence of death, from the kernel.
-//! * Threads share the description: a process whose main thread exited
-//!   while a worker runs still holds its locks (a `/proc/<pid>/stat`
-//!   reading of `Z` said otherwise).
+//! Why this holds where `/proc` does not, and where the program's own fds
+//! cannot reach:
+//! * The kernel drops the lock when the mapping goes: the process dies in
+//!   any way (SIGKILL, OOM, a crash), exits or `exec`s, or gives the lane
+//!   back (`munmap`). Positive evidence of death, from the kernel.
+//! * No fd holds it: a live program that closes every fd
+//!   (`close_range(3, ~0)`, `os.closerange`, python-daemon), reuses their
+//!   numbers or `dup2`s over them keeps its locks. Every fd number we act
+//!   on is checked first to name the segment's file ([`FileId`]), and we
+//!   close only fds we opened and still see open on it.
+//! * Threads share the mapping: a process whose main thread exited while
+//!   a worker runs still holds its locks (a `/proc/<pid>/stat` reading of
+//!   `Z` said otherwise).
 //! * Nothing is looked up by pid, so pid reuse, pid namespaces (with or
 //!   without their own `/proc`) and `hidepid` mounts change nothing.
-//! * A forked child would share the description, and keep its parent's
-//!   locks after the parent died; the `pthread_atfork` child handler closes
-//!   the child's copy at once (the child takes lanes and a description of
-//!   its own when it next uses a handle; see [`fork_gen`]).
+//! * A forked child inherits no lock: the pages are `MADV_DONTFORK`. (The
+//!   child takes lanes of its own; see [`fork_gen`] and `handles`.)
+//! * Write locks need write access to the file; a user who may only read
+//!   it can take read locks, which the query ignores: they cannot keep a
+//!   dead peer's lane alive for everyone (at worst a lane byte so locked
+//!   cannot be taken, and `join` moves on to the next).
 //! * POSIX (process-owned) record locks were rejected: closing *any* fd of
-//!   the file drops all of a process's locks on it, so a second `Queue`
-//!   dropped in the same process would make the first look dead.
-//! * If the file cannot be opened again (a memfd without `/proc` mounted),
-//!   the lane is taken without a lock and marked `LANE_NOLOCK`: its owner is
-//!   presumed alive for good. Unknown means alive.
+//!   the file drops all of a process's locks on it.
+//! * If no lock can be taken (no fd to spare, the file cannot be opened
+//!   again: an anonymous segment without `/proc`), taking the lane fails
+//!   with a typed error ([`HoldError`]); no lane is ever presumed alive
+//!   without a lock.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::Once;
 
 use nix::libc;
 
@@ -40,13 +49,7 @@ use nix::libc;
 /// child's one thread right after `fork`, then read by its threads, which it
 /// starts after).
 static FORK_GEN: AtomicU64 = AtomicU64::new(1);
-static ATFORK: Once = Once::new();
-
-/// Private lock descriptions of this process, closed in a forked child.
-/// -1: a free slot. A description that finds no slot is not closed in a
-/// child, which then keeps its parent's lanes looking alive while it lives
-/// (never the other way round).
-static LOCK_FDS: [AtomicI32; 1024] = [const { AtomicI32::new(-1) }; 1024];
+static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
 extern "C" fn before_fork() {
     crate::handles::before_fork();
@@ -59,15 +62,6 @@ extern "C" fn after_fork_in_parent() {
 extern "C" fn after_fork_in_child() {
     // Relaxed (all): the child has one thread now.
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
-    for slot in &LOCK_FDS {
-        let fd = slot.swap(-1, Ordering::Relaxed);
-        if fd >= 0 {
-            // SAFETY: `close` is async-signal-safe; the fd is this child's
-            // copy of a lock description nothing else in the child uses
-            // (every user checks the fork generation first).
-            unsafe { libc::close(fd) };
-        }
-    }
     crate::handles::after_fork_in_child();
 }
 
@@ -80,12 +74,15 @@ pub(crate) fn fork_gen() -> u64 {
 }
 
 /// Installs the fork handler (once per process); call before taking lanes.
-pub(crate) fn watch_forks() {
-    ATFORK.call_once(|| {
+/// `false` if it could not be installed (`pthread_atfork` failed, which it
+/// does only for want of memory): then no lane may be taken, for a forked
+/// child would use its parent's lanes as its own.
+pub(crate) fn watch_forks() -> bool {
+    *ATFORK.get_or_init(|| {
         // SAFETY: the handlers are `extern "C"` functions. The prepare and
         // parent ones run in the forking thread, in a normal context (see
         // `handles`); the child one in the child's one thread: atomics,
-        // `close`, and adopting the lanes taken for it.
+        // `madvise`, and adopting the lanes taken for it.
         let rc = unsafe {
             nix::libc::pthread_atfork(
                 Some(before_fork),
@@ -93,11 +90,8 @@ pub(crate) fn watch_forks() {
                 Some(after_fork_in_child),
             )
         };
-        // ENOMEM is the only documented failure; without the handler a
-        // forked child would keep using its parent's lanes, so say so loudly
-        // in debug builds and carry on (the parent's lanes stay correct).
-        debug_assert_eq!(rc, 0, "pthread_atfork failed");
-    });
+        rc == 0
+    })
 }
 
 /// This process's pid, for reports in lanes.
@@ -113,59 +107,6 @@ fn lock(ty: i32, start: u64) -> libc::flock {
     fl.l_start = start as _;
     fl.l_len = 1;
     fl
-}
-
-/// A new description of the file open as `query`: through `/proc/self/fd`,
-/// else (a named segment) by name, checked to be the same file. CLOEXEC.
-pub(crate) fn open_description(query: RawFd, name: Option<&str>) -> Option<OwnedFd> {
-    use nix::fcntl::{open, OFlag};
-    use nix::sys::stat::Mode;
-    let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-    let via_proc = open(
-        format!("/proc/self/fd/{query}").as_str(),
-        flags,
-        Mode::empty(),
-    )
-    .ok();
-    let fd = via_proc
-        .or_else(|| nix::sys::mman::shm_open(name?, OFlag::O_RDONLY, Mode::empty()).ok())?;
-    same_file(query, fd.as_raw_fd()).then_some(fd)
-}
-
-/// Whether two fds refer to the same file.
-pub(crate) fn same_file(a: RawFd, b: RawFd) -> bool {
-    use nix::sys::stat::fstat;
-    // SAFETY: both are open for the call (the callers'); fstat only reads.
-    let (a, b) = unsafe {
-        (
-            fstat(std::os::fd::BorrowedFd::borrow_raw(a)),
-            fstat(std::os::fd::BorrowedFd::borrow_raw(b)),
-        )
-    };
-    matches!((a, b), (Ok(a), Ok(b)) if a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-}
-
-/// One ring's liveness locks in this process (see the module docs).
-pub(crate) struct Locks {
-    /// For queries: the segment's fd (never holds a lock), borrowed from
-    /// the segment, which outlives the ring; or `_own_query` for heap rings.
-    query: RawFd,
-    _own_query: Option<OwnedFd>,
-    /// Byte of lane 0.
-    base: u64,
-    /// How to open the file again if `/proc/self/fd` is not there.
-    name: Option<String>,
-    /// This process's private description: `{fork gen: 32 | fd + 1: 32}`,
-    /// 0 before the first lock. A value from an older generation is a
-    /// parent's (closed by the fork handler), never used or closed here.
-    own: AtomicU64,
-    /// Serialises this ring's lane joins, leaves and reaps in this process
-    /// (they share one description, whose locks never conflict with each
-    /// other, so an unlock by one could drop another's lock).
-    busy: GenLock,
-    /// A description made for a child about to be forked, -1 otherwise
-    /// (see [`Locks::fork_hold`]).
-    fork_fd: AtomicI32,
 }
 
 /// A spin lock for this process's threads that a forked child can take
@@ -221,44 +162,139 @@ impl Drop for Serial<'_> {
     }
 }
 
-/// Remembers a private lock description, for the fork handler to close in
-/// a child.
-fn remember_lock_fd(fd: RawFd) {
-    for slot in &LOCK_FDS {
-        // Relaxed: read only by the fork handler of this process.
-        if slot
-            .compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            return;
-        }
+/// Why a lane's liveness lock could not be taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HoldError {
+    /// Someone holds a lock on the lane's byte: the lane is not free for
+    /// us (a live owner, a reaper, or a squatter's read lock).
+    Taken,
+    /// This process (or the system) has no fd to spare (`EMFILE`,
+    /// `ENFILE`): taking a lock needs one for a moment.
+    NoFds,
+    /// The file cannot be opened again (an anonymous segment without
+    /// `/proc`, a named one we may not open for writing, an fd of ours
+    /// that the program closed), or its lock page cannot be mapped
+    /// (`vm.max_map_count`).
+    Unavailable,
+}
+
+/// A file's identity, to tell whether an fd number still names it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// No file (`names` is false for every fd).
+    pub(crate) const NONE: FileId = FileId {
+        dev: u64::MAX,
+        ino: u64::MAX,
+    };
+
+    /// The identity of the file open as `fd`; `None` if `fd` is not open.
+    pub(crate) fn of(fd: RawFd) -> Option<FileId> {
+        // SAFETY: fstat only reads the fd's file; a closed fd fails with
+        // EBADF.
+        let st = nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).ok()?;
+        Some(FileId {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+        })
+    }
+
+    /// Whether `fd` is (still) open on this file.
+    pub(crate) fn names(self, fd: RawFd) -> bool {
+        fd >= 0 && self != FileId::NONE && FileId::of(fd) == Some(self)
     }
 }
 
-/// Forgets a description [`remember_lock_fd`] noted (it is being closed).
-fn forget_lock_fd(fd: RawFd) {
-    for slot in &LOCK_FDS {
-        // Relaxed: as in `remember_lock_fd`.
-        if slot
-            .compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            return;
+/// A new description of the file `file` (read and write, CLOEXEC): through
+/// `/proc/self/fd/{via}`, else (a named segment) by name; checked to be
+/// that file, so an fd number the program closed and reused is never
+/// followed to another file.
+pub(crate) fn open_description(
+    file: FileId,
+    via: RawFd,
+    name: Option<&str>,
+) -> Result<OwnedFd, HoldError> {
+    use nix::errno::Errno;
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    let mut last = Errno::ENOENT;
+    let mut check = |r: nix::Result<OwnedFd>| match r {
+        Ok(fd) if file.names(fd.as_raw_fd()) => Some(fd),
+        Ok(_) => None,
+        Err(e) => {
+            last = e;
+            None
         }
-    }
+    };
+    let found = if file.names(via) {
+        check(open(
+            format!("/proc/self/fd/{via}").as_str(),
+            flags,
+            Mode::empty(),
+        ))
+    } else {
+        None
+    };
+    let found = found.or_else(|| check(nix::sys::mman::shm_open(name?, flags, Mode::empty())));
+    found.ok_or(match last {
+        Errno::EMFILE | Errno::ENFILE => HoldError::NoFds,
+        _ => HoldError::Unavailable,
+    })
 }
+
+/// One ring's liveness locks in this process (see the module docs).
+pub(crate) struct Locks {
+    /// For queries: the segment's fd (never holds a lock), borrowed from
+    /// the segment, which outlives the ring; checked to name `file` before
+    /// each use (the program may have closed it).
+    query: RawFd,
+    /// The segment's file.
+    file: FileId,
+    /// For queries once `query` no longer names the file: a description
+    /// opened by name (a named segment), owned here; -1 if none.
+    requery: AtomicI32,
+    /// Tests: the memfd behind `query`, for rings on the heap.
+    _own_query: Option<OwnedFd>,
+    /// Byte of lane 0.
+    base: u64,
+    /// How to open the file again if `/proc/self/fd` is not there.
+    name: Option<String>,
+    /// Per lane: the address of the page that keeps the description
+    /// holding its lock open, tagged `OWN` (ours) or `CHILD` (made for the
+    /// child of a fork under way); 0 if this process holds no lock there.
+    /// Valid for fork generation `table_gen` only: a child inherits none
+    /// of its parent's pages (`MADV_DONTFORK`).
+    table: [AtomicU64; crate::layout::LANES],
+    table_gen: AtomicU64,
+    /// Serialises this ring's lane joins, leaves and reaps in this process
+    /// (lane words and `table` change together).
+    busy: GenLock,
+}
+
+/// `Locks::table`: a page of ours.
+const OWN: u64 = 1;
+/// `Locks::table`: a page made for the child of a fork under way.
+const CHILD: u64 = 2;
+const PAGE: usize = 4096;
 
 impl Locks {
     /// Locks of ring `ring` of the segment open as `fd` (named `name`).
-    pub(crate) fn new(fd: RawFd, ring: u16, name: Option<&str>) -> Self {
+    pub(crate) fn new(fd: RawFd, file: FileId, ring: u16, name: Option<&str>) -> Self {
         Locks {
             query: fd,
+            file,
+            requery: AtomicI32::new(-1),
             _own_query: None,
             base: crate::layout::LOCK_BASE + ring as u64 * crate::layout::LANES as u64,
             name: name.map(str::to_owned),
-            own: AtomicU64::new(0),
+            table: [const { AtomicU64::new(0) }; crate::layout::LANES],
+            table_gen: AtomicU64::new(fork_gen()),
             busy: GenLock::new(),
-            fork_fd: AtomicI32::new(-1),
         }
     }
 
@@ -268,7 +304,9 @@ impl Locks {
         let fd =
             nix::sys::memfd::memfd_create(c"shmq-locks", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
                 .expect("memfd");
-        let mut l = Locks::new(fd.as_raw_fd(), 0, None);
+        nix::unistd::ftruncate(&fd, PAGE as i64).expect("ftruncate");
+        let id = FileId::of(fd.as_raw_fd()).expect("fstat");
+        let mut l = Locks::new(fd.as_raw_fd(), id, 0, None);
         l._own_query = Some(fd);
         l
     }
@@ -278,33 +316,127 @@ impl Locks {
         self.busy.guard()
     }
 
-    /// This process's private description of the file, opened on first
-    /// use in each fork generation; `None` if the file cannot be opened
-    /// again. The caller holds [`Locks::serial`].
-    fn own_fd(&self) -> Option<RawFd> {
-        let gen = fork_gen() & 0xffff_ffff;
-        // Relaxed: only this process's serialised lane changes use it.
-        let w = self.own.load(Ordering::Relaxed);
-        if w >> 32 == gen && w as u32 != 0 {
-            return Some((w as u32 - 1) as RawFd);
+    /// The table, cleared first if it is a parent's (this is a forked
+    /// child that has not used this ring yet). The caller holds
+    /// [`Locks::serial`] or is the fork child handler.
+    fn table(&self) -> &[AtomicU64; crate::layout::LANES] {
+        let gen = fork_gen();
+        // Relaxed (table and generation): this process's bookkeeping,
+        // changed under `busy` (or by the child handler, alone).
+        if self.table_gen.load(Ordering::Relaxed) != gen {
+            for e in &self.table {
+                e.store(0, Ordering::Relaxed);
+            }
+            self.table_gen.store(gen, Ordering::Relaxed);
         }
-        let fd = self.reopen()?;
-        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        remember_lock_fd(raw);
-        self.own
-            .store(gen << 32 | (raw as u32 + 1) as u64, Ordering::Relaxed);
-        Some(raw)
+        &self.table
     }
 
-    /// A new description of the segment's file (see [`open_description`]).
-    fn reopen(&self) -> Option<OwnedFd> {
-        open_description(self.query, self.name.as_deref())
+    /// Takes the write lock of lane `i` on a description of its own, which
+    /// a one-page read-only mapping keeps open once its fd is closed: so
+    /// nothing the program does to its fds (closing all of them, reusing
+    /// their numbers, `dup2` over them) can drop the lock; `munmap` (or
+    /// the process's death, or `exec`) does. Returns the page's address.
+    /// `for_child`: the page is left to the next `fork` (no
+    /// `MADV_DONTFORK`).
+    fn lock_page(&self, i: usize, for_child: bool) -> Result<u64, HoldError> {
+        let fd = open_description(self.file, self.query, self.name.as_deref())?;
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let r = self.lock_page_on(raw, i, for_child);
+        // SAFETY: `raw` is the fd we just opened; `close` (not `OwnedFd`'s
+        // drop) because a thread of the program that closes every fd may
+        // have closed it already: then this fails with EBADF, harmlessly.
+        unsafe { libc::close(raw) };
+        r
+    }
+
+    fn lock_page_on(&self, fd: RawFd, i: usize, for_child: bool) -> Result<u64, HoldError> {
+        let fl = lock(libc::F_WRLCK, self.base + i as u64);
+        // SAFETY: `fl` is a valid flock that the call only reads; a bad fd
+        // fails.
+        if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } != 0 {
+            return Err(match nix::errno::Errno::last() {
+                nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES => HoldError::Taken,
+                _ => HoldError::Unavailable,
+            });
+        }
+        // SAFETY: a new read-only shared mapping of one page of the file,
+        // at an address the kernel picks: it aliases nothing of ours.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                PAGE,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(HoldError::Unavailable);
+        }
+        // SAFETY: the page we just mapped.
+        let unmap = || unsafe { libc::munmap(addr, PAGE) };
+        // The fd may have been closed and its number reused since `open`
+        // (a thread of the program closing every fd): then the lock and the
+        // page are another file's, and we hold nothing of ours.
+        if !self.file.names(fd) {
+            unmap();
+            return Err(HoldError::Unavailable);
+        }
+        // SAFETY: the page we just mapped; the advice changes no byte.
+        if !for_child && unsafe { libc::madvise(addr, PAGE, libc::MADV_DONTFORK) } != 0 {
+            unmap();
+            return Err(HoldError::Unavailable);
+        }
+        Ok(addr as u64)
+    }
+
+    /// Takes the liveness lock of lane `i`. The caller holds
+    /// [`Locks::serial`].
+    pub(crate) fn hold(&self, i: usize) -> Result<(), HoldError> {
+        let page = self.lock_page(i, false)?;
+        // Relaxed: see `table`.
+        self.table()[i].store(page | OWN, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Takes the liveness lock of lane `i` for a child about to be forked:
+    /// its page is inherited by the child, whose handler keeps it (and
+    /// marks it `MADV_DONTFORK`), while the parent's handler unmaps its
+    /// own copy. So the lock is the child's alone from before the fork
+    /// returns. The caller holds [`Locks::serial`].
+    pub(crate) fn fork_hold(&self, i: usize) -> Result<(), HoldError> {
+        let page = self.lock_page(i, true)?;
+        // Relaxed: see `table`.
+        self.table()[i].store(page | CHILD, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops the lock of lane `i` held by this process (`for_child`: the
+    /// one taken for a child about to be forked), if it holds one. The
+    /// caller holds [`Locks::serial`].
+    pub(crate) fn unhold_as(&self, i: usize, for_child: bool) {
+        let want = if for_child { CHILD } else { OWN };
+        let e = &self.table()[i];
+        // Relaxed: see `table`.
+        let w = e.load(Ordering::Relaxed);
+        if w & 3 == want {
+            e.store(0, Ordering::Relaxed);
+            unmap(w);
+        }
+    }
+
+    /// Drops the liveness lock of lane `i`, if this process holds it. The
+    /// caller holds [`Locks::serial`].
+    pub(crate) fn unhold(&self, i: usize) {
+        self.unhold_as(i, false)
     }
 
     /// Takes the lock of lane `i` on description `fd` (a hand-off to a
-    /// spawned child, see `queue::inherit_handles`). Async-signal-safe.
+    /// spawned child, see `queue::handoff`). Async-signal-safe.
     pub(crate) fn hold_on(&self, fd: RawFd, i: usize) -> bool {
-        let fl = lock(libc::F_RDLCK, self.base + i as u64);
+        let fl = lock(libc::F_WRLCK, self.base + i as u64);
         // SAFETY: `fd` is open (the caller's); `fl` is only read.
         unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
     }
@@ -316,115 +448,121 @@ impl Locks {
         unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) };
     }
 
-    /// Takes the liveness lock of lane `i`; `false` if it cannot (no
-    /// private description: the lane is then taken as `LANE_NOLOCK`). The
-    /// caller holds [`Locks::serial`].
-    pub(crate) fn hold(&self, i: usize) -> bool {
-        let Some(fd) = self.own_fd() else {
-            return false;
-        };
-        let fl = lock(libc::F_RDLCK, self.base + i as u64);
-        // SAFETY: `fd` is open (ours, this generation); `fl` is a valid
-        // flock that the call only reads.
-        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
-    }
-
-    /// Takes the liveness lock of lane `i` for a child about to be forked,
-    /// on a description made for it now (`fork_fd`): the parent closes its
-    /// copy after the fork, the child adopts it as its own, so the lock is
-    /// the child's alone, from before the fork returns. The caller holds
-    /// [`Locks::serial`].
-    pub(crate) fn fork_hold(&self, i: usize) -> bool {
-        // Relaxed (all `fork_fd`): used only by the fork handlers, which
-        // run in one thread (the forking one; then the child's).
-        let mut fd = self.fork_fd.load(Ordering::Relaxed);
-        if fd < 0 {
-            let Some(new) = self.reopen() else {
-                return false;
-            };
-            fd = std::os::fd::IntoRawFd::into_raw_fd(new);
-            self.fork_fd.store(fd, Ordering::Relaxed);
-        }
-        let fl = lock(libc::F_RDLCK, self.base + i as u64);
-        // SAFETY: `fd` is open (made above, closed only by the handlers);
-        // `fl` is a valid flock that the call only reads.
-        unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) == 0 }
-    }
-
-    /// [`Locks::unhold`], or its twin on the child's description.
-    pub(crate) fn unhold_as(&self, i: usize, for_child: bool) {
-        if !for_child {
-            return self.unhold(i);
-        }
-        // Relaxed: see `fork_hold`.
-        let fd = self.fork_fd.load(Ordering::Relaxed);
-        if fd >= 0 {
-            let fl = lock(libc::F_UNLCK, self.base + i as u64);
-            // SAFETY: as in `fork_hold`.
-            unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) };
-        }
-    }
-
-    /// After a fork, in the parent: closes the parent's copy of the child's
-    /// description (its locks stay: the child's copy keeps it open).
+    /// After a fork, in the parent: unmaps the parent's copies of the
+    /// pages made for the child (their locks stay: the child's copies
+    /// keep the descriptions open).
     pub(crate) fn after_fork_parent(&self) {
-        // Relaxed: see `fork_hold`.
-        let fd = self.fork_fd.swap(-1, Ordering::Relaxed);
-        if fd >= 0 {
-            // SAFETY: our copy of a description only the handlers use.
-            unsafe { libc::close(fd) };
+        for e in &self.table {
+            // Relaxed: see `table`; the forking thread holds the fork
+            // handlers' walk lock.
+            let w = e.load(Ordering::Relaxed);
+            if w & 3 == CHILD {
+                e.store(0, Ordering::Relaxed);
+                unmap(w);
+            }
         }
     }
 
-    /// After a fork, in the child: adopts the description made for it as
-    /// its own (the parent's own was closed by the fork handler).
+    /// After a fork, in the child (its one thread): the pages made for it
+    /// are its own now, kept out of its own forks; its parent's were not
+    /// inherited. Async-signal-safe: atomics and `madvise`.
     pub(crate) fn after_fork_child(&self) {
-        // Relaxed: see `fork_hold`; one thread.
-        let fd = self.fork_fd.swap(-1, Ordering::Relaxed);
-        if fd < 0 {
-            return;
+        let gen = fork_gen();
+        // Relaxed (all): one thread.
+        if self.table_gen.load(Ordering::Relaxed) == gen {
+            return; // another handle of this ring got here first
         }
-        let gen = fork_gen() & 0xffff_ffff;
-        remember_lock_fd(fd);
-        self.own
-            .store(gen << 32 | (fd as u32 + 1) as u64, Ordering::Relaxed);
+        for e in &self.table {
+            let w = e.load(Ordering::Relaxed);
+            let now = if w & 3 == CHILD {
+                let addr = (w & !3) as *mut libc::c_void;
+                // SAFETY: the page, inherited from the parent, is ours;
+                // the advice changes no byte. If it fails, a grandchild
+                // would keep the lock, so the lane would look alive longer
+                // (never dead too soon).
+                unsafe { libc::madvise(addr, PAGE, libc::MADV_DONTFORK) };
+                (w & !3) | OWN
+            } else {
+                0
+            };
+            e.store(now, Ordering::Relaxed);
+        }
+        self.table_gen.store(gen, Ordering::Relaxed);
     }
 
-    /// Drops the liveness lock of lane `i`, if this process's generation
-    /// holds it. The caller holds [`Locks::serial`].
-    pub(crate) fn unhold(&self, i: usize) {
-        let gen = fork_gen() & 0xffff_ffff;
-        // Relaxed: as in `own_fd`.
-        let w = self.own.load(Ordering::Relaxed);
-        if w >> 32 != gen || w as u32 == 0 {
-            return;
+    /// An fd that names the segment's file, for queries: the segment's own
+    /// if it still does, else one opened by name (a named segment).
+    fn query_fd(&self) -> Option<RawFd> {
+        if self.file.names(self.query) {
+            return Some(self.query);
         }
-        let fl = lock(libc::F_UNLCK, self.base + i as u64);
-        // SAFETY: as in `hold`.
-        unsafe { libc::fcntl((w as u32 - 1) as RawFd, libc::F_OFD_SETLK, &fl) };
+        // Relaxed: an fd number; whoever uses it checks it first.
+        let r = self.requery.load(Ordering::Relaxed);
+        if self.file.names(r) {
+            return Some(r);
+        }
+        let fd = open_description(self.file, -1, self.name.as_deref()).ok()?;
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        match self
+            .requery
+            .compare_exchange(r, raw, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => Some(raw),
+            Err(_) => {
+                // SAFETY: ours, just opened; another thread stored its own.
+                unsafe { libc::close(raw) };
+                self.query_fd_again()
+            }
+        }
+    }
+
+    fn query_fd_again(&self) -> Option<RawFd> {
+        // Relaxed: as in `query_fd`.
+        let r = self.requery.load(Ordering::Relaxed);
+        self.file.names(r).then_some(r)
     }
 
     /// Whether some process holds the liveness lock of lane `i`: `false`
-    /// only when the kernel says nobody does. An error answers `true`.
+    /// only when the kernel says nobody does. Read locks do not count (a
+    /// user who may only read the file can take those, and must not keep
+    /// dead peers alive for everyone); an error, or no fd that names the
+    /// file, answers `true`: unknown means alive.
     pub(crate) fn held(&self, i: usize) -> bool {
-        let mut fl = lock(libc::F_WRLCK, self.base + i as u64);
-        // SAFETY: `query` is open for the life of `self`; `fl` is a valid
-        // flock the kernel fills in.
-        let r = unsafe { libc::fcntl(self.query, libc::F_OFD_GETLK, &mut fl) };
-        r != 0 || fl.l_type != libc::F_UNLCK as libc::c_short
+        let Some(fd) = self.query_fd() else {
+            return true;
+        };
+        let mut fl = lock(libc::F_RDLCK, self.base + i as u64);
+        // SAFETY: `fd` is open (checked just now); `fl` is a valid flock
+        // the kernel fills in.
+        let r = unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut fl) };
+        // Checked again: if the program closed the fd and opened another
+        // file under its number meanwhile, the answer was that file's.
+        r != 0 || fl.l_type != libc::F_UNLCK as libc::c_short || !self.file.names(fd)
     }
+}
+
+/// Unmaps a lock page (a `Locks::table` word), which drops its lock.
+fn unmap(w: u64) {
+    // SAFETY: a page `lock_page` mapped and nothing else uses; unmapping
+    // it only closes the description (and so drops its lock).
+    unsafe { libc::munmap((w & !3) as *mut libc::c_void, PAGE) };
 }
 
 impl Drop for Locks {
     fn drop(&mut self) {
-        let gen = fork_gen() & 0xffff_ffff;
-        let w = *self.own.get_mut();
-        if w >> 32 == gen && w as u32 != 0 {
-            let fd = (w as u32 - 1) as RawFd;
-            forget_lock_fd(fd);
-            // SAFETY: the description is ours (this generation) and no lane
-            // of this ring is used any more.
-            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        if *self.table_gen.get_mut() == fork_gen() {
+            for e in &mut self.table {
+                let w = *e.get_mut();
+                if w != 0 {
+                    unmap(w);
+                }
+            }
+        }
+        let r = *self.requery.get_mut();
+        if self.file.names(r) {
+            // SAFETY: the description `query_fd` opened, still open on our
+            // file (checked just now); nothing else uses it.
+            unsafe { libc::close(r) };
         }
     }
 }
@@ -438,23 +576,68 @@ mod tests {
         let l = Locks::private();
         let _s = l.serial();
         assert!(!l.held(3));
-        assert!(l.hold(3));
+        l.hold(3).unwrap();
         assert!(l.held(3), "our own lock is seen through the query fd");
         assert!(!l.held(4));
         l.unhold(3);
         assert!(!l.held(3));
-        assert!(l.hold(5));
+        l.hold(5).unwrap();
         drop(_s);
         // Another attachment of the same file in this process: its own
-        // description, whose locks are seen by the first, and which can
-        // take a lane byte of its own.
-        let other = Locks::new(l.query, 0, None);
+        // locks, seen by the first; a byte we hold is not free for it.
+        let other = Locks::new(l.query, l.file, 0, None);
         assert!(other.held(5));
         let s2 = other.serial();
-        assert!(other.hold(6));
+        assert_eq!(other.hold(5), Err(HoldError::Taken));
+        other.hold(6).unwrap();
         drop(s2);
-        drop(other); // closes its description: its lock goes, ours stays
+        drop(other); // unmaps its pages: its lock goes, ours stays
         assert!(!l.held(6));
         assert!(l.held(5));
+    }
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    /// A held lock keeps no fd open (so no fd the program closes can drop
+    /// it): the page mapped through its description keeps it.
+    #[test]
+    fn a_held_lock_keeps_no_fd() {
+        let l = Locks::private();
+        let _s = l.serial();
+        let before = open_fds();
+        for i in 0..8 {
+            l.hold(i).unwrap();
+        }
+        // Other tests run on other threads and open fds of their own: allow
+        // for them, but not for eight of ours.
+        assert!(
+            open_fds() < before + 8,
+            "{before} fds before, {} after",
+            open_fds()
+        );
+        for i in 0..8 {
+            assert!(l.held(i));
+        }
+    }
+
+    /// A read lock (what a user who may only read the file can take) does
+    /// not count as alive, and makes its byte unavailable rather than
+    /// letting a lane be taken without a lock.
+    #[test]
+    fn read_locks_neither_count_nor_share() {
+        let l = Locks::private();
+        let _s = l.serial();
+        let reader = open_description(l.file, l.query, None).unwrap();
+        let fl = lock(libc::F_RDLCK, l.base + 7);
+        // SAFETY: a valid flock on our own fd.
+        let r = unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+        assert_eq!(r, 0);
+        assert!(!l.held(7), "a read lock is no evidence of life");
+        assert_eq!(l.hold(7), Err(HoldError::Taken));
+        drop(reader);
+        l.hold(7).unwrap();
+        assert!(l.held(7));
     }
 }

@@ -21,16 +21,34 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{shm_open, shm_unlink};
 use nix::sys::stat::Mode;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use super::proc::FileId;
 use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 
 /// A mapped shmq segment.
 pub(crate) struct Segment {
     map: MmapRaw,
-    file: File,
+    /// Closed on drop only if it still names `id`: a program that closed
+    /// every fd may have given its number to another file.
+    file: ManuallyDrop<File>,
+    id: FileId,
     name: Option<String>,
     p: Params,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; `file` is not used after.
+        let file = unsafe { ManuallyDrop::take(&mut self.file) };
+        if !self.id.names(file.as_raw_fd()) {
+            // Not ours any more (the program closed it, and the number may
+            // be another file's now): forget the number, close nothing.
+            let _ = file.into_raw_fd();
+        }
+    }
 }
 
 /// What a validated header says.
@@ -187,7 +205,7 @@ impl Segment {
             // field above is visible to whoever sees READY_YES.
             (*hdr).ready.store(READY_YES, Ordering::Release);
         }
-        Ok(Segment { map, file, name, p })
+        Ok(Segment::new(map, file, name, p))
     }
 
     fn attach(file: File, name: Option<String>) -> Result<Self, OpenError> {
@@ -215,7 +233,33 @@ impl Segment {
                 "header changed while attaching".into(),
             ));
         }
-        Ok(Segment { map, file, name, p })
+        Ok(Segment::new(map, file, name, p))
+    }
+
+    fn new(map: MmapRaw, file: File, name: Option<String>, p: Params) -> Self {
+        // The file was just opened and read: fstat fails only if a thread
+        // of the program closed it meanwhile, and then nothing names it.
+        let id = FileId::of(file.as_raw_fd()).unwrap_or(FileId::NONE);
+        Segment {
+            map,
+            file: ManuallyDrop::new(file),
+            id,
+            name,
+            p,
+        }
+    }
+
+    /// The segment's file (to check fd numbers against).
+    pub(crate) fn file_id(&self) -> FileId {
+        self.id
+    }
+
+    /// The segment's fd, if it is still open on the segment's file (the
+    /// program may have closed it, and reused its number).
+    pub(crate) fn fd_checked(&self) -> Option<BorrowedFd<'_>> {
+        self.id
+            .names(self.file.as_raw_fd())
+            .then(|| self.file.as_fd())
     }
 
     /// Start of ring `k` (`k < self.spec().rings`) in the mapping.
