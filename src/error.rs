@@ -85,7 +85,7 @@ pub enum SendError {
 /// Why a batch send stopped early: the first `sent` messages of the batch
 /// were sent, the next one failed with `error`, and the rest were not tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("batch stopped after {sent} messages: {error}")]
+#[error("batch stopped after {sent} messages")]
 pub struct BatchError {
     /// Messages sent (a prefix of the batch).
     pub sent: usize,
@@ -277,7 +277,7 @@ pub enum OpenError {
         needed: u64,
     },
     /// An operating-system call failed; `op` names it.
-    #[error("{op}: {source}")]
+    #[error("{op} failed")]
     Os {
         /// What was being done.
         op: &'static str,
@@ -326,10 +326,10 @@ pub enum ProcessError {
         pid: u32,
     },
     /// Starting the process, or creating its queues, failed.
-    #[error("starting a process: {0}")]
+    #[error("starting a process failed")]
     Io(#[from] std::io::Error),
     /// A queue for the processes (a pool's) could not be made.
-    #[error("making a pool's queues: {0}")]
+    #[error("making a pool's queues failed")]
     Open(#[from] OpenError),
 }
 
@@ -375,4 +375,32 @@ pub enum TaskError {
     /// could be started; the message says which.
     #[error("the task could not run: {0}")]
     Failed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    /// An error with a cause says itself in `Display` and its cause in
+    /// `source`, never both (a reporter that walks the chain would print
+    /// the cause twice).
+    #[test]
+    fn display_does_not_repeat_the_source() {
+        let os = OpenError::os("ftruncate", std::io::Error::from_raw_os_error(28));
+        let batch = BatchError {
+            sent: 3,
+            error: SendError::Closed,
+        };
+        let io = ProcessError::Io(std::io::Error::from_raw_os_error(2));
+        let open = ProcessError::Open(OpenError::InvalidConfig("x".into()));
+        let all: [&dyn Error; 4] = [&os, &batch, &io, &open];
+        for e in all {
+            let cause = e.source().expect("a cause").to_string();
+            assert!(
+                !e.to_string().contains(&cause),
+                "{e} repeats its source {cause:?}"
+            );
+        }
+    }
 }

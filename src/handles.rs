@@ -29,10 +29,54 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 const NONE: u64 = u64::MAX;
 const GEN_MASK: u64 = (1 << 48) - 1;
 
-/// The live handles of this process. A handle that finds no free slot is
-/// not listed: a forked child's copy of it then counts from its first use.
-static HANDLES: [AtomicPtr<Registered>; 4096] =
-    [const { AtomicPtr::new(std::ptr::null_mut()) }; 4096];
+/// Slots of one chunk of the registry.
+const CHUNK: usize = 4096;
+type Chunk = [AtomicPtr<Registered>; CHUNK];
+
+/// The live handles of this process: chunks of slots, each allocated when
+/// the ones before it are full (in a normal context: never in a fork
+/// handler), never freed. 64 chunks: 262,144 live handles, past which a
+/// handle gets no slot and reports `TooManyHandles` at its first use.
+static CHUNKS: [AtomicPtr<Chunk>; 64] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 64];
+
+/// Chunk `c`, allocated if `make` and it is not yet.
+fn chunk(c: usize, make: bool) -> Option<&'static Chunk> {
+    // SYNC: Acquire pairs with the AcqRel CAS below: the chunk's slots are
+    // initialised before anyone sees it.
+    let p = CHUNKS[c].load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: published chunks are never freed.
+        return Some(unsafe { &*p });
+    }
+    if !make {
+        return None;
+    }
+    let new = Box::into_raw(Box::new(
+        [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNK],
+    ));
+    // SYNC: AcqRel: Release publishes the new chunk's slots to the Acquire
+    // loads above; Acquire, on failure, the winner's.
+    match CHUNKS[c].compare_exchange(
+        std::ptr::null_mut(),
+        new,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: published, never freed.
+        Ok(_) => Some(unsafe { &*new }),
+        Err(won) => {
+            // SAFETY: ours, never published.
+            drop(unsafe { Box::from_raw(new) });
+            // SAFETY: published, never freed.
+            Some(unsafe { &*won })
+        }
+    }
+}
+
+/// The slot of registry index `i`, if its chunk exists.
+fn slot(i: usize) -> Option<&'static AtomicPtr<Registered>> {
+    chunk(i / CHUNK, false).map(|c| &c[i % CHUNK])
+}
 
 /// Held while the registry is walked by the fork handlers, from the
 /// prepare handler until the parent or child handler, and while a handle
@@ -81,20 +125,29 @@ impl HandleLane {
             forked: AtomicU64::new(NONE),
         });
         let ptr = &*rec as *const Registered as *mut Registered;
-        // Relaxed: the registry is read only by this process's fork child
-        // handler, in a child that has a copy of our memory as it stood.
-        let slot = HANDLES
-            .iter()
-            .position(|s| {
-                s.compare_exchange(
-                    std::ptr::null_mut(),
-                    ptr,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        let slot = (0..CHUNKS.len())
+            .flat_map(|c| {
+                let ch = chunk(c, true);
+                (0..CHUNK).map(move |i| (c * CHUNK + i, ch))
             })
-            .unwrap_or(usize::MAX);
+            .find(|(i, ch)| {
+                ch.is_some_and(|ch| {
+                    // SYNC: Release pairs with the Acquire load in `each`:
+                    // the prepare handler, in whichever thread forks, sees
+                    // the record's fields as written above. (Failure:
+                    // Relaxed, the slot was taken and nothing is read
+                    // through it.)
+                    ch[i % CHUNK]
+                        .compare_exchange(
+                            std::ptr::null_mut(),
+                            ptr,
+                            Ordering::Release,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                })
+            })
+            .map_or(usize::MAX, |(i, _)| i);
         let h = HandleLane { rec, slot };
         let _ = h.lane();
         h
@@ -115,9 +168,14 @@ impl HandleLane {
 
     #[cold]
     fn take(&self, w: u64) -> Result<u16, JoinError> {
-        if !proc::watch_forks() {
+        if !watch_forks() {
             // Without the fork handler a child would use our lanes.
             return Err(JoinError::Lock(HoldError::Unavailable));
+        }
+        if self.slot == usize::MAX {
+            // Not listed, so a forked child's copy would not be counted:
+            // no lane rather than a lane counted wrong.
+            return Err(JoinError::Full);
         }
         // SAFETY: see `Registered::ring`.
         let ring = unsafe { &*self.rec.ring };
@@ -147,7 +205,7 @@ impl HandleLane {
     /// this process (a copy inherited across `fork` and never adopted holds
     /// its parent's, which is not its to free).
     pub(crate) fn release(&self) {
-        if let Some(s) = HANDLES.get(self.slot) {
+        if let Some(s) = slot(self.slot) {
             WALK.lock();
             // Relaxed: ordered by the walk lock.
             s.store(std::ptr::null_mut(), Ordering::Relaxed);
@@ -165,9 +223,10 @@ impl HandleLane {
 
 /// Calls `f` on every registered record. The caller holds the walk lock.
 fn each(mut f: impl FnMut(&Registered, &Ring)) {
-    for s in &HANDLES {
-        // Relaxed: ordered by the walk lock.
-        let p = s.load(Ordering::Relaxed);
+    for s in (0..CHUNKS.len()).map_while(|c| chunk(c, false)).flatten() {
+        // SYNC: Acquire pairs with the Release CAS in `HandleLane::new`
+        // (registration does not take the walk lock; removal does).
+        let p = s.load(Ordering::Acquire);
         if p.is_null() {
             continue;
         }
@@ -180,10 +239,30 @@ fn each(mut f: impl FnMut(&Registered, &Ring)) {
     }
 }
 
+/// Installs this module's fork handlers (once per process); call before
+/// taking lanes. `false` if they could not be installed: then no lane may
+/// be taken, for a forked child would use its parent's lanes as its own.
+fn watch_forks() -> bool {
+    extern "C" fn prepare() {
+        before_fork();
+    }
+    extern "C" fn parent() {
+        after_fork_in_parent();
+    }
+    extern "C" fn child() {
+        proc::new_fork_gen();
+        after_fork_in_child();
+    }
+    // The prepare and parent handlers run in the forking thread, in a
+    // normal context; the child one in the child's one thread: atomics,
+    // `madvise`, and adopting the lanes taken for it (async-signal-safe).
+    proc::on_fork(prepare, parent, child)
+}
+
 /// The prepare handler (the forking thread, before `fork`): takes a lane
 /// for the child for every live handle, and keeps the walk lock until the
 /// parent or child handler.
-pub(crate) fn before_fork() {
+fn before_fork() {
     WALK.lock();
     let pid = proc::pid();
     each(|rec, ring| {
@@ -197,7 +276,7 @@ pub(crate) fn before_fork() {
 
 /// The parent handler: the lanes taken for the child are the child's (its
 /// copy of their description keeps them locked); close ours.
-pub(crate) fn after_fork_in_parent() {
+fn after_fork_in_parent() {
     each(|rec, ring| {
         // Relaxed: as in `before_fork`.
         rec.forked.store(NONE, Ordering::Relaxed);
@@ -209,7 +288,7 @@ pub(crate) fn after_fork_in_parent() {
 /// The child handler (the child's one thread, after the fork generation
 /// moved on and the parent's descriptions were closed): adopts the lanes
 /// taken for it, and their description.
-pub(crate) fn after_fork_in_child() {
+fn after_fork_in_child() {
     let gen = this_gen();
     each(|rec, ring| {
         // Relaxed (all): one thread.

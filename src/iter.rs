@@ -12,7 +12,6 @@
 //! [`TypedReceiver`] ([`TypedIter`], [`TypedTryIter`]).
 
 use crate::error::RecvError;
-use crate::pipe::Connection;
 use crate::queue::{Receiver, RecvGuard};
 use crate::typed::{Message, Typed, TypedReceiver};
 use std::fmt;
@@ -240,29 +239,6 @@ impl<'a, T: Message> IntoIterator for &'a TypedReceiver<T> {
     type IntoIter = TypedIter<'a, T>;
 
     fn into_iter(self) -> TypedIter<'a, T> {
-        self.iter()
-    }
-}
-
-impl Connection {
-    /// Receives messages from the other end, waiting for each, until it
-    /// closed the pipe or went away (see [`Iter`]); on an end that only
-    /// sends, an iterator already ended with [`RecvError::WriteOnly`].
-    pub fn iter(&self) -> Iter<'_> {
-        Iter::new(self.rx())
-    }
-
-    /// Receives the messages that are ready now (see [`TryIter`]).
-    pub fn try_iter(&self) -> TryIter<'_> {
-        TryIter::new(self.rx())
-    }
-}
-
-impl<'a> IntoIterator for &'a Connection {
-    type Item = RecvGuard<'a>;
-    type IntoIter = Iter<'a>;
-
-    fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
 }

@@ -72,7 +72,8 @@
 //   src/pipe/mod.rs        Connection, pipe(), pipe_duplex(): two ends over one or two rings
 //   src/pipe/oneway.rs     PipeReader, PipeWriter: a one-way pipe's ends, each one direction
 //   src/pipe/typed.rs      TypedConnection: a pipe end of rkyv messages
-//   src/typed.rs           rkyv messages: TypedQueue, TypedSender, TypedReceiver, Typed; the type fingerprint
+//   src/typed/mod.rs       rkyv messages: TypedQueue, TypedSender, TypedReceiver; the type fingerprint
+//   src/typed/received.rs  what a typed receive gives: Typed (in place), Owned, TypedBatch
 //   src/process/mod.rs     spawn, init, Child: run a function of this program in a child process
 //   src/process/pass.rs    Pass / Receive: what a child function is handed (queues, pipe ends, values)
 //   src/process/pool/mod.rs        Pool: worker processes running functions of this program; the message layout

@@ -149,7 +149,20 @@ struct Channel {
 const EMFILE: i32 = 24;
 
 fn open_err(e: OpenError) -> PyErr {
-    PyOSError::new_err(e.to_string())
+    PyOSError::new_err(chain(&e))
+}
+
+/// An error and its causes, `"a: b: c"` (a Rust error says only itself in
+/// its `Display`, its cause in `source`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 fn send_err(e: SendError) -> PyErr {

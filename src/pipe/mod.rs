@@ -9,6 +9,7 @@
 //! gets `Closed`, and its sends fail with `Closed`.
 
 use crate::error::{BatchError, OpenError, RecvError, SendError};
+use crate::iter::{Iter, TryIter};
 use crate::layout::{KIND_PIPE, ROLE_RECEIVER, ROLE_SENDER};
 use crate::queue::{
     adopt_handoff, inherit_handles, segment_from_env, Batch, Builder, Receiver, RecvGuard, Sender,
@@ -413,5 +414,28 @@ impl fmt::Debug for Connection {
             .field("receives", &self.rx.is_some())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+impl Connection {
+    /// Receives messages from the other end, waiting for each, until it
+    /// closed the pipe or went away (see [`Iter`]); on an end that only
+    /// sends, an iterator already ended with [`RecvError::WriteOnly`].
+    pub fn iter(&self) -> Iter<'_> {
+        Iter::new(self.rx())
+    }
+
+    /// Receives the messages that are ready now (see [`TryIter`]).
+    pub fn try_iter(&self) -> TryIter<'_> {
+        TryIter::new(self.rx())
+    }
+}
+
+impl<'a> IntoIterator for &'a Connection {
+    type Item = RecvGuard<'a>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }

@@ -79,9 +79,11 @@ pub(crate) fn inherit_handles(
     cmd.env(var, format!("{place}{suffix}{lock}"));
     let shared = shared.clone();
     // SAFETY: the closure runs in the forked child before exec. It makes
-    // async-signal-safe calls only (fcntl, getpid) and atomic operations on
-    // the shared mapping, which the child inherited; it allocates nothing
-    // (everything it uses was made here, in the parent). The fds it names
+    // async-signal-safe calls only (fcntl, getpid, sched_yield in the
+    // lanes' spin lock) and atomic operations on the shared mapping, which
+    // the child inherited; it allocates nothing (everything it uses was
+    // made here, in the parent; an error is an OS error code, and
+    // `join_handoff` never falls back to recovery, which would allocate). The fds it names
     // were inherited open (fork copies the table). The closure owns the
     // hand-off description: the parent's copy closes when `cmd` drops.
     unsafe {

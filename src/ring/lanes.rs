@@ -206,7 +206,11 @@ impl Ring {
                     return Ok(i as u16);
                 }
             }
-            if round == 0 {
+            // A spawned child before its `exec` (`Holder::Fd`) only looks:
+            // recovery allocates, opens files and takes locks, none of it
+            // async-signal-safe. With no lane free it takes none, and the
+            // child counts from when it attaches.
+            if round == 0 && !matches!(holder, Holder::Fd(_)) {
                 self.recover(NO_LANE);
                 self.release_dead_holds();
                 if self.reap_serial() == 0 {

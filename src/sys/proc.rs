@@ -51,18 +51,11 @@ use nix::libc;
 static FORK_GEN: AtomicU64 = AtomicU64::new(1);
 static ATFORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
-extern "C" fn before_fork() {
-    crate::handles::before_fork();
-}
-
-extern "C" fn after_fork_in_parent() {
-    crate::handles::after_fork_in_parent();
-}
-
-extern "C" fn after_fork_in_child() {
-    // Relaxed (all): the child has one thread now.
+/// Called first by the fork child handler (`handles`), in the child's one
+/// thread: the child's generation begins.
+pub(crate) fn new_fork_gen() {
+    // Relaxed: the child has one thread now.
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
-    crate::handles::after_fork_in_child();
 }
 
 /// The fork generation of this process (see the module docs).
@@ -73,24 +66,21 @@ pub(crate) fn fork_gen() -> u64 {
     FORK_GEN.load(Ordering::Relaxed)
 }
 
-/// Installs the fork handler (once per process); call before taking lanes.
-/// `false` if it could not be installed (`pthread_atfork` failed, which it
-/// does only for want of memory): then no lane may be taken, for a forked
-/// child would use its parent's lanes as its own.
-pub(crate) fn watch_forks() -> bool {
+/// Installs the fork handlers (once per process; later calls return the
+/// first one's answer): `prepare` and `parent` run in the forking thread,
+/// `child` in the child's one thread, which must call [`new_fork_gen`]
+/// first. `false` if they could not be installed (`pthread_atfork` fails
+/// only for want of memory).
+pub(crate) fn on_fork(
+    prepare: extern "C" fn(),
+    parent: extern "C" fn(),
+    child: extern "C" fn(),
+) -> bool {
     *ATFORK.get_or_init(|| {
-        // SAFETY: the handlers are `extern "C"` functions. The prepare and
-        // parent ones run in the forking thread, in a normal context (see
-        // `handles`); the child one in the child's one thread: atomics,
-        // `madvise`, and adopting the lanes taken for it.
-        let rc = unsafe {
-            nix::libc::pthread_atfork(
-                Some(before_fork),
-                Some(after_fork_in_parent),
-                Some(after_fork_in_child),
-            )
-        };
-        rc == 0
+        // SAFETY: `extern "C"` functions with no arguments, as
+        // `pthread_atfork` calls them; what they may do in each context is
+        // their definer's contract (see `handles`).
+        unsafe { nix::libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0 }
     })
 }
 
