@@ -16,7 +16,20 @@ use std::time::{Duration, Instant};
 
 const RECORD: &str = "SHMQ_TEST_PROCESS_RECORD";
 
+/// Set (to a file) by `pool_workers_that_cannot_start_fail_the_task`:
+/// a worker process appends a byte to the file and exits before
+/// `process::init` (as one whose initialisation fails would).
+const DIE_AT_START: &str = "SHMQ_TEST_DIE_AT_START";
+
 fn main() {
+    if std::env::var_os("SHMQ_PROCESS_CALL").is_some() {
+        if let Some(path) = std::env::var_os(DIE_AT_START) {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(b"x").unwrap();
+            std::process::exit(3);
+        }
+    }
     process::init();
     // Nothing here may hang: fail the run instead.
     std::thread::spawn(|| {
@@ -72,6 +85,10 @@ fn main() {
         (
             "a_short_task_does_not_wait_behind_a_long_one",
             a_short_task_does_not_wait_behind_a_long_one,
+        ),
+        (
+            "pool_workers_that_cannot_start_fail_the_task",
+            pool_workers_that_cannot_start_fail_the_task,
         ),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
@@ -562,4 +579,43 @@ fn a_short_task_does_not_wait_behind_a_long_one() {
     assert!(!long.is_ready());
     pool.terminate();
     assert_eq!(long.get(), Err(TaskError::Terminated));
+}
+
+/// Workers that exit before they can run anything (a broken initialiser):
+/// the pool replaces them with a back-off, and after a bounded number in a
+/// row fails the task with a clear error instead of respawning for ever
+/// (`multiprocessing.Pool` hangs here; this pool did too, starting a
+/// worker every 5 ms: 2,304 in 8 s).
+fn pool_workers_that_cannot_start_fail_the_task() {
+    let path = std::env::temp_dir().join(unique_name("die-at-start"));
+    std::fs::write(&path, b"").unwrap();
+    std::env::set_var(DIE_AT_START, &path);
+    let pool = Pool::new(2).unwrap();
+    let t0 = Instant::now();
+    let r = pool.apply_async(square, &3u64).unwrap();
+    // Replacements inherit the variable too: it stays set until the end.
+    let got = r.get_timeout(Duration::from_secs(30));
+    std::env::remove_var(DIE_AT_START);
+    match got {
+        Err(TaskError::Failed(why)) => {
+            assert!(why.contains("exited before running a task"), "{why}");
+            assert!(why.contains("exit status: 3"), "{why}");
+        }
+        other => panic!("a task for workers that cannot start gave {other:?}"),
+    }
+    let took = t0.elapsed();
+    // The pool stays usable as an object: more tasks fail at once.
+    let r2 = pool.apply_async(square, &4u64).unwrap();
+    assert!(matches!(
+        r2.get_timeout(Duration::from_secs(5)),
+        Err(TaskError::Failed(_))
+    ));
+    drop(pool);
+    let started = std::fs::read(&path).unwrap().len();
+    std::fs::remove_file(&path).unwrap();
+    eprintln!("  {started} workers started, the task failed after {took:?}");
+    assert!(
+        (2..=8).contains(&started),
+        "{started} workers started: the bound is 5 in a row (plus the first two)"
+    );
 }

@@ -68,7 +68,7 @@ where
     }
 }
 
-/// A `T` received by [`TypedReceiver::recv_copied`]: validated, in private
+/// A `T` received by [`TypedReceiver::recv_copied`](super::TypedReceiver::recv_copied): validated, in private
 /// memory.
 pub struct Owned<T> {
     pub(super) bytes: AlignedVec,
@@ -94,7 +94,7 @@ impl<T: Message> std::ops::Deref for Owned<T> {
     }
 }
 
-/// Messages taken together by [`TypedReceiver::recv_batch`], in order.
+/// Messages taken together by [`TypedReceiver::recv_batch`](super::TypedReceiver::recv_batch), in order.
 pub struct TypedBatch<'a, T> {
     pub(super) batch: Batch<'a>,
     pub(super) _t: PhantomData<fn() -> T>,

@@ -2,7 +2,7 @@
 //! thread that reads results, and replacing a worker that died.
 
 use super::worker::worker;
-use super::{queue, Inner, Outcome, Slot, State, Task};
+use super::{queue, restart_delay, Inner, Outcome, Slot, State, Task, MAX_FAILED_STARTS};
 use super::{OK, PANICKED, PREFETCH, RESULT_TRAILER, TASK_TRAILER};
 use crate::error::{ProcessError, RecvError, SendError, TaskError};
 use crate::process::spawn;
@@ -29,6 +29,7 @@ impl Inner {
         let child = spawn(worker, (&tasks, &self.results))?;
         Ok(Slot {
             child: Some(child),
+            restart_at: None,
             tx: tasks.sender(),
             back: tasks.receiver(),
             tasks,
@@ -69,7 +70,9 @@ impl Inner {
                 if st.finished() {
                     break;
                 }
-                st.workers.iter().any(|w| !w.inflight.is_empty())
+                st.workers
+                    .iter()
+                    .any(|w| !w.inflight.is_empty() || w.restart_at.is_some())
             };
             let wait = if busy { REAP_BUSY } else { REAP_IDLE };
             match rx.recv_timeout(wait) {
@@ -97,14 +100,22 @@ impl Inner {
     }
 
     /// Replaces dead workers; fails the task each held, gives the tasks
-    /// still in its queue to its successor.
+    /// still in its queue to its successor. A worker that died without
+    /// taking a task is replaced after a back-off ([`restart_delay`]), and
+    /// after [`MAX_FAILED_STARTS`] such deaths in a row the pool starts no
+    /// more and fails the tasks that would wait for them.
     fn reap(&self, rx: &Receiver) {
         let mut st = self.lock();
         if st.terminated {
             return;
         }
+        let now = Instant::now();
         for k in 0..st.workers.len() {
-            let Some(child) = &mut st.workers[k].child else {
+            let w = &mut st.workers[k];
+            let Some(child) = &mut w.child else {
+                if w.restart_at.is_some_and(|t| now >= t) {
+                    self.restart(&mut st, k);
+                }
                 continue;
             };
             let Ok(Some(status)) = child.try_wait() else {
@@ -127,6 +138,12 @@ impl Inner {
             for t in requeue.into_iter().rev() {
                 st.pending.push_front(t);
             }
+            if died.is_empty() {
+                // Nothing taken: it died starting, or idle. In a row, that
+                // is a pool whose workers cannot run.
+                st.failed_starts += 1;
+                st.last_failure = format!("worker {pid}: {status}");
+            }
             for t in died {
                 let why = TaskError::WorkerDied {
                     pid,
@@ -134,21 +151,49 @@ impl Inner {
                 };
                 st.resolve(t.id, t.group, Err(why));
             }
-            match self.start_worker() {
-                Ok(slot) => st.workers[k] = slot,
-                Err(e) => {
-                    eprintln!("shmq: pool could not replace worker {pid}: {e}");
-                }
+            if st.failed_starts == 0 {
+                self.restart(&mut st, k);
+            } else {
+                let at = now + restart_delay(st.failed_starts);
+                st.workers[k].restart_at = Some(at);
             }
         }
-        if st.workers.iter().all(|w| w.child.is_none()) {
-            let why = TaskError::Failed("no worker process could be started".into());
+        if st.failed_starts >= MAX_FAILED_STARTS {
+            for w in &mut st.workers {
+                w.restart_at = None;
+            }
+        }
+        let waiting = |w: &Slot| w.child.is_some() || w.restart_at.is_some();
+        if !st.workers.iter().any(waiting) {
+            let why = TaskError::Failed(if st.failed_starts >= MAX_FAILED_STARTS {
+                format!(
+                    "{} worker processes in a row exited before running a task (the last, {}); \
+                     the pool starts no more (see the workers' stderr)",
+                    st.failed_starts, st.last_failure
+                )
+            } else {
+                "no worker process could be started".into()
+            });
             while let Some(t) = st.pending.pop_front() {
                 st.resolve(t.id, t.group, Err(why.clone()));
             }
         }
         st.dispatch();
         self.changed.notify_all();
+    }
+
+    /// Starts slot `k`'s next worker (its last one died); a failure to
+    /// start counts as a worker that died starting.
+    fn restart(&self, st: &mut State, k: usize) {
+        match self.start_worker() {
+            Ok(slot) => st.workers[k] = slot,
+            Err(e) => {
+                st.failed_starts += 1;
+                st.last_failure = format!("could not start one: {e}");
+                let at = Instant::now() + restart_delay(st.failed_starts);
+                st.workers[k].restart_at = Some(at);
+            }
+        }
     }
 
     /// After the last task (or on terminate): ends the workers, fails what
@@ -246,6 +291,8 @@ impl State {
         let Some(t) = self.workers[k].inflight.remove(pos) else {
             return;
         };
+        // A worker ran a task: the pool's workers can start.
+        self.failed_starts = 0;
         let body = &m[..at];
         let text = || String::from_utf8_lossy(body).into_owned();
         let outcome = match status {

@@ -11,6 +11,15 @@
 //! and, before those, at most one it had taken and not answered (reported
 //! as [`TaskError::WorkerDied`]). A task is never run twice.
 //!
+//! A worker that dies without taking a task (it cannot start: a broken
+//! initialiser, a missing library, a full process table) is replaced
+//! after a back-off (10 ms, doubling, at most 1 s); after
+//! [`MAX_FAILED_STARTS`] such deaths in a row the pool starts no more
+//! workers, and once none is left the tasks waiting fail with
+//! [`TaskError::Failed`] saying how the last one ended.
+//! (`multiprocessing.Pool` respawns such workers for ever, and its `apply`
+//! never returns.) A task that completes resets the count.
+//!
 //! The pool's API is here; the collector (`collector`), result handles
 //! (`result`) and the worker's loop (`worker`) have files of their own.
 //!
@@ -105,6 +114,24 @@ struct State {
     terminated: bool,
     /// The collector has stopped: no task will finish any more.
     stopped: bool,
+    /// Workers that died in a row without taking a task (or could not be
+    /// started), and how the last one ended: at [`MAX_FAILED_STARTS`] the
+    /// pool starts no more, and fails what waits for them.
+    failed_starts: u32,
+    last_failure: String,
+}
+
+/// Workers that may die in a row before taking any task (a broken
+/// initialiser, a missing library, a full process table) before the pool
+/// gives up and fails the tasks waiting for them: `multiprocessing.Pool`
+/// respawns such workers for ever and its `apply` never returns.
+const MAX_FAILED_STARTS: u32 = 5;
+
+/// The wait before starting the replacement of the `n`th worker in a row
+/// that died without taking a task: 10 ms, doubling, at most 1 s.
+fn restart_delay(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(10u64 << n.saturating_sub(1).min(7))
+        .min(std::time::Duration::from_secs(1))
 }
 
 type Outcome = Result<AlignedVec, TaskError>;
@@ -118,6 +145,9 @@ struct Task {
 /// One worker process and its task queue.
 struct Slot {
     child: Option<Child>,
+    /// When to start this slot's next worker, after its last one died
+    /// (`None` with no child: the slot is retired).
+    restart_at: Option<std::time::Instant>,
     tasks: Queue,
     tx: Sender,
     /// Takes back what a dead worker left in its queue.
@@ -170,6 +200,8 @@ impl Pool {
                 closed: false,
                 terminated: false,
                 stopped: false,
+                failed_starts: 0,
+                last_failure: String::new(),
             }),
             changed: Condvar::new(),
             results: queue(capacity_bytes)?,
