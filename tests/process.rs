@@ -90,6 +90,10 @@ fn main() {
             "pool_workers_that_cannot_start_fail_the_task",
             pool_workers_that_cannot_start_fail_the_task,
         ),
+        (
+            "a_set_uid_program_runs_no_call",
+            a_set_uid_program_runs_no_call,
+        ),
     ];
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut ran = 0;
@@ -535,11 +539,19 @@ fn pool_workers_exit_when_the_parent_dies() {
 /// inode do not match) or given a malformed call refuses before it jumps
 /// anywhere, with the documented status.
 fn a_call_for_another_file_is_refused() {
+    use std::os::unix::fs::MetadataExt;
     let me = std::env::current_exe().unwrap();
+    let m = std::fs::metadata(&me).unwrap();
+    // This very file, but offsets outside its code (far away; and 0, the
+    // anchor itself as trampoline with a function offset into nowhere).
+    let far = format!("1:{}:{}:0:{}", m.dev(), m.ino(), 1i64 << 40);
+    let negative = format!("1:{}:{}:{}:0", m.dev(), m.ino(), -(1i64 << 40));
     for (call, says) in [
         ("1:1:1:0:0", "another executable file"),
         ("1:1:1:0", "malformed"),
         ("nonsense", "malformed"),
+        (far.as_str(), "outside this program's code"),
+        (negative.as_str(), "outside this program's code"),
     ] {
         let out = std::process::Command::new(&me)
             .env("SHMQ_PROCESS_CALL", call)
@@ -618,4 +630,44 @@ fn pool_workers_that_cannot_start_fail_the_task() {
         (2..=8).contains(&started),
         "{started} workers started: the bound is 5 in a row (plus the first two)"
     );
+}
+
+/// A set-uid copy of this program refuses any call named in its
+/// environment (`AT_SECURE`: whoever runs it chooses that environment),
+/// before it even parses it. Needs root (to give the copy to `nobody`) and
+/// a file system that honours set-uid bits; says so and skips otherwise.
+fn a_set_uid_program_runs_no_call() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: getuid has no preconditions.
+    if unsafe { nix::libc::getuid() } != 0 {
+        eprintln!("  skipped: making a set-uid copy needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique_name("suid"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.join("process-suid");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::os::unix::fs::chown(&copy, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let nosuid = nix::sys::statvfs::statvfs(&dir)
+        .unwrap()
+        .flags()
+        .contains(nix::sys::statvfs::FsFlags::ST_NOSUID);
+    let out = std::process::Command::new(&copy)
+        .env("SHMQ_PROCESS_CALL", "nonsense")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    if nosuid {
+        eprintln!("  skipped: {} is mounted nosuid", dir.display());
+        return;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(process::EXIT_NOT_STARTED.into()),
+        "{err}"
+    );
+    assert!(err.contains("AT_SECURE"), "{err}");
 }

@@ -110,6 +110,17 @@ pub fn init() {
     };
     // Grandchildren must not see it (a child may spawn in turn).
     std::env::remove_var(CALL_VAR);
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    if unsafe { nix::libc::getauxval(nix::libc::AT_SECURE) } != 0 {
+        // A set-uid or set-gid program (or one with file capabilities):
+        // its environment is whoever ran it's to choose, so a call named
+        // there is not the program's own. Refuse, before anything runs.
+        eprintln!(
+            "shmq: refusing to run a function named in the environment of a \
+             set-uid/set-gid process (AT_SECURE)"
+        );
+        std::process::exit(EXIT_NOT_STARTED.into());
+    }
     let code = match Call::parse(&call) {
         Ok(c) => c.run(),
         Err(why) => {
@@ -227,9 +238,10 @@ impl Image {
             .find(|&(lo, hi, ..)| (lo..hi).contains(&at))
             .map(|(.., dev, ino)| (dev, ino))
             .ok_or("this crate's code is in no mapping of /proc/self/maps")?;
-        // ...and every range mapped from it.
+        // ...and every executable range mapped from it (code only: an
+        // offset into its data is never a function).
         let ranges = maps_lines(&maps)
-            .filter(|&(.., dev, ino)| (dev, ino) == file)
+            .filter(|&(_, _, perms, dev, ino)| (dev, ino) == file && perms.contains('x'))
             .map(|(lo, hi, ..)| (lo, hi))
             .collect();
         Ok(Image {
@@ -260,16 +272,17 @@ impl Image {
     }
 }
 
-/// `(start, end, device, inode)` of each file mapping in `/proc/self/maps`.
-fn maps_lines(maps: &str) -> impl Iterator<Item = (usize, usize, &str, &str)> {
+/// `(start, end, permissions, device, inode)` of each file mapping in
+/// `/proc/self/maps`.
+fn maps_lines(maps: &str) -> impl Iterator<Item = (usize, usize, &str, &str, &str)> {
     maps.lines().filter_map(|line| {
         let mut f = line.split_ascii_whitespace();
-        let (range, _perms, _off, dev, ino) =
+        let (range, perms, _off, dev, ino) =
             (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
         let (lo, hi) = range.split_once('-')?;
         let lo = usize::from_str_radix(lo, 16).ok()?;
         let hi = usize::from_str_radix(hi, 16).ok()?;
-        (ino != "0").then_some((lo, hi, dev, ino))
+        (ino != "0").then_some((lo, hi, perms, dev, ino))
     })
 }
 
@@ -316,14 +329,27 @@ impl Call {
                 return ExitCode::from(EXIT_NOT_STARTED);
             }
         }
-        let base = anchor();
-        let t = base.wrapping_add(self.trampoline as usize);
+        let image = match Image::get() {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("shmq: {e}");
+                return ExitCode::from(EXIT_NOT_STARTED);
+            }
+        };
+        let (Some(t), Some(f)) = (image.resolve(self.trampoline), image.resolve(self.f)) else {
+            eprintln!("shmq: refusing a call whose code offsets lie outside this program's code");
+            return ExitCode::from(EXIT_NOT_STARTED);
+        };
         // SAFETY: this process runs the same file as the parent that
-        // measured these offsets (checked above), so `base + trampoline` is
-        // the `trampoline::<A, R>` (a `fn(usize) -> ExitCode`) it named.
+        // measured these offsets (checked above), and both land in that
+        // file's executable mappings, so `t` is the `trampoline::<A, R>`
+        // (a `fn(usize) -> ExitCode`) the parent named, and `f` its `fn`.
+        // (Whoever sets our environment could name other code of this
+        // file: the environment is trusted as the program's own, which
+        // `init` enforces for set-uid programs; see SECURITY.md.)
         let t: fn(usize) -> ExitCode =
             unsafe { std::mem::transmute::<usize, fn(usize) -> ExitCode>(t) };
-        t(base.wrapping_add(self.f as usize))
+        t(f)
     }
 }
 
