@@ -613,30 +613,50 @@ impl Channel {
 /// A message's payload in shared memory, exported through the buffer
 /// protocol (`Queue.get_view`): the record stays taken, and its bytes
 /// unchanged, until this object is gone, i.e. until every memoryview of it
-/// is released.
-#[pyclass(module = "shmq._shmq", unsendable)]
+/// is released, on whichever thread that happens.
+#[pyclass(module = "shmq._shmq", frozen)]
 struct SharedView {
-    /// The record; borrows `rx`, so it is dropped first (see `Drop`).
-    taken: Option<RecvGuard<'static>>,
-    /// The handle the record was taken with, boxed so that its address
-    /// stays put while `taken` borrows it.
-    rx: Option<Box<Receiver>>,
+    held: ViewHold,
     channel: Py<Channel>,
     /// Where the payload starts in the message (after the kind byte).
     start: usize,
 }
 
+/// A taken record and the receiving handle it was taken with, owned
+/// together.
+struct ViewHold {
+    /// The record; borrows `rx`, so it is dropped first (see `Drop`).
+    taken: Option<RecvGuard<'static>>,
+    /// The handle the record was taken with, boxed so that its address
+    /// stays put while `taken` borrows it.
+    rx: Option<Box<Receiver>>,
+}
+
+// SAFETY: `taken` borrows only `*rx`, a receiver that `ViewHold` owns
+// alone (lent by the channel's pool, given back only when the view drops):
+// moving both to another thread moves every reference to that receiver
+// with them, so the release when the view drops (wherever Python drops it:
+// PyO3 skips `Drop` of an `unsendable` object dropped off its thread, which
+// left the record taken for good) runs on a handle that no other thread
+// uses.
+unsafe impl Send for ViewHold {}
+// SAFETY: through `&ViewHold` only the payload is read (`RecvGuard`'s
+// `Deref`: the ring's atomics and the record's bytes, which nobody writes
+// while it is taken); the receiver's cells are used only by `drop`, which
+// has `&mut`.
+unsafe impl Sync for ViewHold {}
+
 impl SharedView {
     fn bytes(&self) -> &[u8] {
-        self.taken.as_ref().map_or(&[], |g| &g[self.start..])
+        self.held.taken.as_ref().map_or(&[], |g| &g[self.start..])
     }
 }
 
 impl Drop for SharedView {
     fn drop(&mut self) {
         // The record first: it borrows the handle.
-        self.taken = None;
-        if let Some(rx) = self.rx.take() {
+        self.held.taken = None;
+        if let Some(rx) = self.held.rx.take() {
             self.channel.get().give_back_receiver(*rx);
         }
     }
@@ -649,7 +669,7 @@ impl SharedView {
     /// # Safety
     /// Called by CPython with a valid `view` to fill.
     unsafe fn __getbuffer__(
-        slf: PyRefMut<'_, Self>,
+        slf: PyRef<'_, Self>,
         view: *mut pyo3::ffi::Py_buffer,
         flags: std::os::raw::c_int,
     ) -> PyResult<()> {
@@ -895,8 +915,10 @@ impl Channel {
         };
         let start = usize::from(!taken.is_empty());
         Ok(SharedView {
-            taken: Some(taken),
-            rx: Some(rx),
+            held: ViewHold {
+                taken: Some(taken),
+                rx: Some(rx),
+            },
             channel: slf.clone().unbind(),
             start,
         })

@@ -310,6 +310,23 @@ def test_get_view_is_shared_memory_held_until_released():
         assert pickle.loads(v3) == {"k": 1}
 
 
+def test_a_view_released_on_another_thread_gives_its_room_back():
+    # A view taken on this thread and dropped on another (a worker thread
+    # that consumed it): its record must be released there, or the ring,
+    # which holds two such messages, wedges once it wraps.
+    q = shmq.Queue(capacity_bytes=4096, max_bytes=4096)
+    msg = b"v" * 1536
+    for i in range(20):
+        q.put(msg, timeout=5)
+        held = [q.get_view()]
+        t = threading.Thread(target=held.clear)
+        t.start()
+        t.join()
+    q.put(msg, timeout=5)
+    q.put(msg, timeout=5)
+    assert q.get() == msg and q.get() == msg
+
+
 def test_recv_view():
     a, b = shmq.Pipe()
     a.send_bytes(b"in place")
