@@ -58,6 +58,19 @@ pub struct Diagnostics {
     /// larger than half the ring being sent, queued or held, and what dead
     /// processes left there not yet swept.
     pub overflow_units: u64,
+    /// Lanes in use, by any process (live, or dead and not yet reaped),
+    /// of [`Diagnostics::lanes_total`]: a handle's first use takes one, and
+    /// gets `TooManyHandles` when none is free.
+    pub lanes_used: u32,
+    /// Lanes the queue has (256).
+    pub lanes_total: u32,
+    /// Lanes whose liveness lock this process holds (one memory mapping
+    /// each, no fd).
+    pub lanes_here: u32,
+    /// This process's limit on open fds (`RLIMIT_NOFILE`, soft; `u64::MAX`
+    /// if none): a handle's first use needs one fd for a moment, and gets
+    /// `TooManyOpenFiles` when none is left.
+    pub fd_limit: u64,
 }
 
 impl Diagnostics {
@@ -92,7 +105,7 @@ impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | lanes send {} recv {} | overflow units {} | at read: ",
+            "tail {}#{}{} read {}#{} head {} queued {} | waiters recv {} send {} | wakes recv {} send {} | lanes send {} recv {} used {}/{} here {} | overflow units {} | at read: ",
             self.tail_pos,
             self.tail_seq,
             if self.closed { " closed" } else { "" },
@@ -106,6 +119,9 @@ impl fmt::Display for Diagnostics {
             self.send_wakes,
             self.senders,
             self.receivers,
+            self.lanes_used,
+            self.lanes_total,
+            self.lanes_here,
             self.overflow_units,
         )?;
         desc(f, self.desc_at_read)?;

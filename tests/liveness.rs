@@ -89,6 +89,7 @@ fn child_entry() {
                 }
                 files.push(fd);
             }
+            assert_eq!(q.diagnostics().fd_limit, 64, "the limit is reported");
             assert_eq!(q.try_sender().err(), Some(SendError::TooManyOpenFiles));
             assert_eq!(q.try_receiver().err(), Some(RecvError::TooManyOpenFiles));
             let tx = q.sender();
@@ -240,4 +241,25 @@ fn a_reader_cannot_keep_the_dead_alive() {
     let _ = squatter.wait();
     assert_eq!(r.unwrap_err(), RecvError::Disconnected);
     Queue::unlink(&n).unwrap();
+}
+
+/// The lane limit and its use are visible: lanes in use, of how many, and
+/// how many this process holds (a mapping each, no fd).
+#[test]
+fn lanes_and_their_use_are_in_the_diagnostics() {
+    let q = Queue::builder().create().unwrap();
+    let before = q.diagnostics();
+    let held: Vec<_> = (0..5).map(|_| q.try_sender().unwrap()).collect();
+    let d = q.diagnostics();
+    assert_eq!(d.lanes_total, 256);
+    assert_eq!(d.lanes_used, before.lanes_used + 5, "{d}");
+    assert_eq!(d.lanes_here, before.lanes_here + 5, "{d}");
+    assert!(d.fd_limit > 0);
+    drop(held);
+    let after = q.diagnostics();
+    assert_eq!(
+        (after.lanes_used, after.lanes_here),
+        (before.lanes_used, before.lanes_here)
+    );
+    assert!(format!("{d}").contains("used"), "{d}");
 }

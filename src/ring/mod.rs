@@ -400,6 +400,14 @@ impl Ring {
             senders: role_count(seen, ROLE_SENDER) as u32,
             receivers: role_count(seen, ROLE_RECEIVER) as u32,
             overflow_units: self.overflow_used(),
+            lanes_used: self
+                .lanes()
+                // Relaxed: a snapshot.
+                .filter(|(_, l)| l.owner.load(Ordering::Relaxed) & LANE_USED != 0)
+                .count() as u32,
+            lanes_total: LANES as u32,
+            lanes_here: self.locks.held_here() as u32,
+            fd_limit: crate::sys::proc::fd_limit(),
         }
     }
 

@@ -84,6 +84,19 @@ pub(crate) fn on_fork(
     })
 }
 
+/// This process's soft limit on open fds (`u64::MAX`: none, or unknown).
+pub(crate) fn fd_limit() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass, nothing else.
+    match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } {
+        0 if r.rlim_cur != libc::RLIM_INFINITY => r.rlim_cur,
+        _ => u64::MAX,
+    }
+}
+
 /// This process's pid, for reports in lanes.
 pub(crate) fn pid() -> u32 {
     std::process::id()
@@ -478,6 +491,18 @@ impl Locks {
             e.store(now, Ordering::Relaxed);
         }
         self.table_gen.store(gen, Ordering::Relaxed);
+    }
+
+    /// How many lanes' locks this process holds in this ring (a snapshot).
+    pub(crate) fn held_here(&self) -> usize {
+        // Relaxed (both): a snapshot for reports.
+        if self.table_gen.load(Ordering::Relaxed) != fork_gen() {
+            return 0;
+        }
+        self.table
+            .iter()
+            .filter(|e| e.load(Ordering::Relaxed) & 3 == OWN)
+            .count()
     }
 
     /// An fd that names the segment's file, for queries: the segment's own
