@@ -3,11 +3,17 @@
 //! from the fork, not from their first use in the child.
 //!
 //! How: the `pthread_atfork` prepare handler, in the forking thread, takes
-//! a lane for the child for every listed handle, with its lock on a
-//! description made for the child (`Locks::fork_hold`); the parent handler
-//! closes the parent's copy of that description, and the child handler
-//! adopts it and the lanes. So the lanes are counted before `fork` returns
-//! in either process, and they die with the child.
+//! a lane for the child for one listed handle of each ring and role (the
+//! first listed), its lock on a page made for the child
+//! (`Locks::fork_hold`); the parent handler unmaps the parent's copy of
+//! that page, and the child handler adopts the page and the lanes. So the
+//! child counts as a holder of each role it inherited before `fork`
+//! returns in either process, and those lanes die with the child. Its
+//! other copies are *orphans*: they take a lane of their own at their
+//! first use, and a handle of the child that gives up a lane hands it to an
+//! orphan of the same ring and role instead (so the child stops counting
+//! only when its last handle of that role is gone). A fork therefore takes
+//! at most three lanes per ring, however many handles the process has.
 //!
 //! Why at once: a parent that forks a worker and then drops its own copy
 //! of the worker's end (Python's `Process(target=f, args=(conn,))`, then
@@ -17,13 +23,13 @@
 //! dropped it, exited or died.
 //!
 //! A child that `exec`s right after the fork (`Command::spawn` forks when a
-//! `pre_exec` hook is set) drops those lanes' locks at `exec` (the lock
-//! description is CLOEXEC); survivors reap them like any dead process's.
+//! `pre_exec` hook is set) drops those lanes' locks at `exec` (mappings do
+//! not survive it); survivors reap them like any dead process's.
 
 use crate::ring::{JoinError, Ring};
 use crate::sync::HoldError;
 use crate::sys::proc::{self, GenLock};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// `Registered::word` before a lane is taken, or after it is given back.
 const NONE: u64 = u64::MAX;
@@ -94,7 +100,14 @@ struct Registered {
     /// The lane the prepare handler took for the child of the fork under
     /// way, or [`NONE`].
     forked: AtomicU64,
+    /// A copy a fork left without a lane (see the module docs): counted in
+    /// [`ORPHANS`] until it has one or is gone.
+    orphan: AtomicBool,
 }
+
+/// Orphans of this process (see the module docs); a handle that gives up a
+/// lane looks for one to hand it to only while there are any.
+static ORPHANS: AtomicUsize = AtomicUsize::new(0);
 
 /// A handle's lane, registered for forks (see the module docs). Atomic, so
 /// that a `Queue` holding one stays `Sync`.
@@ -123,6 +136,7 @@ impl HandleLane {
             role,
             word: AtomicU64::new(NONE),
             forked: AtomicU64::new(NONE),
+            orphan: AtomicBool::new(false),
         });
         let ptr = &*rec as *const Registered as *mut Registered;
         let slot = (0..CHUNKS.len())
@@ -158,8 +172,10 @@ impl HandleLane {
     /// before), or why it has none.
     #[inline]
     pub(crate) fn lane(&self) -> Result<u16, JoinError> {
-        // Relaxed (all): the word is this process's own bookkeeping.
-        let w = self.rec.word.load(Ordering::Relaxed);
+        // SYNC: Acquire pairs with the Release CAS in `hand_over`: the lane
+        // a handle of another thread gave us comes with that handle's last
+        // notes in it. (Elsewhere the word is this thread's own.)
+        let w = self.rec.word.load(Ordering::Acquire);
         if w != NONE && w >> 16 == this_gen() {
             return Ok(w as u16);
         }
@@ -182,12 +198,16 @@ impl HandleLane {
         let lane = ring.join(self.rec.role, proc::pid())?;
         let mine = this_gen() << 16 | lane as u64;
         // Relaxed: as in `lane`.
+        // Relaxed: as in `lane` (on failure the Acquire load below).
         match self
             .rec
             .word
-            .compare_exchange(w, mine, Ordering::Relaxed, Ordering::Relaxed)
+            .compare_exchange(w, mine, Ordering::Relaxed, Ordering::Acquire)
         {
-            Ok(_) => Ok(lane),
+            Ok(_) => {
+                self.unorphan();
+                Ok(lane)
+            }
             Err(now) => {
                 // Another thread of this process (a `Queue` is `Sync`) took
                 // one first.
@@ -203,7 +223,8 @@ impl HandleLane {
 
     /// Unregisters the handle and gives its lane back, if it holds one of
     /// this process (a copy inherited across `fork` and never adopted holds
-    /// its parent's, which is not its to free).
+    /// its parent's, which is not its to free): to an orphan of the same
+    /// ring and role if there is one, else to the ring.
     pub(crate) fn release(&self) {
         if let Some(s) = slot(self.slot) {
             WALK.lock();
@@ -211,14 +232,59 @@ impl HandleLane {
             s.store(std::ptr::null_mut(), Ordering::Relaxed);
             WALK.unlock();
         }
+        self.unorphan();
         // Relaxed: as in `lane`.
         let w = self.rec.word.swap(NONE, Ordering::Relaxed);
         if w != NONE && w >> 16 == this_gen() {
             // SAFETY: see `Registered::ring`.
             let ring = unsafe { &*self.rec.ring };
-            ring.leave_lane(w as u16, self.rec.role);
+            if !hand_over(self.rec.ring, self.rec.role, w) {
+                ring.leave_lane(w as u16, self.rec.role);
+            }
         }
     }
+
+    /// The handle is no orphan (any more).
+    fn unorphan(&self) {
+        // Relaxed (both): a count that only gates `hand_over`'s walk.
+        if self.rec.orphan.swap(false, Ordering::Relaxed) {
+            ORPHANS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Gives lane word `w` (this generation's) of a handle of `role` on `ring`
+/// that is going away to an orphan of the same ring and role; `false` if
+/// there is none.
+fn hand_over(ring: *const Ring, role: u64, w: u64) -> bool {
+    // Relaxed: a gate; an orphan missed here takes a lane of its own.
+    if ORPHANS.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let mut done = false;
+    WALK.lock();
+    each(|rec, _| {
+        // Relaxed: the flag only says whom to try; the CAS decides.
+        if done || rec.ring != ring || rec.role != role || !rec.orphan.load(Ordering::Relaxed) {
+            return;
+        }
+        // SYNC: Release pairs with the Acquire load in `HandleLane::lane`:
+        // the handle that takes the lane over sees our last notes in it.
+        // (Failure: Relaxed, the orphan took a lane of its own meanwhile.)
+        if rec
+            .word
+            .compare_exchange(NONE, w, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            // Relaxed: as in `unorphan`.
+            if rec.orphan.swap(false, Ordering::Relaxed) {
+                ORPHANS.fetch_sub(1, Ordering::Relaxed);
+            }
+            done = true;
+        }
+    });
+    WALK.unlock();
+    done
 }
 
 /// Calls `f` on every registered record. The caller holds the walk lock.
@@ -265,10 +331,18 @@ fn watch_forks() -> bool {
 fn before_fork() {
     WALK.lock();
     let pid = proc::pid();
+    // The (ring, role) pairs given a lane for the child so far (a normal
+    // context: allocating is fine here).
+    let mut given: Vec<(*const Ring, u64)> = Vec::new();
     each(|rec, ring| {
-        let w = ring
-            .join_for_child(rec.role, pid)
-            .map_or(NONE, |l| l as u64);
+        let key = (rec.ring, rec.role);
+        let w = if given.contains(&key) {
+            NONE
+        } else {
+            given.push(key);
+            ring.join_for_child(rec.role, pid)
+                .map_or(NONE, |l| l as u64)
+        };
         // Relaxed: read by the handlers in this thread and the child.
         rec.forked.store(w, Ordering::Relaxed);
     });
@@ -290,12 +364,17 @@ fn after_fork_in_parent() {
 /// taken for it, and their description.
 fn after_fork_in_child() {
     let gen = this_gen();
+    let mut orphans = 0;
     each(|rec, ring| {
         // Relaxed (all): one thread.
         let l = rec.forked.swap(NONE, Ordering::Relaxed);
         let w = if l == NONE { NONE } else { gen << 16 | l };
         rec.word.store(w, Ordering::Relaxed);
+        rec.orphan.store(l == NONE, Ordering::Relaxed);
+        orphans += (l == NONE) as usize;
         ring.locks().after_fork_child();
     });
+    // Relaxed: one thread; the parent's count means nothing here.
+    ORPHANS.store(orphans, Ordering::Relaxed);
     WALK.unlock();
 }
