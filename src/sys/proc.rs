@@ -274,6 +274,8 @@ pub(crate) struct Locks {
     /// of its parent's pages (`MADV_DONTFORK`).
     table: [AtomicU64; crate::layout::LANES],
     table_gen: AtomicU64,
+    /// Whether `table` holds pages made for the child of a fork under way.
+    child_pages: std::sync::atomic::AtomicBool,
     /// Serialises this ring's lane joins, leaves and reaps in this process
     /// (lane words and `table` change together).
     busy: GenLock,
@@ -297,6 +299,7 @@ impl Locks {
             name: name.map(str::to_owned),
             table: [const { AtomicU64::new(0) }; crate::layout::LANES],
             table_gen: AtomicU64::new(fork_gen()),
+            child_pages: std::sync::atomic::AtomicBool::new(false),
             busy: GenLock::new(),
         }
     }
@@ -411,8 +414,9 @@ impl Locks {
     /// returns. The caller holds [`Locks::serial`].
     pub(crate) fn fork_hold(&self, i: usize) -> Result<(), HoldError> {
         let page = self.lock_page(i, true)?;
-        // Relaxed: see `table`.
+        // Relaxed (both): see `table`.
         self.table()[i].store(page | CHILD, Ordering::Relaxed);
+        self.child_pages.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -455,6 +459,10 @@ impl Locks {
     /// pages made for the child (their locks stay: the child's copies
     /// keep the descriptions open).
     pub(crate) fn after_fork_parent(&self) {
+        // Relaxed: see `table`; set by `fork_hold` in this same thread.
+        if !self.child_pages.swap(false, Ordering::Relaxed) {
+            return; // none made for this fork (or another handle's call did it)
+        }
         for e in &self.table {
             // Relaxed: see `table`; the forking thread holds the fork
             // handlers' walk lock.
@@ -491,6 +499,7 @@ impl Locks {
             e.store(now, Ordering::Relaxed);
         }
         self.table_gen.store(gen, Ordering::Relaxed);
+        self.child_pages.store(false, Ordering::Relaxed);
     }
 
     /// How many lanes' locks this process holds in this ring (a snapshot).
