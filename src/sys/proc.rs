@@ -357,10 +357,7 @@ impl Locks {
     }
 
     fn lock_page_on(&self, fd: RawFd, i: usize, for_child: bool) -> Result<u64, HoldError> {
-        let fl = lock(libc::F_WRLCK, self.base + i as u64);
-        // SAFETY: `fl` is a valid flock that the call only reads; a bad fd
-        // fails.
-        if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } != 0 {
+        if !self.hold_on(fd, i) {
             return Err(match nix::errno::Errno::last() {
                 nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES => HoldError::Taken,
                 _ => HoldError::Unavailable,
@@ -440,8 +437,8 @@ impl Locks {
         self.unhold_as(i, false)
     }
 
-    /// Takes the lock of lane `i` on description `fd` (a hand-off to a
-    /// spawned child, see `queue::handoff`). Async-signal-safe.
+    /// Takes the lock of lane `i` on description `fd` (a lane's own, or a
+    /// hand-off to a spawned child: `queue::handoff`). Async-signal-safe.
     pub(crate) fn hold_on(&self, fd: RawFd, i: usize) -> bool {
         let fl = lock(libc::F_WRLCK, self.base + i as u64);
         // SAFETY: `fd` is open (the caller's); `fl` is only read.
