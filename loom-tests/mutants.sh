@@ -48,6 +48,9 @@ leave_no_wake             | receiver_learns_the_last_sender_left_after_its_messa
 disconnect_before_attempt | receiver_learns_the_last_sender_left_after_its_message
 disconnected_relaxed      | receiver_learns_the_last_sender_left_after_its_message
 disconnect_unrechecked    | receiver_learns_the_last_sender_left_after_its_message
+lease_by_store            | leased_lanes_are_exclusive_and_waiters_are_woken
+give_no_wake              | leased_lanes_are_exclusive_and_waiters_are_woken
+lease_unregistered        | leased_lanes_are_exclusive_and_waiters_are_woken
 reap_unsettled            | dead_holder_lane_is_reaped_only_once_settled
 slack_unbounded           | full_sender_takes_the_room_it_needs_without_waiting_for_slack
 slack_head_relaxed        | full_sender_reuses_the_slack_it_waited_for

@@ -174,12 +174,20 @@ impl HandleLane {
     pub(crate) fn lane(&self) -> Result<u16, JoinError> {
         // SYNC: Acquire pairs with the Release CAS in `hand_over`: the lane
         // a handle of another thread gave us comes with that handle's last
-        // notes in it. (Elsewhere the word is this thread's own.)
+        // notes in it. (Elsewhere the word is this process's own.)
         let w = self.rec.word.load(Ordering::Acquire);
         if w != NONE && w >> 16 == this_gen() {
             return Ok(w as u16);
         }
         self.take(w)
+    }
+
+    /// The lane this holds in this process, if any (takes none).
+    #[inline]
+    pub(crate) fn current(&self) -> Option<u16> {
+        // Acquire: as in `lane`.
+        let w = self.rec.word.load(Ordering::Acquire);
+        (w != NONE && w >> 16 == this_gen()).then_some(w as u16)
     }
 
     #[cold]

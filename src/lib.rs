@@ -67,7 +67,9 @@
 //   src/error.rs           SendError, RecvError, BatchError, OpenError
 //   src/wait.rs            WaitStrategy; the adaptive spin / yield budget of a blocking call
 //   src/diag.rs            Diagnostics: a snapshot of every shared counter
-//   src/handles.rs         this process's live handles, and their lanes across fork
+//   src/handles.rs         this process's registered lanes, and what a fork does with them
+//   src/lease/mod.rs       leases: a process's threads sharing its few lanes of a ring, one operation at a time
+//   src/lease/local.rs     LocalLanes: this process's lanes of one ring and role, taken as its threads need them
 //   src/iter.rs            iterators over receivers: Iter, TryIter, generic over a Source
 //   src/pipe/mod.rs        Connection, pipe(), pipe_duplex(): two ends over one or two rings
 //   src/pipe/oneway.rs     PipeReader, PipeWriter: a one-way pipe's ends, each one direction
@@ -113,7 +115,7 @@
 //   src/ring/blocks.rs     unbounded rings: positions in blocks of the overflow area
 //   src/ring/tests.rs      unit tests of the protocol on heap rings
 //   src/queue/mod.rs       Queue, Builder; Shared (a mapped segment and its rings)
-//   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, lane, fork generation
+//   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, this process's lanes, a slot hint
 //   src/queue/sender.rs    Sender
 //   src/queue/receiver.rs  Receiver
 //   src/queue/guard.rs     RecvGuard, Batch: messages read in place, released on drop
@@ -122,6 +124,7 @@
 
 mod error;
 mod layout;
+mod lease;
 mod ring;
 mod sync;
 mod wait;

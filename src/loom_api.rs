@@ -6,7 +6,8 @@
 
 use crate::error::{RecvError, SendError};
 use crate::layout::{ROLE_RECEIVER, ROLE_SENDER};
-use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
+use crate::ring::{Claim, Pinned, Ring, SendBatch, SendCache, NO_LANE};
+use std::cell::Cell;
 
 /// A heap ring of `capacity` bytes (power of two, at least 256) holding at
 /// most `maxsize` messages (0: bytes only).
@@ -136,7 +137,7 @@ impl LoomRing {
     /// Blocking send (sleeps on the modelled futex).
     pub fn send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
         self.sender_lane(p);
-        self.ring.send(&p.0, msg, None)
+        self.ring.send(&p.0, msg, None, &Pinned(&p.0.lane))
     }
     /// A new, empty ring whose handles have lanes, as in production: two
     /// sender and two receiver lanes are taken now (as model process 64,
@@ -196,7 +197,11 @@ impl LoomRing {
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
         self.ring
-            .recv(None, &crate::wait::Backoff::default(), self.my_lane())
+            .recv(
+                None,
+                &crate::wait::Backoff::default(),
+                &Pinned(&Cell::new(self.my_lane())),
+            )
             .map(Taken)
     }
     /// Blocking receive by consumer `c`: take (waiting while empty,
@@ -204,7 +209,11 @@ impl LoomRing {
     pub fn recv_as(&self, c: Consumer) -> Result<Vec<u8>, RecvError> {
         let t = self
             .ring
-            .recv(None, &crate::wait::Backoff::default(), c.0)
+            .recv(
+                None,
+                &crate::wait::Backoff::default(),
+                &Pinned(&Cell::new(c.0)),
+            )
             .map(Taken)?;
         let v = self.read(&t);
         self.release_as(t, c);
@@ -213,8 +222,11 @@ impl LoomRing {
     /// Blocking wait until a message is ready (or the end), taking nothing
     /// (`Receiver::poll` without a deadline).
     pub fn wait_ready(&self) -> Result<(), RecvError> {
-        self.ring
-            .wait_ready(None, &crate::wait::Backoff::default(), self.my_lane())
+        self.ring.wait_ready(
+            None,
+            &crate::wait::Backoff::default(),
+            &Pinned(&Cell::new(self.my_lane())),
+        )
     }
     /// Frees the lanes of dead model processes that hold nothing pending.
     pub fn reap(&self) -> usize {
@@ -260,7 +272,8 @@ impl LoomRing {
     /// (and one before waiting for room). Returns how many were sent.
     pub fn send_batch(&self, p: &Producer, msgs: &[&[u8]]) -> Result<usize, SendError> {
         self.sender_lane(p);
-        let mut b = SendBatch::new(&self.ring, &p.0, None);
+        let pinned = Pinned(&p.0.lane);
+        let mut b = SendBatch::new(&self.ring, &p.0, &pinned, None);
         for m in msgs {
             b.send(m)?;
         }
@@ -270,9 +283,11 @@ impl LoomRing {
     /// ready ones, waking senders once.
     pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
         let lane = self.my_lane();
-        let mut claims = vec![self
-            .ring
-            .recv(None, &crate::wait::Backoff::default(), lane)?];
+        let mut claims = vec![self.ring.recv(
+            None,
+            &crate::wait::Backoff::default(),
+            &Pinned(&Cell::new(lane)),
+        )?];
         self.ring.take_ready(max, &mut claims, lane);
         Ok(claims.into_iter().map(Taken).collect())
     }
@@ -307,4 +322,47 @@ impl LoomRing {
 /// `try_*` call must leave it unchanged.
 pub fn waits() -> u64 {
     crate::sync::waits()
+}
+
+/// One process's lease slots of a ring for one role (see `lease`), each
+/// slot's lane modelled by a loom cell: two threads using one lane at once
+/// are a data race.
+pub struct LoomLeases {
+    leases: crate::lease::Leases,
+    lanes: [loom::cell::UnsafeCell<u64>; crate::lease::SLOTS],
+}
+
+impl Default for LoomLeases {
+    fn default() -> Self {
+        LoomLeases {
+            leases: crate::lease::Leases::new(),
+            lanes: std::array::from_fn(|_| loom::cell::UnsafeCell::new(0)),
+        }
+    }
+}
+
+impl LoomLeases {
+    /// Leases a free slot without waiting (the first one found), if any.
+    pub fn try_hold(&self) -> Option<usize> {
+        (0..crate::lease::SLOTS).find(|&s| self.leases.take(s, 1))
+    }
+
+    /// Gives slot `s` back.
+    pub fn give(&self, s: usize) {
+        self.leases.give(s)
+    }
+
+    /// An operation: leases a slot (waiting while all are leased), writes
+    /// its lane's notes, gives it back. Returns the notes it found.
+    pub fn operate(&self) -> u64 {
+        let s = self.leases.wait(|| self.try_hold());
+        // SAFETY: a loom cell; a second holder of the slot is reported as a
+        // race, not undefined behaviour.
+        let seen = self.lanes[s].with_mut(|p| unsafe {
+            *p += 1;
+            *p
+        });
+        self.leases.give(s);
+        seen
+    }
 }

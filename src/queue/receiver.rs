@@ -11,7 +11,7 @@ use super::*;
 pub struct Receiver {
     end: Endpoint,
     wait: Backoff,
-    /// The handle's lane (see [`Endpoint::lane`]).
+    /// The lane of the operation under way (see [`Endpoint::lease`]).
     lane: Cell<u16>,
 }
 
@@ -26,21 +26,19 @@ impl Clone for Receiver {
 
 impl Receiver {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
-        let r = Receiver {
+        // As in `Sender::new`: a missing lane is retried by the first call.
+        Receiver {
             end: Endpoint::new(shared, ring, ROLE_RECEIVER),
             wait: Backoff::default(),
             lane: Cell::new(NO_LANE),
-        };
-        // As in `Sender::new`: a missing lane is retried by the first call.
-        let _ = r.lane();
-        r
+        }
     }
 
-    /// The handle's lane in this process (see [`Endpoint::lane`]); every
-    /// receive calls it first.
+    /// Leases a lane of this process for one receive (see
+    /// [`Endpoint::lease`]); every receive calls it first.
     #[inline]
-    pub(super) fn lane(&self) -> Result<u16, RecvError> {
-        self.end.lane(&self.lane).map_err(RecvError::from_join)
+    pub(super) fn lease(&self) -> Result<Lease<'_>, RecvError> {
+        self.end.lease(&self.lane).map_err(RecvError::from_join)
     }
 
     /// The handle's segment and ring.
@@ -83,11 +81,11 @@ impl Receiver {
     /// While it waits, it also recovers what dead processes left half done
     /// (see docs/DESIGN.md, *Dead peers*); `try_recv` never does.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        let lane = self.lane()?;
+        let lease = self.lease()?;
         self.end
             .ring()
-            .recv(None, &self.wait, lane)
-            .map(|c| self.guard(c, lane))
+            .recv(None, &self.wait, &lease)
+            .map(|c| self.guard(c))
     }
 
     /// Receives a message if one is ready now.
@@ -102,8 +100,8 @@ impl Receiver {
     /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`],
     /// [`RecvError::TooManyHandles`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        let lane = self.lane()?;
-        self.end.ring().try_recv(lane).map(|c| self.guard(c, lane))
+        let lease = self.lease()?;
+        self.end.ring().try_recv(lease.get()).map(|c| self.guard(c))
     }
 
     /// Receives a message, waiting at most `timeout`.
@@ -111,11 +109,11 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Timeout`], then as [`Receiver::recv`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
-        let lane = self.lane()?;
+        let lease = self.lease()?;
         self.end
             .ring()
-            .recv(Instant::now().checked_add(timeout), &self.wait, lane)
-            .map(|c| self.guard(c, lane))
+            .recv(Instant::now().checked_add(timeout), &self.wait, &lease)
+            .map(|c| self.guard(c))
     }
 
     /// Waits at most `timeout` until a message is ready, without taking it
@@ -140,11 +138,11 @@ impl Receiver {
     /// [`RecvError::Disconnected`], [`RecvError::Corrupted`],
     /// [`RecvError::TooManyHandles`] as [`Receiver::recv`].
     pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
-        let lane = self.lane()?;
+        let lease = self.lease()?;
         match self
             .end
             .ring()
-            .wait_ready(Instant::now().checked_add(timeout), &self.wait, lane)
+            .wait_ready(Instant::now().checked_add(timeout), &self.wait, &lease)
         {
             Ok(()) => Ok(true),
             Err(RecvError::Timeout) => Ok(false),
@@ -162,9 +160,9 @@ impl Receiver {
     /// As [`Receiver::recv`]; an error met after the first message ends the
     /// batch early and is reported by the next call.
     pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let lane = self.lane()?;
-        let first = self.end.ring().recv(None, &self.wait, lane)?;
-        Ok(self.batch(first, max, lane))
+        let lease = self.lease()?;
+        let first = self.end.ring().recv(None, &self.wait, &lease)?;
+        Ok(self.batch(first, max, lease.get()))
     }
 
     /// As [`Receiver::recv_batch`], without waiting.
@@ -172,9 +170,9 @@ impl Receiver {
     /// # Errors
     /// As [`Receiver::try_recv`].
     pub fn try_recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let lane = self.lane()?;
-        let first = self.end.ring().try_recv(lane)?;
-        Ok(self.batch(first, max, lane))
+        let lease = self.lease()?;
+        let first = self.end.ring().try_recv(lease.get())?;
+        Ok(self.batch(first, max, lease.get()))
     }
 
     /// As [`Receiver::recv_batch`], waiting at most `timeout` for the first
@@ -187,24 +185,25 @@ impl Receiver {
         max: usize,
         timeout: Duration,
     ) -> Result<Batch<'_>, RecvError> {
-        let lane = self.lane()?;
-        let first = self
-            .end
-            .ring()
-            .recv(Instant::now().checked_add(timeout), &self.wait, lane)?;
-        Ok(self.batch(first, max, lane))
+        let lease = self.lease()?;
+        let first =
+            self.end
+                .ring()
+                .recv(Instant::now().checked_add(timeout), &self.wait, &lease)?;
+        Ok(self.batch(first, max, lease.get()))
     }
 
+    /// Takes what else is ready behind `first` with the leased `lane`.
     fn batch(&self, first: Claim, max: usize, lane: u16) -> Batch<'_> {
         let max = max.max(1);
         let mut claims = Vec::with_capacity(max.min(64));
         claims.push(first);
         self.end.ring().take_ready(max, &mut claims, lane);
-        Batch::new(self.end.ring(), claims, lane)
+        Batch::new(&self.end, claims)
     }
 
-    fn guard(&self, claim: Claim, lane: u16) -> RecvGuard<'_> {
-        RecvGuard::new(self.end.ring(), claim, lane)
+    fn guard(&self, claim: Claim) -> RecvGuard<'_> {
+        RecvGuard::new(&self.end, claim)
     }
 
     /// Whether `ptr` lies inside the queue's shared mapping (lets tests and

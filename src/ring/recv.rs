@@ -215,14 +215,14 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lane: u16,
+        lanes: &dyn Relet,
     ) -> Result<Claim, RecvError> {
-        let attempt = || match self.try_recv(lane) {
+        let attempt = || match self.try_recv(lanes.lane()) {
             Err(RecvError::Empty) => None,
             r => Some(r),
         };
-        match self.try_recv(lane) {
-            Err(RecvError::Empty) => self.block_receiver(deadline, wait, lane, attempt),
+        match self.try_recv(lanes.lane()) {
+            Err(RecvError::Empty) => self.block_receiver(deadline, wait, lanes, attempt),
             r => r,
         }
     }
@@ -259,7 +259,7 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lane: u16,
+        lanes: &dyn Relet,
     ) -> Result<(), RecvError> {
         let attempt = || match self.peek() {
             Ok(false) => None,
@@ -268,7 +268,7 @@ impl Ring {
         };
         match attempt() {
             Some(r) => r,
-            None => self.block_receiver(deadline, wait, lane, attempt),
+            None => self.block_receiver(deadline, wait, lanes, attempt),
         }
     }
 
@@ -282,7 +282,7 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lane: u16,
+        lanes: &dyn Relet,
         attempt: impl FnMut() -> Option<Result<T, RecvError>>,
     ) -> Result<T, RecvError> {
         self.block(
@@ -290,7 +290,7 @@ impl Ring {
                 cell: &self.ctrl().recv_wait,
                 deadline,
                 backoff: wait,
-                lane,
+                lanes,
                 peer: ROLE_SENDER,
             },
             attempt,

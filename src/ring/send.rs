@@ -137,8 +137,9 @@ impl Ring {
         cache: &SendCache,
         parts: &[&[u8]],
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
-        self.send_bytes(cache, parts, deadline)
+        self.send_bytes(cache, parts, deadline, lanes)
     }
 
     /// `try_send`; with `wake` false the receivers are not woken, and the
@@ -379,13 +380,16 @@ impl Ring {
     }
 
     /// Blocking send: spin, then sleep until room, `close`, or `deadline`.
+    /// `lanes` holds the lane that `cache.lane` names, given back while the
+    /// send sleeps (and `cache.lane` changed to the one taken after).
     pub(crate) fn send(
         &self,
         cache: &SendCache,
         bytes: &[u8],
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
-        self.send_bytes(cache, bytes, deadline)
+        self.send_bytes(cache, bytes, deadline, lanes)
     }
 
     /// `send` of any [`Bytes`].
@@ -394,11 +398,12 @@ impl Ring {
         cache: &SendCache,
         bytes: impl Bytes,
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
         if bytes.len() > self.max_len {
-            return self.send_large(cache, bytes, Some(deadline), true);
+            return self.send_large(cache, bytes, Some((deadline, lanes)), true);
         }
-        self.send_record(cache, bytes, deadline)
+        self.send_record(cache, bytes, deadline, lanes)
     }
 
     /// `send` of any [`Record`].
@@ -407,6 +412,7 @@ impl Ring {
         cache: &SendCache,
         record: impl Record,
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
         let attempt = || match self.try_send_record(cache, record, true) {
             Err(SendError::Full) => None,
@@ -425,7 +431,7 @@ impl Ring {
                         cell: &self.ctrl().send_wait,
                         deadline,
                         backoff: &cache.wait,
-                        lane: cache.lane.get(),
+                        lanes,
                         peer: ROLE_RECEIVER,
                     },
                     attempt,
