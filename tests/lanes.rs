@@ -132,7 +132,11 @@ fn more_busy_threads_than_slots_wait_their_turn() {
         }
     });
     let mut next = vec![0u32; N];
-    for _ in 0..N as u32 * EACH {
+    let mut most = 0;
+    for k in 0..N as u32 * EACH {
+        if k % 1000 == 0 {
+            most = most.max(q.diagnostics().lanes_here);
+        }
         let m = rx.recv_timeout(LONG).unwrap();
         let p = u32::from_le_bytes(m[..4].try_into().unwrap()) as usize;
         let i = u32::from_le_bytes(m[4..8].try_into().unwrap());
@@ -142,6 +146,6 @@ fn more_busy_threads_than_slots_wait_their_turn() {
     for p in producers {
         p.join().unwrap();
     }
-    let d = q.diagnostics();
-    assert!(d.lanes_here <= 1 + 1 + 8, "{d}");
+    // The queue's, the receiver's, and at most 8 for the senders.
+    assert!(most <= 1 + 1 + 8, "{most} lanes held at once");
 }
