@@ -4,10 +4,11 @@ use super::endpoint::Endpoint;
 use super::*;
 
 /// The receiving side of a [`Queue`]. Clone it for more consumers (threads
-/// or processes); each message goes to exactly one of them. Each clone owns
-/// a lane that records the messages it holds, so that they are reclaimed if
-/// its process dies; a handle is `Send` but not `Sync` (clone it for each
-/// thread).
+/// or processes); each message goes to exactly one of them. The receivers
+/// of a process share its lanes of the queue (one, or up to 8 while that
+/// many threads receive at once), which record the messages they hold, so
+/// that they are reclaimed if the process dies; a handle is `Send` but not
+/// `Sync` (clone it for each thread: clones cost no lane).
 pub struct Receiver {
     end: Endpoint,
     wait: Backoff,

@@ -4,9 +4,11 @@ use super::endpoint::Endpoint;
 use super::*;
 
 /// The sending side of a [`Queue`]. Clone it for more producers (threads or
-/// processes); each clone caches its own view of the consumers' progress and
-/// owns a lane (see [`Queue::diagnostics`]) that records its half-done sends
-/// for survivors if its process dies, so a handle is `Send` but not `Sync`.
+/// processes); each clone caches its own view of the consumers' progress, so
+/// a handle is `Send` but not `Sync`. Clones cost no lane: the senders of a
+/// process share its lanes of the queue (one, or up to 8 while that many
+/// threads send at once), which record their half-done sends for survivors
+/// if the process dies (see [`Queue::diagnostics`]).
 pub struct Sender {
     end: Endpoint,
     /// The handle's view of the consumers, its wait strategy and its lane.
