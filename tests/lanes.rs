@@ -43,7 +43,8 @@ fn a_thousand_threads_each_with_a_receiver() {
         spawn_many(N, move |_| {
             let rx = rx.lock().unwrap().clone();
             ready.wait();
-            rx.recv_timeout(LONG).map(|m| u32::from_le_bytes(m[..4].try_into().unwrap()))
+            rx.recv_timeout(LONG)
+                .map(|m| u32::from_le_bytes(m[..4].try_into().unwrap()))
         })
     };
     ready.wait();
@@ -55,10 +56,18 @@ fn a_thousand_threads_each_with_a_receiver() {
     }
     let mut got: Vec<u32> = threads
         .into_iter()
-        .map(|t| t.join().unwrap().expect("every thread got a lane and a message"))
+        .map(|t| {
+            t.join()
+                .unwrap()
+                .expect("every thread got a lane and a message")
+        })
         .collect();
     got.sort_unstable();
-    assert_eq!(got, (0..N as u32).collect::<Vec<_>>(), "each message exactly once");
+    assert_eq!(
+        got,
+        (0..N as u32).collect::<Vec<_>>(),
+        "each message exactly once"
+    );
     let d = q.diagnostics();
     // One sending lane, and at most 8 receiving ones.
     assert!(d.lanes_here <= base + 1 + 8, "{d}");

@@ -128,22 +128,28 @@ impl LocalLanes {
     /// `first`: the slot and its lane, or `None` if each is leased.
     #[inline]
     fn take_laned(&self, first: usize, gen: u64) -> Option<(usize, u16)> {
-        (0..SLOTS).find_map(|k| {
-            let s = (first + k) % SLOTS;
-            let h = self.slot(s)?;
-            h.current()?;
-            if !self.leases.take(s, gen) {
-                return None;
+        if let Some(got) = self.take_slot(first, gen) {
+            return Some(got);
+        }
+        (1..SLOTS).find_map(|k| self.take_slot((first + k) % SLOTS, gen))
+    }
+
+    /// Leases slot `s` if it is made, free and holds a lane of this process.
+    #[inline]
+    fn take_slot(&self, s: usize, gen: u64) -> Option<(usize, u16)> {
+        let h = self.slot(s)?;
+        if !self.leases.take(s, gen) {
+            return None;
+        }
+        // Leased, so no other thread of ours changes its lane now.
+        match h.current() {
+            Some(l) => Some((s, l)),
+            None => {
+                // An orphan a fork left (its lane is taken in `lease_slow`).
+                self.leases.give(s);
+                None
             }
-            // Leased, so no other thread of ours changes its lane now.
-            match h.current() {
-                Some(l) => Some((s, l)),
-                None => {
-                    self.leases.give(s);
-                    None
-                }
-            }
-        })
+        }
     }
 
     /// Every slot with a lane is leased: make another (if the ring has
@@ -250,6 +256,13 @@ impl Relet for Lease<'_> {
             return;
         }
         let lanes = self.lanes;
+        let gen = proc::fork_gen();
+        if let Some((s, l)) = lanes.take_laned(self.hint.get() as usize, gen) {
+            self.hint.set(s as u8);
+            self.lane.set(l);
+            self.held.set(true);
+            return;
+        }
         if !lanes.made().any(|(_, h)| h.current().is_some()) {
             // Not reached: a caller resumes a lease it held (the slot keeps
             // its lane), or releases a record one of our lanes took. Were
@@ -259,10 +272,7 @@ impl Relet for Lease<'_> {
             self.lane.set(crate::ring::NO_LANE);
             return;
         }
-        let gen = proc::fork_gen();
-        let (s, l) = lanes
-            .take_laned(self.hint.get() as usize, gen)
-            .unwrap_or_else(|| lanes.leases.wait(|| lanes.take_laned(0, gen)));
+        let (s, l) = lanes.leases.wait(|| lanes.take_laned(0, gen));
         self.hint.set(s as u8);
         self.lane.set(l);
         self.held.set(true);
