@@ -20,14 +20,21 @@
 //! calls (the liveness checks) and runs from blocking calls once per sleep
 //! slice. Values read from lanes are untrusted and checked before use.
 
-use super::wait::{LONG_SLICE, SLEEP_SLICE};
+use super::wait::SLEEP_SLICE;
+#[cfg(doc)]
+use super::wait::LONG_SLICE;
 use super::*;
 use crate::sync::now_ms;
 
 /// How often the watcher scans (ms).
 const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
-/// A watcher that has not scanned for this long (ms) is replaced.
-const TAKEOVER_MS: u64 = LONG_SLICE.as_millis() as u64;
+/// A watcher that has not scanned for this long (ms) is replaced: two of
+/// its slices, so a live watcher is not (it scans every slice; a second
+/// scanner would only repeat its work), while one that died (or returned
+/// without clearing) is replaced by the next waiter a commit or its own
+/// slice wakes. (It was a long slice, 1 s: under churn, a killed watcher
+/// left the ring stuck behind a dead claim for up to a second.)
+const TAKEOVER_MS: u64 = 2 * SCAN_MS;
 const MS_MASK: u64 = (1 << 48) - 1;
 
 /// What a lane says about the claim stuck at `read` (see
