@@ -20,9 +20,9 @@
 //! calls (the liveness checks) and runs from blocking calls once per sleep
 //! slice. Values read from lanes are untrusted and checked before use.
 
-use super::wait::SLEEP_SLICE;
 #[cfg(doc)]
 use super::wait::LONG_SLICE;
+use super::wait::SLEEP_SLICE;
 use super::*;
 use crate::sync::now_ms;
 
