@@ -20,8 +20,6 @@
 //! calls (the liveness checks) and runs from blocking calls once per sleep
 //! slice. Values read from lanes are untrusted and checked before use.
 
-#[cfg(doc)]
-use super::wait::LONG_SLICE;
 use super::wait::SLEEP_SLICE;
 use super::*;
 use crate::sync::now_ms;
@@ -53,8 +51,10 @@ impl Ring {
     /// Whether the blocked waiter with lane `lane` is (or now becomes) the
     /// ring's watcher, and whether it should scan now. One waiter at a time
     /// watches and scans every [`SLEEP_SLICE`]; the others only replace a
-    /// watcher that stopped scanning for [`LONG_SLICE`] (it returned, or
-    /// died). Without a clock (loom) nobody watches.
+    /// watcher that stopped scanning for [`TAKEOVER_MS`] (it returned, or
+    /// died), when they wake (a commit, or their
+    /// [`LONG_SLICE`](super::wait::LONG_SLICE)). Without a clock (loom)
+    /// nobody watches.
     pub(super) fn watch(&self, lane: u16) -> (bool, bool) {
         let Some(now) = now_ms() else {
             return (false, false);
