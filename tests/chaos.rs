@@ -118,6 +118,10 @@ fn producer(q: &Queue, st: &State, p: usize) {
     let mut s = st.next(p).load(SeqCst);
     if std::env::var("SHMQ_CHAOS_RESTART").is_ok() {
         s += 1;
+        // Confirmed up to here: were this incarnation killed right after
+        // committing `s`, its successor must skip `s` too, not send it
+        // again (which would read as a duplicate).
+        st.next(p).store(s, SeqCst);
     }
     let mut buf = Vec::new();
     let mut rng = splitmix(std::process::id() as u64);

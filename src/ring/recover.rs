@@ -21,14 +21,19 @@
 //! calls (the liveness checks) and runs from blocking calls once per sleep
 //! slice. Values read from lanes are untrusted and checked before use.
 
-use super::wait::{LONG_SLICE, SLEEP_SLICE};
+use super::wait::SLEEP_SLICE;
 use super::*;
 use crate::sync::now_ms;
 
 /// How often the watcher scans (ms).
 const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
-/// A watcher that has not scanned for this long (ms) is replaced.
-const TAKEOVER_MS: u64 = LONG_SLICE.as_millis() as u64;
+/// A watcher that has not scanned for this long (ms) is replaced: two of
+/// its slices, so a live watcher is not (it scans every slice; a second
+/// scanner would only repeat its work), while one that died (or returned
+/// without clearing) is replaced by the next waiter a commit or its own
+/// slice wakes. (It was a long slice, 1 s: under churn, a killed watcher
+/// left the ring stuck behind a dead claim for up to a second.)
+const TAKEOVER_MS: u64 = 2 * SCAN_MS;
 const MS_MASK: u64 = (1 << 48) - 1;
 
 /// What a lane says about the claim stuck at `read` (see
@@ -47,8 +52,10 @@ impl Ring {
     /// Whether the blocked waiter with lane `lane` is (or now becomes) the
     /// ring's watcher, and whether it should scan now. One waiter at a time
     /// watches and scans every [`SLEEP_SLICE`]; the others only replace a
-    /// watcher that stopped scanning for [`LONG_SLICE`] (it returned, or
-    /// died). Without a clock (loom) nobody watches.
+    /// watcher that stopped scanning for [`TAKEOVER_MS`] (it returned, or
+    /// died), when they wake (a commit, or their
+    /// [`LONG_SLICE`](super::wait::LONG_SLICE)). Without a clock (loom)
+    /// nobody watches.
     pub(super) fn watch(&self, lane: u16) -> (bool, bool) {
         let Some(now) = now_ms() else {
             return (false, false);
