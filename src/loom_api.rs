@@ -324,45 +324,86 @@ pub fn waits() -> u64 {
     crate::sync::waits()
 }
 
-/// One process's lease slots of a ring for one role (see `lease`), each
-/// slot's lane modelled by a loom cell: two threads using one lane at once
-/// are a data race.
-pub struct LoomLeases {
-    leases: crate::lease::Leases,
-    lanes: [loom::cell::UnsafeCell<u64>; crate::lease::SLOTS],
+/// One lease slot of a process (see `lease`), its lane modelled by a loom
+/// cell (two handles using the lane at once are a data race), shared by
+/// handles numbered from 0.
+pub struct LoomSlot {
+    marks: Vec<crate::lease::Mark>,
+    /// The slot lock, and the owner it guards.
+    owner: loom::sync::Mutex<Option<usize>>,
+    lane: loom::cell::UnsafeCell<u64>,
 }
 
-impl Default for LoomLeases {
-    fn default() -> Self {
-        LoomLeases {
-            leases: crate::lease::Leases::new(),
-            lanes: std::array::from_fn(|_| loom::cell::UnsafeCell::new(0)),
+impl LoomSlot {
+    /// A slot shared by `handles` handles, owned by handle `first`.
+    pub fn new(handles: usize, first: usize) -> Self {
+        let marks: Vec<_> = (0..handles).map(|_| crate::lease::Mark::new()).collect();
+        marks[first].own();
+        marks[first].leave();
+        LoomSlot {
+            marks,
+            owner: loom::sync::Mutex::new(Some(first)),
+            lane: loom::cell::UnsafeCell::new(0),
         }
     }
-}
 
-impl LoomLeases {
-    /// Leases a free slot without waiting (the first one found), if any.
-    pub fn try_hold(&self) -> Option<usize> {
-        (0..crate::lease::SLOTS).find(|&s| self.leases.take(s, 1))
+    /// One operation of handle `h`: enters the slot if it owns it, else
+    /// takes it over (under the lock, from an owner not inside an
+    /// operation, as `LocalLanes::find` does; waiting while it is), waits
+    /// the old owner out, writes the lane's notes, leaves. Returns the
+    /// notes it found.
+    pub fn operate(&self, h: usize) -> u64 {
+        self.try_operate(h, usize::MAX).expect("unbounded polls")
     }
 
-    /// Gives slot `s` back.
-    pub fn give(&self, s: usize) {
-        self.leases.give(s)
-    }
-
-    /// An operation: leases a slot (waiting while all are leased), writes
-    /// its lane's notes, gives it back. Returns the notes it found.
-    pub fn operate(&self) -> u64 {
-        let s = self.leases.wait(|| self.try_hold());
-        // SAFETY: a loom cell; a second holder of the slot is reported as a
-        // race, not undefined behaviour.
-        let seen = self.lanes[s].with_mut(|p| unsafe {
+    /// As [`LoomSlot::operate`], giving up (`None`, having written nothing)
+    /// after `polls` polls for an idle owner: for models with more than one
+    /// poller, whose spins loom could otherwise schedule against each other
+    /// for ever while the busy owner never runs. Such a model checks that
+    /// operations have the lane alone, not that every one gets it.
+    pub fn try_operate(&self, h: usize, mut polls: usize) -> Option<u64> {
+        // As `Seat::enter_raw`: the fast path once, then the slow path's
+        // polls (which leave the mark alone until they take a slot).
+        if !self.marks[h].enter() {
+            loop {
+                let old = {
+                    let mut who = self.owner.lock().unwrap();
+                    let old = who.filter(|&o| o != h);
+                    if old.is_some_and(|o| self.marks[o].is_busy()) {
+                        None
+                    } else {
+                        self.marks[h].own();
+                        *who = Some(h);
+                        if let Some(o) = old {
+                            self.marks[o].revoke();
+                        }
+                        Some(old)
+                    }
+                };
+                match old {
+                    // Taken: wait out the old owner, then the lane is ours
+                    // (and our mark busy).
+                    Some(o) => {
+                        if let Some(o) = o {
+                            self.marks[o].wait_out();
+                        }
+                        break;
+                    }
+                    None if polls == 0 => return None,
+                    None => {
+                        polls -= 1;
+                        crate::sync::spin_hint()
+                    }
+                }
+            }
+        }
+        // SAFETY: a loom cell; a second user of the lane at once is
+        // reported as a race, not undefined behaviour.
+        let seen = self.lane.with_mut(|p| unsafe {
             *p += 1;
             *p
         });
-        self.leases.give(s);
-        seen
+        self.marks[h].leave();
+        Some(seen)
     }
 }

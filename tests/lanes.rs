@@ -158,3 +158,86 @@ fn more_busy_threads_than_slots_wait_their_turn() {
     // The queue's, the receiver's, and at most 8 for the senders.
     assert!(most <= 1 + 1 + 8, "{most} lanes held at once");
 }
+
+/// More handles than slots, all busy at once, so that slots are taken over
+/// from handle to handle all the time: 24 producer threads `try_send` in a
+/// loop, 24 consumer threads receive, each holding its last message's
+/// guard while it takes the next (so releases, too, enter slots taken over
+/// meanwhile). Every message arrives exactly once, in order per producer
+/// as each consumer saw it.
+#[test]
+fn takeovers_lose_and_duplicate_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const P: usize = 24;
+    const C: usize = 24;
+    const EACH: u32 = 3000;
+    let q = Queue::builder().capacity_bytes(1 << 14).create().unwrap();
+    let tx = std::sync::Mutex::new(q.sender());
+    let producers = spawn_many(P, move |p| {
+        let tx = tx.lock().unwrap().clone();
+        for i in 0..EACH {
+            let m = [(p as u32).to_le_bytes(), i.to_le_bytes()].concat();
+            loop {
+                match tx.try_send(&m) {
+                    Ok(()) => break,
+                    Err(shmq::SendError::Full) => thread::yield_now(),
+                    Err(e) => panic!("send: {e}"),
+                }
+            }
+        }
+    });
+    let taken = Arc::new(AtomicUsize::new(0));
+    let rx = std::sync::Mutex::new(q.receiver());
+    let consumers = {
+        let taken = taken.clone();
+        spawn_many(C, move |_| {
+            let rx = rx.lock().unwrap().clone();
+            let mut got = Vec::new();
+            let mut last = None;
+            while taken.load(Ordering::Relaxed) < P * EACH as usize {
+                match rx.recv_timeout(Duration::from_millis(20)) {
+                    Ok(m) => {
+                        taken.fetch_add(1, Ordering::Relaxed);
+                        let p = u32::from_le_bytes(m[..4].try_into().unwrap());
+                        let i = u32::from_le_bytes(m[4..8].try_into().unwrap());
+                        got.push((p, i));
+                        // Released when the next one is taken.
+                        last = Some(m);
+                    }
+                    Err(RecvError::Timeout) => last = None,
+                    Err(e) => panic!("recv: {e}"),
+                }
+            }
+            drop(last);
+            got
+        })
+    };
+    for p in producers {
+        p.join().unwrap();
+    }
+    let mut all = Vec::new();
+    for c in consumers {
+        let got = c.join().unwrap();
+        let mut next = [0u32; P];
+        for &(p, i) in &got {
+            assert!(
+                i >= next[p as usize],
+                "producer {p}'s {i} after {}",
+                next[p as usize]
+            );
+            next[p as usize] = i + 1;
+        }
+        all.extend(got);
+    }
+    all.sort_unstable();
+    let want: Vec<_> = (0..P as u32)
+        .flat_map(|p| (0..EACH).map(move |i| (p, i)))
+        .collect();
+    assert!(
+        all == want,
+        "{} messages taken, {} sent",
+        all.len(),
+        want.len()
+    );
+    assert_eq!(q.receiver().try_recv().unwrap_err(), RecvError::Empty);
+}

@@ -2,28 +2,51 @@
 //! handle of that role on one mapping: at most [`SLOTS`] of them, the
 //! first taken with the first handle and kept until the last one drops
 //! (so the process counts as a sender or a receiver exactly while it has
-//! one), the others taken only when that many threads are inside an
-//! operation at once, and only while the ring has lanes to spare. Each is
-//! registered for forks as `handles::HandleLane`; an operation leases one
-//! (see the parent module).
+//! one), the others taken only when a handle finds every slot owned by
+//! another handle that is inside an operation, or while the ring has lanes
+//! to spare. Each lane is registered for forks as `handles::HandleLane`.
+//! A handle's [`Seat`] remembers the slot it owns and enters it on every
+//! operation (see the parent module); this module is its slow path.
+//!
+//! After a fork, the child's copy of the slots names owners that were the
+//! parent's (the child's copies of those handles, and threads of the parent
+//! that the child lacks): the child's first handle to come here makes every
+//! slot free again, and the slots whose lanes the fork handler did not
+//! replace with the child's own take a lane when next needed.
 
-use super::{Leases, SLOTS};
+use super::{Mark, SLOTS};
 use crate::handles::HandleLane;
-use crate::ring::{JoinError, Relet, Ring};
+use crate::ring::{JoinError, Relet, Ring, NO_LANE};
+use crate::sync::barrier;
 use crate::sys::proc::{self, GenLock};
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
+/// A handle's identity among the slots: its mark, kept alive while a slot
+/// names it as the owner (an `Arc`), so that a taker can wait on it.
+pub(crate) struct Me {
+    mark: Mark,
+}
+
+/// What the slot lock guards.
+struct Owners {
+    /// The owner of each slot.
+    who: [Option<Arc<Me>>; SLOTS],
+    /// The fork generation the slots were last made free in.
+    gen: u64,
+    /// Where the next search for a slot to take over starts.
+    next: usize,
+}
+
 /// This process's lanes of one ring for one role (see the module docs).
 pub(crate) struct LocalLanes {
-    /// The slots, each with its registered lane once made (slot 0 always):
-    /// set once, under `grow`, and freed by `drop` (not a `OnceLock`,
-    /// whose set can be left half done by a parent's thread at a fork).
-    slots: [AtomicPtr<HandleLane>; SLOTS],
-    leases: Leases,
-    /// Serialises making slots (a lock a forked child takes over).
-    grow: GenLock,
+    /// The slots' lanes, each registered once made (slot 0 always): set
+    /// once, under `lock`, and freed by `drop`.
+    lanes: [AtomicPtr<HandleLane>; SLOTS],
+    /// Serialises every change of owner (a lock a forked child takes over).
+    lock: GenLock,
+    owners: UnsafeCell<Owners>,
     /// The ring, in the mapping that `_keep` holds.
     ring: *const Ring,
     role: u64,
@@ -33,21 +56,34 @@ pub(crate) struct LocalLanes {
 }
 
 // SAFETY: `ring` points into the mapping `_keep` holds, valid while this
-// lives; the ring is shared memory used through atomics only, and every
-// other field is `Send + Sync`.
+// lives; the ring is shared memory used through atomics only; `owners` is
+// used only under `lock`; every other field is `Send + Sync`.
 unsafe impl Send for LocalLanes {}
 // SAFETY: as above.
 unsafe impl Sync for LocalLanes {}
+
+/// Where a slot search ended.
+enum Found {
+    /// Ours, with nobody to wait for.
+    Free(usize),
+    /// Taken over from a handle whose mark we must wait out.
+    From(usize, Arc<Me>),
+}
 
 impl LocalLanes {
     /// The lanes of role `role` on `ring` (in the mapping `keep` holds) for
     /// this process: registers slot 0 and takes its lane now if one is free
     /// (otherwise the first lease tries again and reports why it has none).
     pub(crate) fn new(keep: Arc<dyn Send + Sync>, ring: &Ring, role: u64) -> Self {
+        barrier::prepare();
         let lanes = LocalLanes {
-            slots: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
-            leases: Leases::new(),
-            grow: GenLock::new(),
+            lanes: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
+            lock: GenLock::new(),
+            owners: UnsafeCell::new(Owners {
+                who: std::array::from_fn(|_| None),
+                gen: proc::fork_gen(),
+                next: 0,
+            }),
             ring,
             role,
             _keep: keep,
@@ -58,18 +94,18 @@ impl LocalLanes {
 
     /// Slot `s`'s lane, once made.
     #[inline]
-    fn slot(&self, s: usize) -> Option<&HandleLane> {
+    fn lane_of(&self, s: usize) -> Option<&HandleLane> {
         // SYNC: Acquire pairs with the Release store in `set`: the lane's
         // record is complete before anyone uses it.
-        let p = self.slots[s].load(Ordering::Acquire);
+        let p = self.lanes[s].load(Ordering::Acquire);
         // SAFETY: a slot, once set, points to a live box until `drop`.
         (!p.is_null()).then(|| unsafe { &*p })
     }
 
-    /// Makes slot `s` (empty) hold `h`. Under `grow`, or in `new`.
+    /// Makes slot `s` (empty) hold `h`. Under `lock`, or in `new`.
     fn set(&self, s: usize, h: HandleLane) {
-        // SYNC: Release pairs with the Acquire load in `slot`.
-        self.slots[s].store(Box::into_raw(Box::new(h)), Ordering::Release);
+        // SYNC: Release pairs with the Acquire load in `lane_of`.
+        self.lanes[s].store(Box::into_raw(Box::new(h)), Ordering::Release);
     }
 
     #[inline]
@@ -81,129 +117,158 @@ impl LocalLanes {
     /// Makes sure this process counts on the ring in this role (slot 0 has
     /// a lane): the lane, or why there is none.
     pub(crate) fn count(&self) -> Result<u16, JoinError> {
-        self.slot(0).map_or(Err(JoinError::Full), HandleLane::lane)
+        self.lane_of(0)
+            .map_or(Err(JoinError::Full), HandleLane::lane)
     }
 
-    /// Leases a lane for one operation, trying the slot in `hint` first
-    /// (and leaving there the one it got); the lane is kept in `lane` while
-    /// the lease lives (and changed there by a sleep that gives it back).
-    /// Waits while every slot is leased by other threads and no more may be
-    /// made; an error only if this process has no lane of the ring in this
-    /// role and can get none (the ring's lanes are all held, no fd).
-    #[inline]
-    pub(crate) fn lease<'a>(
-        &'a self,
-        hint: &'a Cell<u8>,
-        lane: &'a Cell<u16>,
-    ) -> Result<Lease<'a>, JoinError> {
+    /// Runs `f` on the owners, under the slot lock, after making every slot
+    /// free if the process forked since they were last looked at.
+    fn with_owners<R>(&self, f: impl FnOnce(&mut Owners) -> R) -> R {
+        let _serial = self.lock.guard();
+        // SAFETY: we hold `lock`, so no other reference exists.
+        let o = unsafe { &mut *self.owners.get() };
         let gen = proc::fork_gen();
-        let (s, l) = match self.take_laned(hint.get() as usize, gen) {
-            Some(got) => got,
-            None => self.lease_slow(gen)?,
-        };
-        hint.set(s as u8);
-        lane.set(l);
-        Ok(Lease {
-            lanes: self,
-            hint,
-            lane,
-            held: Cell::new(true),
-        })
-    }
-
-    /// A lease that cannot fail, for a caller that knows this process holds
-    /// a lane here (it releases a record one of them took): waits for one.
-    pub(crate) fn lease_held<'a>(&'a self, hint: &'a Cell<u8>, lane: &'a Cell<u16>) -> Lease<'a> {
-        let l = Lease {
-            lanes: self,
-            hint,
-            lane,
-            held: Cell::new(false),
-        };
-        l.resume();
-        l
-    }
-
-    /// Leases a slot that holds a lane of this process, starting at slot
-    /// `first`: the slot and its lane, or `None` if each is leased.
-    #[inline]
-    fn take_laned(&self, first: usize, gen: u64) -> Option<(usize, u16)> {
-        if let Some(got) = self.take_slot(first, gen) {
-            return Some(got);
-        }
-        (1..SLOTS).find_map(|k| self.take_slot((first + k) % SLOTS, gen))
-    }
-
-    /// Leases slot `s` if it is made, free and holds a lane of this process.
-    #[inline]
-    fn take_slot(&self, s: usize, gen: u64) -> Option<(usize, u16)> {
-        let h = self.slot(s)?;
-        if !self.leases.take(s, gen) {
-            return None;
-        }
-        // Leased, so no other thread of ours changes its lane now.
-        match h.current() {
-            Some(l) => Some((s, l)),
-            None => {
-                // An orphan a fork left (its lane is taken in `lease_slow`).
-                self.leases.give(s);
-                None
+        if o.gen != gen {
+            // A forked child: the owners were the parent's (each handle's
+            // seat sees the new generation and comes here before it enters).
+            for who in o.who.iter_mut() {
+                // Our copy of the count: the copies of the handles in this
+                // memory hold theirs.
+                *who = None;
             }
+            o.gen = gen;
         }
+        f(o)
     }
 
-    /// Every slot with a lane is leased: make another (if the ring has
-    /// lanes to spare), give a slot with none a lane (a forked child's
-    /// copies), or wait for one.
+    /// The slow path of [`Seat::lease`]: a slot for `me`, entered (its mark
+    /// busy), and its lane; waits while every slot is in use. An error
+    /// only if this process has no lane of the ring in this role and can
+    /// get none (the ring's lanes are all held, no fd).
     #[cold]
-    fn lease_slow(&self, gen: u64) -> Result<(usize, u16), JoinError> {
-        if let Some(got) = self.grow(gen) {
-            return Ok(got);
-        }
-        let mut err = JoinError::Full;
-        for (s, h) in self.made() {
-            if h.current().is_some() || !self.leases.take(s, gen) {
-                continue;
+    fn acquire(&self, me: &Arc<Me>) -> Result<(usize, u16), JoinError> {
+        let mut tries = 0u32;
+        let s = loop {
+            match self.with_owners(|o| self.find(o, me))? {
+                Some(Found::Free(s)) => break s,
+                Some(Found::From(s, old)) => {
+                    old.mark.wait_out();
+                    break s;
+                }
+                None => {
+                    // Every slot's owner is inside an operation, and no
+                    // lane may be added: wait for one to leave (a poll,
+                    // since leaving signals nobody), without queueing
+                    // behind a busy owner.
+                    tries += 1;
+                    if tries < 16 {
+                        std::thread::yield_now();
+                    } else {
+                        let us = tries.min(64) as u64 * 16;
+                        std::thread::sleep(std::time::Duration::from_micros(us));
+                    }
+                }
             }
-            match h.lane() {
-                Ok(l) => return Ok((s, l)),
-                Err(e) => {
-                    self.leases.give(s);
-                    err = e;
+        };
+        // A slot found has a lane of this generation, kept while we live.
+        let lane = self.lane_of(s).and_then(HandleLane::current);
+        Ok((s, lane.unwrap_or(NO_LANE)))
+    }
+
+    /// Finds a slot for `me` and makes it the owner (busy), under the lock:
+    /// `None` if every slot's owner is busy and no lane may be added.
+    fn find(&self, o: &mut Owners, me: &Arc<Me>) -> Result<Option<Found>, JoinError> {
+        let laned = |s: usize| self.lane_of(s).and_then(HandleLane::current).is_some();
+        let own = |o: &mut Owners, s: usize| {
+            me.mark.own();
+            let old = o.who[s].replace(me.clone());
+            let old = old.filter(|w| !Arc::ptr_eq(w, me));
+            if let Some(w) = &old {
+                w.mark.revoke();
+            }
+            old
+        };
+        // A free slot with a lane.
+        if let Some(s) = (0..SLOTS).find(|&s| laned(s) && o.who[s].is_none()) {
+            own(o, s);
+            return Ok(Some(Found::Free(s)));
+        }
+        // Every slot with a lane is owned. Take one more lane if the ring
+        // has lanes to spare, or if every owner is inside an operation (so
+        // that a thread whose operation runs inside another one of its own,
+        // a `send_batch` iterator that sends, does not wait for itself
+        // while a lane is free).
+        let idle = |o: &Owners, s: usize| o.who[s].as_ref().is_some_and(|w| !w.mark.is_busy());
+        let busy = !(0..SLOTS).any(|s| laned(s) && idle(o, s));
+        let any = (0..SLOTS).any(laned);
+        let steal = barrier::available();
+        let mut err = JoinError::Full;
+        if !any || busy || !steal || self.ring().lanes_to_spare() {
+            match self.grow(o) {
+                Ok(Some(s)) => {
+                    own(o, s);
+                    return Ok(Some(Found::Free(s)));
+                }
+                Ok(None) => {}
+                Err(e) => err = e,
+            }
+        }
+        if !any || !steal {
+            // Without `membarrier` no slot is ever taken over: a handle
+            // keeps its slot until it drops, as a lane per handle.
+            return Err(err);
+        }
+        // Take over a slot whose owner is not inside an operation (starting
+        // where the last search ended); if every owner is, wait for one to
+        // leave rather than queue behind it (a taker is busy while it waits
+        // out the owner before it, so queues would chain).
+        let Some(s) = (0..SLOTS)
+            .map(|k| (o.next + k) % SLOTS)
+            .find(|&s| laned(s) && idle(o, s))
+        else {
+            return Ok(None);
+        };
+        o.next = (s + 1) % SLOTS;
+        Ok(Some(match own(o, s) {
+            Some(old) => Found::From(s, old),
+            None => Found::Free(s),
+        }))
+    }
+
+    /// Gives a lane to a slot that has none: an orphan a fork left, or the
+    /// next unmade slot. `Ok(None)` when every slot is made and has one.
+    fn grow(&self, o: &Owners) -> Result<Option<usize>, JoinError> {
+        for s in 0..SLOTS {
+            match self.lane_of(s) {
+                Some(h) if h.current().is_none() && o.who[s].is_none() => {
+                    return h.lane().map(|_| Some(s));
+                }
+                Some(_) => {}
+                None => {
+                    let h = HandleLane::new(self.ring(), self.role);
+                    if h.current().is_none() {
+                        let e = h.lane().err().unwrap_or(JoinError::Full);
+                        h.release();
+                        return Err(e);
+                    }
+                    self.set(s, h);
+                    return Ok(Some(s));
                 }
             }
         }
-        if !self.made().any(|(_, h)| h.current().is_some()) {
-            return Err(err);
-        }
-        // Slots with lanes never lose them while this lives (a fork's child
-        // is the only other generation, and it has its own copy).
-        Ok(self.leases.wait(|| self.take_laned(0, gen)))
+        Ok(None)
     }
 
-    /// Makes the next slot, with a lane, and leases it; `None` when every
-    /// slot is made, the ring has no lanes to spare, or none is free.
-    fn grow(&self, gen: u64) -> Option<(usize, u16)> {
-        let _serial = self.grow.guard();
-        let s = (0..SLOTS).find(|&s| self.slot(s).is_none())?;
-        if !self.ring().lanes_to_spare() {
-            return None;
-        }
-        let h = HandleLane::new(self.ring(), self.role);
-        let Some(l) = h.current() else {
-            h.release();
-            return None;
-        };
-        self.set(s, h);
-        // Nobody knew the slot before: the lease is ours.
-        let took = self.leases.take(s, gen);
-        debug_assert!(took);
-        Some((s, l))
-    }
-
-    /// The slots made so far, with their index.
-    fn made(&self) -> impl Iterator<Item = (usize, &HandleLane)> {
-        (0..SLOTS).filter_map(|s| Some((s, self.slot(s)?)))
+    /// `me` (a handle going away, not inside an operation) owns no slot any
+    /// more.
+    fn leave_slots(&self, me: &Arc<Me>) {
+        self.with_owners(|o| {
+            for who in o.who.iter_mut() {
+                if who.as_ref().is_some_and(|w| Arc::ptr_eq(w, me)) {
+                    *who = None;
+                }
+            }
+        });
     }
 }
 
@@ -211,7 +276,7 @@ impl Drop for LocalLanes {
     fn drop(&mut self) {
         // Slot 0 last: the process counts in this role until the end.
         for s in (0..SLOTS).rev() {
-            let p = *self.slots[s].get_mut();
+            let p = *self.lanes[s].get_mut();
             if !p.is_null() {
                 // SAFETY: set by `set` from a box, freed only here.
                 let h = unsafe { Box::from_raw(p) };
@@ -221,13 +286,119 @@ impl Drop for LocalLanes {
     }
 }
 
-/// A lane leased for one operation (see [`LocalLanes::lease`]); given back
-/// when dropped, and while the operation sleeps ([`Relet`]).
+/// A handle's place among its process's lanes of its ring and role: its
+/// mark, and the lane of the slot it owns (if it still does).
+pub(crate) struct Seat {
+    lanes: Arc<LocalLanes>,
+    me: Arc<Me>,
+    /// `&me.mark`, fixed while `me` lives.
+    mark: *const Mark,
+    /// The lane of the slot last owned.
+    lane: Cell<u16>,
+    /// The fork generation that slot was owned in (0: none yet).
+    gen: Cell<u64>,
+}
+
+// SAFETY: `mark` points into `me`, kept alive by the seat; the rest is
+// `Send`. (Not `Sync`: the cells are the handle's thread's.)
+unsafe impl Send for Seat {}
+
+impl Seat {
+    /// A handle's seat among `lanes` (it owns no slot until it enters).
+    pub(crate) fn new(lanes: Arc<LocalLanes>) -> Self {
+        let me = Arc::new(Me { mark: Mark::new() });
+        Seat {
+            mark: &me.mark,
+            lanes,
+            me,
+            lane: Cell::new(NO_LANE),
+            gen: Cell::new(0),
+        }
+    }
+
+    /// This process's lanes of the handle's ring and role.
+    pub(crate) fn lanes(&self) -> &LocalLanes {
+        &self.lanes
+    }
+
+    #[inline(always)]
+    fn mark(&self) -> &Mark {
+        // SAFETY: see `Seat`.
+        unsafe { &*self.mark }
+    }
+
+    /// Enters the slot the handle owns (fast path), or finds one, and puts
+    /// its lane in `out`; or why this process has none. Leave with
+    /// [`Seat::leave`] (or use [`Seat::enter`] / [`Seat::lease`]).
+    #[inline(always)]
+    fn enter_raw(&self, out: &Cell<u16>) -> Result<(), JoinError> {
+        if !(self.gen.get() == proc::fork_gen() && self.mark().enter()) {
+            self.enter_slow()?;
+        }
+        out.set(self.lane.get());
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enter_slow(&self) -> Result<(), JoinError> {
+        let (_, l) = self.lanes.acquire(&self.me)?;
+        self.lane.set(l);
+        self.gen.set(proc::fork_gen());
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn leave(&self) {
+        self.mark().leave();
+    }
+
+    /// Enters a lane of this process for one operation that does not sleep,
+    /// kept in `out` until the returned guard drops; or why this process
+    /// has none.
+    #[inline(always)]
+    pub(crate) fn enter<'a>(&'a self, out: &Cell<u16>) -> Result<Entered<'a>, JoinError> {
+        self.enter_raw(out)?;
+        Ok(Entered(self))
+    }
+
+    /// Leases a lane of this process for one operation that may sleep (and
+    /// gives the lane back while it does, see [`Relet`]), kept in `out`
+    /// while the lease lives (and changed there by a sleep); or why this
+    /// process has none.
+    #[inline]
+    pub(crate) fn lease<'a>(&'a self, out: &'a Cell<u16>) -> Result<Lease<'a>, JoinError> {
+        self.enter_raw(out)?;
+        Ok(Lease {
+            seat: self,
+            out,
+            held: Cell::new(true),
+        })
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.lanes.leave_slots(&self.me);
+    }
+}
+
+/// A lane entered for one operation that does not sleep (see
+/// [`Seat::enter`]); left when dropped.
+pub(crate) struct Entered<'a>(&'a Seat);
+
+impl Drop for Entered<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.leave();
+    }
+}
+
+/// A lane leased for one operation (see [`Seat::lease`]); given back when
+/// dropped, and while the operation sleeps ([`Relet`]).
 pub(crate) struct Lease<'a> {
-    lanes: &'a LocalLanes,
-    /// The slot leased (or last leased, while paused).
-    hint: &'a Cell<u8>,
-    lane: &'a Cell<u16>,
+    seat: &'a Seat,
+    out: &'a Cell<u16>,
     held: Cell<bool>,
 }
 
@@ -235,19 +406,19 @@ impl Lease<'_> {
     /// The lane leased.
     #[inline]
     pub(crate) fn get(&self) -> u16 {
-        self.lane.get()
+        self.out.get()
     }
 }
 
 impl Relet for Lease<'_> {
     #[inline]
     fn lane(&self) -> u16 {
-        self.lane.get()
+        self.out.get()
     }
 
     fn pause(&self) {
         if self.held.replace(false) {
-            self.lanes.leases.give(self.hint.get() as usize);
+            self.seat.leave();
         }
     }
 
@@ -255,26 +426,13 @@ impl Relet for Lease<'_> {
         if self.held.get() {
             return;
         }
-        let lanes = self.lanes;
-        let gen = proc::fork_gen();
-        if let Some((s, l)) = lanes.take_laned(self.hint.get() as usize, gen) {
-            self.hint.set(s as u8);
-            self.lane.set(l);
-            self.held.set(true);
-            return;
-        }
-        if !lanes.made().any(|(_, h)| h.current().is_some()) {
-            // Not reached: a caller resumes a lease it held (the slot keeps
-            // its lane), or releases a record one of our lanes took. Were
-            // it reached, the caller would go on with no lane (its steps
-            // unnoted) rather than wait for ever.
+        // The process held a lane here when we leased, and its slots keep
+        // their lanes in this generation: a slot can be found.
+        if self.seat.enter_raw(self.out).is_err() {
             debug_assert!(false, "a lease resumed in a process with no lane");
-            self.lane.set(crate::ring::NO_LANE);
+            self.out.set(NO_LANE);
             return;
         }
-        let (s, l) = lanes.leases.wait(|| lanes.take_laned(0, gen));
-        self.hint.set(s as u8);
-        self.lane.set(l);
         self.held.set(true);
     }
 }
@@ -282,6 +440,8 @@ impl Relet for Lease<'_> {
 impl Drop for Lease<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.pause();
+        if self.held.get() {
+            self.seat.leave();
+        }
     }
 }

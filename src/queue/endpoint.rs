@@ -9,40 +9,39 @@ use super::*;
 /// of its own hot-path state (see [`Endpoint::lease`]).
 pub(crate) struct Endpoint {
     /// Declared before `shared`: its lanes live in the mapping.
-    lanes: Arc<LocalLanes>,
+    seat: Seat,
     shared: Arc<Shared>,
     ring: u16,
-    /// The slot this handle leased last (tried first next time).
-    hint: Cell<u8>,
 }
 
 impl Endpoint {
     /// A handle of `role` on ring `ring` of `shared`.
     pub(crate) fn new(shared: Arc<Shared>, ring: u16, role: u64) -> Self {
         Endpoint {
-            lanes: shared.lanes(ring, role),
+            seat: Seat::new(shared.lanes(ring, role)),
             shared,
             ring,
-            hint: Cell::new(0),
         }
     }
 
     /// Leases a lane of this process for one operation, kept in `lane`
-    /// while the lease lives (see `LocalLanes::lease`); or why this
+    /// while the lease lives (see `Seat::lease`); or why this
     /// process has none.
     #[inline]
     pub(crate) fn lease<'a>(&'a self, lane: &'a Cell<u16>) -> Result<Lease<'a>, JoinError> {
-        self.lanes.lease(&self.hint, lane)
+        self.seat.lease(lane)
+    }
+
+    /// Enters a lane of this process for one operation that does not
+    /// sleep, kept in `lane` until the guard drops (see `Seat::enter`).
+    #[inline(always)]
+    pub(crate) fn enter<'a>(&'a self, lane: &Cell<u16>) -> Result<Entered<'a>, JoinError> {
+        self.seat.enter(lane)
     }
 
     /// This process's lanes of the handle's ring and role.
     pub(crate) fn lanes(&self) -> &LocalLanes {
-        &self.lanes
-    }
-
-    /// The slot hint (for guards, which lease when they release).
-    pub(crate) fn hint(&self) -> &Cell<u8> {
-        &self.hint
+        self.seat.lanes()
     }
 
     #[inline]

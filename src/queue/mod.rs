@@ -20,7 +20,7 @@ use crate::error::{BatchError, OpenError, RecvError, SendError};
 use crate::layout::{default_overflow, UNIT};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE, MAX_CAPACITY, MIN_CAPACITY};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
-use crate::lease::{Lease, LocalLanes};
+use crate::lease::{Entered, Lease, LocalLanes, Seat};
 use crate::ring::{Claim, JoinError, Overflow, Ring, SendBatch, SendCache, NO_LANE};
 use crate::sys::proc::{self, GenLock, Locks};
 use crate::sys::segment::{self, Segment};

@@ -42,6 +42,13 @@ impl Receiver {
         self.end.lease(&self.lane).map_err(RecvError::from_join)
     }
 
+    /// Enters a lane of this process for one receive that does not sleep,
+    /// kept in `lane` (see [`Endpoint::enter`]).
+    #[inline(always)]
+    fn enter(&self) -> Result<Entered<'_>, RecvError> {
+        self.end.enter(&self.lane).map_err(RecvError::from_join)
+    }
+
     /// The handle's segment and ring.
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.end
@@ -82,10 +89,30 @@ impl Receiver {
     /// While it waits, it also recovers what dead processes left half done
     /// (see docs/DESIGN.md, *Dead peers*); `try_recv` never does.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
+        self.recv_until(None)
+    }
+
+    /// `recv` until `deadline`: one attempt as `try_recv` does it (the
+    /// common case: a message is ready), then the blocking receive, which
+    /// leases a lane it can give back while it sleeps.
+    #[inline(always)]
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<RecvGuard<'_>, RecvError> {
+        {
+            let _in = self.enter()?;
+            match self.end.ring().try_recv(self.lane.get()) {
+                Err(RecvError::Empty) => {}
+                r => return r.map(|c| self.guard(c)),
+            }
+        }
+        self.recv_blocking(deadline)
+    }
+
+    #[inline(never)]
+    fn recv_blocking(&self, deadline: Option<Instant>) -> Result<RecvGuard<'_>, RecvError> {
         let lease = self.lease()?;
         self.end
             .ring()
-            .recv(None, &self.wait, &lease)
+            .recv(deadline, &self.wait, &lease)
             .map(|c| self.guard(c))
     }
 
@@ -101,8 +128,11 @@ impl Receiver {
     /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`],
     /// [`RecvError::TooManyHandles`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        let lease = self.lease()?;
-        self.end.ring().try_recv(lease.get()).map(|c| self.guard(c))
+        let _in = self.enter()?;
+        self.end
+            .ring()
+            .try_recv(self.lane.get())
+            .map(|c| self.guard(c))
     }
 
     /// Receives a message, waiting at most `timeout`.
@@ -110,11 +140,7 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Timeout`], then as [`Receiver::recv`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
-        let lease = self.lease()?;
-        self.end
-            .ring()
-            .recv(Instant::now().checked_add(timeout), &self.wait, &lease)
-            .map(|c| self.guard(c))
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     /// Waits at most `timeout` until a message is ready, without taking it
@@ -171,9 +197,9 @@ impl Receiver {
     /// # Errors
     /// As [`Receiver::try_recv`].
     pub fn try_recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let lease = self.lease()?;
-        let first = self.end.ring().try_recv(lease.get())?;
-        Ok(self.batch(first, max, lease.get()))
+        let _in = self.enter()?;
+        let first = self.end.ring().try_recv(self.lane.get())?;
+        Ok(self.batch(first, max, self.lane.get()))
     }
 
     /// As [`Receiver::recv_batch`], waiting at most `timeout` for the first

@@ -44,6 +44,15 @@ impl Sender {
             .map_err(SendError::from_join)
     }
 
+    /// Enters a lane of this process for one send that does not sleep,
+    /// kept in `cache.lane` (see [`Endpoint::enter`]).
+    #[inline(always)]
+    fn enter(&self) -> Result<Entered<'_>, SendError> {
+        self.end
+            .enter(&self.cache.lane)
+            .map_err(SendError::from_join)
+    }
+
     /// The handle's segment and ring.
     pub(crate) fn endpoint(&self) -> &Endpoint {
         &self.end
@@ -80,8 +89,28 @@ impl Sender {
     /// learnt within about 100 ms of the last one's death while it waits);
     /// [`SendError::TooManyHandles`] if the handle has no lane.
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_until(msg, None)
+    }
+
+    /// `send` until `deadline`: one attempt as `try_send` does it (the
+    /// common case: room now), then the blocking send, which leases a lane
+    /// it can give back while it sleeps.
+    #[inline(always)]
+    fn send_until(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        if msg.len() <= self.end.ring().max_len() {
+            let _in = self.enter()?;
+            match self.end.ring().try_send(&self.cache, msg) {
+                Err(SendError::Full) => {}
+                r => return r,
+            }
+        }
+        self.send_blocking(msg, deadline)
+    }
+
+    #[inline(never)]
+    fn send_blocking(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
         let lease = self.lease()?;
-        self.end.ring().send(&self.cache, msg, None, &lease)
+        self.end.ring().send(&self.cache, msg, deadline, &lease)
     }
 
     /// Sends a message if there is room now.
@@ -98,7 +127,7 @@ impl Sender {
     /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`],
     /// [`SendError::TooManyHandles`].
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
-        let _lease = self.lease()?;
+        let _in = self.enter()?;
         self.end.ring().try_send(&self.cache, msg)
     }
 
@@ -107,13 +136,7 @@ impl Sender {
     /// # Errors
     /// [`SendError::Timeout`], then as [`Sender::send`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        let lease = self.lease()?;
-        self.end.ring().send(
-            &self.cache,
-            msg,
-            Instant::now().checked_add(timeout),
-            &lease,
-        )
+        self.send_until(msg, Instant::now().checked_add(timeout))
     }
 
     /// Sends one message made of `parts`, written one after the other into
@@ -139,7 +162,7 @@ impl Sender {
     /// # Errors
     /// As [`Sender::try_send`].
     pub fn try_send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
-        let _lease = self.lease()?;
+        let _in = self.enter()?;
         self.end.ring().try_send_parts(&self.cache, parts)
     }
 

@@ -215,7 +215,7 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lanes: &dyn Relet,
+        lanes: &impl Relet,
     ) -> Result<Claim, RecvError> {
         let attempt = || match self.try_recv(lanes.lane()) {
             Err(RecvError::Empty) => None,
