@@ -107,12 +107,13 @@ impl Receiver {
         self.recv_blocking(deadline)
     }
 
+    /// The rest of a blocking receive whose first attempt found nothing.
     #[inline(never)]
     fn recv_blocking(&self, deadline: Option<Instant>) -> Result<RecvGuard<'_>, RecvError> {
         let lease = self.lease()?;
         self.end
             .ring()
-            .recv(deadline, &self.wait, &lease)
+            .recv_empty(deadline, &self.wait, &lease)
             .map(|c| self.guard(c))
     }
 

@@ -97,20 +97,33 @@ impl Sender {
     /// it can give back while it sleeps.
     #[inline(always)]
     fn send_until(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
-        if msg.len() <= self.end.ring().max_len() {
+        if msg.len() > self.end.ring().max_len() {
+            return self.send_blocking(msg, deadline);
+        }
+        {
             let _in = self.enter()?;
             match self.end.ring().try_send(&self.cache, msg) {
                 Err(SendError::Full) => {}
                 r => return r,
             }
         }
-        self.send_blocking(msg, deadline)
+        self.send_full(msg, deadline)
     }
 
+    /// A blocking send of a message larger than a record.
     #[inline(never)]
     fn send_blocking(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
         let lease = self.lease()?;
         self.end.ring().send(&self.cache, msg, deadline, &lease)
+    }
+
+    /// The rest of a blocking send whose first attempt found the ring full.
+    #[inline(never)]
+    fn send_full(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        let lease = self.lease()?;
+        self.end
+            .ring()
+            .send_full(&self.cache, msg, deadline, &lease)
     }
 
     /// Sends a message if there is room now.

@@ -227,6 +227,22 @@ impl Ring {
         }
     }
 
+    /// A blocking receive whose first attempt, made by the caller as
+    /// `try_recv` makes it, found nothing: the rest of `recv`, without a
+    /// second attempt at once (an empty take reads the producers' `tail`).
+    pub(crate) fn recv_empty(
+        &self,
+        deadline: Option<Instant>,
+        wait: &Backoff,
+        lanes: &impl Relet,
+    ) -> Result<Claim, RecvError> {
+        let attempt = || match self.try_recv(lanes.lane()) {
+            Err(RecvError::Empty) => None,
+            r => Some(r),
+        };
+        self.block_receiver(deadline, wait, lanes, attempt)
+    }
+
     /// Whether a record is ready at `read`, without taking it: `Ok(true)`
     /// (a take would find it, unless another consumer takes it first, or it
     /// is padding before a record not yet committed), `Ok(false)` (empty),
