@@ -335,7 +335,12 @@ impl Seat {
         if !(self.gen.get() == proc::fork_gen() && self.mark().enter()) {
             self.enter_slow()?;
         }
-        out.set(self.lane.get());
+        // Only when it changed: a store per operation to the caller's cell
+        // (the handle's own struct) costs the one-way pair's throughput.
+        let l = self.lane.get();
+        if out.get() != l {
+            out.set(l);
+        }
         Ok(())
     }
 
