@@ -48,6 +48,10 @@ leave_no_wake             | receiver_learns_the_last_sender_left_after_its_messa
 disconnect_before_attempt | receiver_learns_the_last_sender_left_after_its_message
 disconnected_relaxed      | receiver_learns_the_last_sender_left_after_its_message
 disconnect_unrechecked    | receiver_learns_the_last_sender_left_after_its_message
+enter_unbarriered         | a_slot_taken_over_is_never_used_twice_at_once
+enter_unchecked           | a_slot_taken_over_is_never_used_twice_at_once
+takeover_no_wait          | a_slot_taken_over_is_never_used_twice_at_once
+takeover_unmarked         | a_taker_is_busy_until_its_operation_ends
 reap_unsettled            | dead_holder_lane_is_reaped_only_once_settled
 slack_unbounded           | full_sender_takes_the_room_it_needs_without_waiting_for_slack
 slack_head_relaxed        | full_sender_reuses_the_slack_it_waited_for

@@ -50,17 +50,18 @@ pub struct Diagnostics {
     pub desc_at_read: u64,
     /// The raw descriptor word of the record at `head_pos`.
     pub desc_at_head: u64,
-    /// Sender handles holding a lane (live, or dead and not yet reaped).
+    /// Sending lanes held (a process's senders share one, or up to 8; live,
+    /// or dead and not yet reaped).
     pub senders: u32,
-    /// Receiver handles holding a lane (as `senders`).
+    /// Receiving lanes held (as `senders`).
     pub receivers: u32,
     /// Units (64 KiB each) of the segment's overflow area in use: messages
     /// larger than half the ring being sent, queued or held, and what dead
     /// processes left there not yet swept.
     pub overflow_units: u64,
     /// Lanes in use, by any process (live, or dead and not yet reaped),
-    /// of [`Diagnostics::lanes_total`]: a handle's first use takes one, and
-    /// gets `TooManyHandles` when none is free.
+    /// of [`Diagnostics::lanes_total`]: a process's first handle of a role
+    /// takes one, and gets `TooManyHandles` when none is free.
     pub lanes_used: u32,
     /// Lanes the queue has (256).
     pub lanes_total: u32,

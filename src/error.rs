@@ -45,13 +45,19 @@ pub enum SendError {
     /// reconnects.
     #[error("queue is full and no receiver is left")]
     Disconnected,
-    /// Every one of the queue's 256 lanes is held by a live handle: drop
-    /// some `Sender`s or `Receiver`s (of any process) and retry.
-    #[error("too many live handles on this queue (256 at most)")]
+    /// This process has no lane of the queue for this role (sending,
+    /// receiving) and none of the queue's 256 is free: they are held by
+    /// other processes (each holds one per role it uses, however many
+    /// handles it has; up to 8 while that many of its threads are inside
+    /// an operation at once). Drop the handles of some processes, or let
+    /// dead ones be reaped, and retry.
+    #[error(
+        "no lane of this queue is free for this process (256 lanes, one per process and role)"
+    )]
     TooManyHandles,
     /// This process has no fd to spare (`RLIMIT_NOFILE`, often 1,024, or
-    /// the system's limit): a handle's first use takes one for a moment,
-    /// to lock its lane's liveness byte. Close some files or raise the
+    /// the system's limit): taking a lane takes one for a moment, to lock
+    /// its liveness byte. Close some files or raise the
     /// limit (`ulimit -n`), and retry.
     #[error("too many open files: a new handle needs one fd for a moment (close some files or raise RLIMIT_NOFILE)")]
     TooManyOpenFiles,
@@ -144,9 +150,15 @@ pub enum RecvError {
     /// named queue opened again reconnects. `try_recv` never reports it.
     #[error("queue is empty and no sender is left")]
     Disconnected,
-    /// Every one of the queue's 256 lanes is held by a live handle: drop
-    /// some `Sender`s or `Receiver`s (of any process) and retry.
-    #[error("too many live handles on this queue (256 at most)")]
+    /// This process has no lane of the queue for this role (sending,
+    /// receiving) and none of the queue's 256 is free: they are held by
+    /// other processes (each holds one per role it uses, however many
+    /// handles it has; up to 8 while that many of its threads are inside
+    /// an operation at once). Drop the handles of some processes, or let
+    /// dead ones be reaped, and retry.
+    #[error(
+        "no lane of this queue is free for this process (256 lanes, one per process and role)"
+    )]
     TooManyHandles,
     /// As [`SendError::TooManyOpenFiles`].
     #[error("too many open files: a new handle needs one fd for a moment (close some files or raise RLIMIT_NOFILE)")]

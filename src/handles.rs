@@ -1,16 +1,18 @@
-//! Handles and `fork`: every live `Queue`, `Sender` and `Receiver` of this
-//! process is listed here, so that a forked child's inherited copies count
-//! from the fork, not from their first use in the child.
+//! Lanes and `fork`: every lane slot of this process (each slot of a
+//! `lease::LocalLanes`, which the process's `Queue`, `Sender` and
+//! `Receiver` handles of one ring and role share) is listed here, so that
+//! a forked child's inherited handles count from the fork, not from their
+//! first use in the child.
 //!
 //! How: the `pthread_atfork` prepare handler, in the forking thread, takes
-//! a lane for the child for one listed handle of each ring and role (the
+//! a lane for the child for one listed slot of each ring and role (the
 //! first listed), its lock on a page made for the child
 //! (`Locks::fork_hold`); the parent handler unmaps the parent's copy of
 //! that page, and the child handler adopts the page and the lanes. So the
 //! child counts as a holder of each role it inherited before `fork`
 //! returns in either process, and those lanes die with the child. Its
-//! other copies are *orphans*: they take a lane of their own at their
-//! first use, and a handle of the child that gives up a lane hands it to an
+//! other slots are *orphans*: they take a lane of their own when first
+//! leased, and a slot of the child that gives up a lane hands it to an
 //! orphan of the same ring and role instead (so the child stops counting
 //! only when its last handle of that role is gone). A fork therefore takes
 //! at most three lanes per ring, however many handles the process has.
@@ -174,12 +176,20 @@ impl HandleLane {
     pub(crate) fn lane(&self) -> Result<u16, JoinError> {
         // SYNC: Acquire pairs with the Release CAS in `hand_over`: the lane
         // a handle of another thread gave us comes with that handle's last
-        // notes in it. (Elsewhere the word is this thread's own.)
+        // notes in it. (Elsewhere the word is this process's own.)
         let w = self.rec.word.load(Ordering::Acquire);
         if w != NONE && w >> 16 == this_gen() {
             return Ok(w as u16);
         }
         self.take(w)
+    }
+
+    /// The lane this holds in this process, if any (takes none).
+    #[inline]
+    pub(crate) fn current(&self) -> Option<u16> {
+        // Acquire: as in `lane`.
+        let w = self.rec.word.load(Ordering::Acquire);
+        (w != NONE && w >> 16 == this_gen()).then_some(w as u16)
     }
 
     #[cold]

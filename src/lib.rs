@@ -67,7 +67,9 @@
 //   src/error.rs           SendError, RecvError, BatchError, OpenError
 //   src/wait.rs            WaitStrategy; the adaptive spin / yield budget of a blocking call
 //   src/diag.rs            Diagnostics: a snapshot of every shared counter
-//   src/handles.rs         this process's live handles, and their lanes across fork
+//   src/handles.rs         this process's registered lanes, and what a fork does with them
+//   src/lease/mod.rs       leases: handles owning one of their process's few lanes of a ring, taken over when needed
+//   src/lease/local.rs     LocalLanes and Seat: this process's lanes of one ring and role, and a handle's place among them
 //   src/iter.rs            iterators over receivers: Iter, TryIter, generic over a Source
 //   src/pipe/mod.rs        Connection, pipe(), pipe_duplex(): two ends over one or two rings
 //   src/pipe/oneway.rs     PipeReader, PipeWriter: a one-way pipe's ends, each one direction
@@ -91,12 +93,14 @@
 //   src/layout/tests.rs    round trips of the encodings
 //   src/sync/mod.rs        the one door the protocol uses: atomics (std or loom) and the files below
 //   src/sync/futex.rs      wait words, futex wait / wake (loom: mutex + condvar), spin hints
+//   src/sync/barrier.rs    asymmetric barriers: a compiler fence against membarrier (loom: two SeqCst fences)
 //   src/sync/memory.rs     payload memory (loom: one tracked cell per granule)
 //   src/sync/process.rs    whether a lane's owner lives, this pid (loom: model processes)
 //   src/sync/clock.rs      the clock (loom: none)
 //   src/sync/faults.rs     mutants and death points for the loom models
 //   src/sys/mod.rs         the operating system, and nothing else
 //   src/sys/futex.rs       wait, wake_all over the shared (not private) futex syscall
+//   src/sys/barrier.rs     membarrier(2): register, and a barrier on every thread of the process
 //   src/sys/proc.rs        fork generation; liveness locks (OFD locks on the segment's file)
 //   src/sys/segment.rs     memfd / POSIX shm: create, seal, name, validate, map
 //   src/sys/pages.rs       the overflow area's pages: populate before writing, punch when freed
@@ -113,7 +117,7 @@
 //   src/ring/blocks.rs     unbounded rings: positions in blocks of the overflow area
 //   src/ring/tests.rs      unit tests of the protocol on heap rings
 //   src/queue/mod.rs       Queue, Builder; Shared (a mapped segment and its rings)
-//   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, lane, fork generation
+//   src/queue/endpoint.rs  what a Sender and a Receiver share: ring, this process's lanes, a slot hint
 //   src/queue/sender.rs    Sender
 //   src/queue/receiver.rs  Receiver
 //   src/queue/guard.rs     RecvGuard, Batch: messages read in place, released on drop
@@ -122,6 +126,7 @@
 
 mod error;
 mod layout;
+mod lease;
 mod ring;
 mod sync;
 mod wait;

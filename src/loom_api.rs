@@ -6,7 +6,8 @@
 
 use crate::error::{RecvError, SendError};
 use crate::layout::{ROLE_RECEIVER, ROLE_SENDER};
-use crate::ring::{Claim, Ring, SendBatch, SendCache, NO_LANE};
+use crate::ring::{Claim, Pinned, Ring, SendBatch, SendCache, NO_LANE};
+use std::cell::Cell;
 
 /// A heap ring of `capacity` bytes (power of two, at least 256) holding at
 /// most `maxsize` messages (0: bytes only).
@@ -136,7 +137,7 @@ impl LoomRing {
     /// Blocking send (sleeps on the modelled futex).
     pub fn send(&self, p: &Producer, msg: &[u8]) -> Result<(), SendError> {
         self.sender_lane(p);
-        self.ring.send(&p.0, msg, None)
+        self.ring.send(&p.0, msg, None, &Pinned(&p.0.lane))
     }
     /// A new, empty ring whose handles have lanes, as in production: two
     /// sender and two receiver lanes are taken now (as model process 64,
@@ -196,7 +197,11 @@ impl LoomRing {
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
         self.ring
-            .recv(None, &crate::wait::Backoff::default(), self.my_lane())
+            .recv(
+                None,
+                &crate::wait::Backoff::default(),
+                &Pinned(&Cell::new(self.my_lane())),
+            )
             .map(Taken)
     }
     /// Blocking receive by consumer `c`: take (waiting while empty,
@@ -204,7 +209,11 @@ impl LoomRing {
     pub fn recv_as(&self, c: Consumer) -> Result<Vec<u8>, RecvError> {
         let t = self
             .ring
-            .recv(None, &crate::wait::Backoff::default(), c.0)
+            .recv(
+                None,
+                &crate::wait::Backoff::default(),
+                &Pinned(&Cell::new(c.0)),
+            )
             .map(Taken)?;
         let v = self.read(&t);
         self.release_as(t, c);
@@ -213,8 +222,11 @@ impl LoomRing {
     /// Blocking wait until a message is ready (or the end), taking nothing
     /// (`Receiver::poll` without a deadline).
     pub fn wait_ready(&self) -> Result<(), RecvError> {
-        self.ring
-            .wait_ready(None, &crate::wait::Backoff::default(), self.my_lane())
+        self.ring.wait_ready(
+            None,
+            &crate::wait::Backoff::default(),
+            &Pinned(&Cell::new(self.my_lane())),
+        )
     }
     /// Frees the lanes of dead model processes that hold nothing pending.
     pub fn reap(&self) -> usize {
@@ -260,7 +272,8 @@ impl LoomRing {
     /// (and one before waiting for room). Returns how many were sent.
     pub fn send_batch(&self, p: &Producer, msgs: &[&[u8]]) -> Result<usize, SendError> {
         self.sender_lane(p);
-        let mut b = SendBatch::new(&self.ring, &p.0, None);
+        let pinned = Pinned(&p.0.lane);
+        let mut b = SendBatch::new(&self.ring, &p.0, &pinned, None);
         for m in msgs {
             b.send(m)?;
         }
@@ -270,9 +283,11 @@ impl LoomRing {
     /// ready ones, waking senders once.
     pub fn take_batch(&self, max: usize) -> Result<Vec<Taken>, RecvError> {
         let lane = self.my_lane();
-        let mut claims = vec![self
-            .ring
-            .recv(None, &crate::wait::Backoff::default(), lane)?];
+        let mut claims = vec![self.ring.recv(
+            None,
+            &crate::wait::Backoff::default(),
+            &Pinned(&Cell::new(lane)),
+        )?];
         self.ring.take_ready(max, &mut claims, lane);
         Ok(claims.into_iter().map(Taken).collect())
     }
@@ -307,4 +322,88 @@ impl LoomRing {
 /// `try_*` call must leave it unchanged.
 pub fn waits() -> u64 {
     crate::sync::waits()
+}
+
+/// One lease slot of a process (see `lease`), its lane modelled by a loom
+/// cell (two handles using the lane at once are a data race), shared by
+/// handles numbered from 0.
+pub struct LoomSlot {
+    marks: Vec<crate::lease::Mark>,
+    /// The slot lock, and the owner it guards.
+    owner: loom::sync::Mutex<Option<usize>>,
+    lane: loom::cell::UnsafeCell<u64>,
+}
+
+impl LoomSlot {
+    /// A slot shared by `handles` handles, owned by handle `first`.
+    pub fn new(handles: usize, first: usize) -> Self {
+        let marks: Vec<_> = (0..handles).map(|_| crate::lease::Mark::new()).collect();
+        marks[first].own();
+        marks[first].leave();
+        LoomSlot {
+            marks,
+            owner: loom::sync::Mutex::new(Some(first)),
+            lane: loom::cell::UnsafeCell::new(0),
+        }
+    }
+
+    /// One operation of handle `h`: enters the slot if it owns it, else
+    /// takes it over (under the lock, from an owner not inside an
+    /// operation, as `LocalLanes::find` does; waiting while it is), waits
+    /// the old owner out, writes the lane's notes, leaves. Returns the
+    /// notes it found.
+    pub fn operate(&self, h: usize) -> u64 {
+        self.try_operate(h, usize::MAX).expect("unbounded polls")
+    }
+
+    /// As [`LoomSlot::operate`], giving up (`None`, having written nothing)
+    /// after `polls` polls for an idle owner: for models with more than one
+    /// poller, whose spins loom could otherwise schedule against each other
+    /// for ever while the busy owner never runs. Such a model checks that
+    /// operations have the lane alone, not that every one gets it.
+    pub fn try_operate(&self, h: usize, mut polls: usize) -> Option<u64> {
+        // As `Seat::enter_raw`: the fast path once, then the slow path's
+        // polls (which leave the mark alone until they take a slot).
+        if !self.marks[h].enter() {
+            loop {
+                let old = {
+                    let mut who = self.owner.lock().unwrap();
+                    let old = who.filter(|&o| o != h);
+                    if old.is_some_and(|o| self.marks[o].is_busy()) {
+                        None
+                    } else {
+                        self.marks[h].own();
+                        *who = Some(h);
+                        if let Some(o) = old {
+                            self.marks[o].revoke();
+                        }
+                        Some(old)
+                    }
+                };
+                match old {
+                    // Taken: wait out the old owner, then the lane is ours
+                    // (and our mark busy).
+                    Some(o) => {
+                        if let Some(o) = o {
+                            self.marks[o].wait_out();
+                        }
+                        break;
+                    }
+                    None if polls == 0 => return None,
+                    None => {
+                        polls -= 1;
+                        crate::sync::spin_hint()
+                    }
+                }
+            }
+        }
+        // SAFETY: a loom cell; a second user of the lane at once is
+        // reported as a race, not undefined behaviour.
+        let seen = self.lane.with_mut(|p| unsafe {
+            *p += 1;
+            *p
+        });
+        self.marks[h].leave();
+        Some(seen)
+    }
 }

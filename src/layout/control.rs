@@ -30,6 +30,16 @@ pub(crate) struct WaitCell {
     pub word: WaitWord,
 }
 
+impl WaitCell {
+    /// No sleepers, epoch 0 (a fresh segment's; the unit tests' rings).
+    #[cfg(any(test, loom))]
+    pub(crate) fn new() -> Self {
+        WaitCell {
+            word: WaitWord::new(0),
+        }
+    }
+}
+
 /// One sleeper in a [`WaitCell`] word.
 pub(crate) const SLEEPER: u64 = 1;
 

@@ -1,6 +1,7 @@
 //! What a receive hands out: a message ([`RecvGuard`]) or several
 //! ([`Batch`]) read in place, given back when dropped.
 
+use super::endpoint::Endpoint;
 use super::*;
 
 /// A received message, read in place from shared memory. Its room in the
@@ -33,18 +34,18 @@ pub struct RecvGuard<'a> {
 /// Where taken records go back to, and who may give them back.
 struct Held<'a> {
     ring: &'a Ring,
-    /// The receiving handle's lane.
-    lane: u16,
+    /// The receiving handle's place: the lanes a release leases from.
+    end: &'a Endpoint,
     /// The fork generation that took the records: only it releases.
     gen: u64,
     _not_send: NotSend,
 }
 
 impl<'a> Held<'a> {
-    fn new(ring: &'a Ring, lane: u16) -> Self {
+    fn new(end: &'a Endpoint) -> Self {
         Held {
-            ring,
-            lane,
+            ring: end.ring(),
+            end,
             gen: proc::fork_gen(),
             _not_send: PhantomData,
         }
@@ -56,21 +57,35 @@ impl<'a> Held<'a> {
     fn here(&self) -> bool {
         self.gen == proc::fork_gen()
     }
+
+    /// Runs `f` with a lane of this process leased: the records were taken
+    /// by one of its lanes, which it keeps while the receiving handle
+    /// lives, so there is one to wait for.
+    #[inline]
+    fn with_lane(&self, f: impl FnOnce(u16)) {
+        let lane = Cell::new(NO_LANE);
+        match self.end.enter(&lane) {
+            Ok(_in) => f(lane.get()),
+            // Not reached (see above). Were it reached, the records would
+            // stay taken until the process ends, as if still held.
+            Err(_) => debug_assert!(false, "a guard released in a process with no lane"),
+        }
+    }
 }
 
 impl<'a> RecvGuard<'a> {
-    /// The guard of `claim`, taken from `ring` by the handle with `lane`.
-    pub(super) fn new(ring: &'a Ring, claim: Claim, lane: u16) -> Self {
+    /// The guard of `claim`, taken by the handle at `end`.
+    pub(super) fn new(end: &'a Endpoint, claim: Claim) -> Self {
         RecvGuard {
-            held: Held::new(ring, lane),
+            held: Held::new(end),
             claim: Some(claim),
         }
     }
 }
 
-/// Makes a guard `!Send` (its release writes the receiving handle's lane,
-/// which only that handle's thread may) and leaves it `Sync` (reading the
-/// bytes from several threads is fine).
+/// Makes a guard `!Send` (its release uses the receiving handle, which only
+/// that handle's thread may) and leaves it `Sync` (reading the bytes from
+/// several threads is fine).
 type NotSend = PhantomData<std::sync::MutexGuard<'static, ()>>;
 
 impl std::ops::Deref for RecvGuard<'_> {
@@ -94,7 +109,7 @@ impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.claim.take() {
             if self.held.here() {
-                self.held.ring.release(c, self.held.lane);
+                self.held.with_lane(|lane| self.held.ring.release(c, lane));
             }
         }
     }
@@ -131,11 +146,10 @@ pub struct Batch<'a> {
 }
 
 impl<'a> Batch<'a> {
-    /// The batch of `claims` (at least one), taken from `ring` by the
-    /// handle with `lane`.
-    pub(super) fn new(ring: &'a Ring, claims: Vec<Claim>, lane: u16) -> Self {
+    /// The batch of `claims` (at least one), taken by the handle at `end`.
+    pub(super) fn new(end: &'a Endpoint, claims: Vec<Claim>) -> Self {
         Batch {
-            held: Held::new(ring, lane),
+            held: Held::new(end),
             claims,
         }
     }
@@ -171,9 +185,9 @@ impl<'a> Batch<'a> {
 impl Drop for Batch<'_> {
     fn drop(&mut self) {
         if self.held.here() {
+            let claims = self.claims.drain(..);
             self.held
-                .ring
-                .release_batch(self.claims.drain(..), self.held.lane);
+                .with_lane(|lane| self.held.ring.release_batch(claims, lane));
         }
     }
 }

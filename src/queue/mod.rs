@@ -17,21 +17,21 @@ pub use sender::Sender;
 
 use crate::diag::Diagnostics;
 use crate::error::{BatchError, OpenError, RecvError, SendError};
-use crate::handles::HandleLane;
 use crate::layout::{default_overflow, UNIT};
 use crate::layout::{Spec, TypeTag, DEFAULT_CAPACITY, KIND_QUEUE, MAX_CAPACITY, MIN_CAPACITY};
 use crate::layout::{ROLE_QUEUE, ROLE_RECEIVER, ROLE_SENDER};
+use crate::lease::{Entered, Lease, LocalLanes, Seat};
 use crate::ring::{Claim, JoinError, Overflow, Ring, SendBatch, SendCache, NO_LANE};
-use crate::sys::proc::{self, Locks};
+use crate::sys::proc::{self, GenLock, Locks};
 use crate::sys::segment::{self, Segment};
 use crate::wait::{Backoff, WaitStrategy};
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// A mapped segment and its rings (one for a queue, one or two for a pipe).
@@ -39,7 +39,17 @@ pub(crate) struct Shared {
     // Declared before `seg`: the rings point into the segment's mapping.
     rings: Box<[Ring]>,
     pub(crate) seg: Segment,
+    /// This process's lanes of each (ring, role) in use on this mapping,
+    /// shared by its handles (each holds its `Arc`; see `lease`); changed
+    /// only under `locals_lock`.
+    locals: UnsafeCell<Vec<(u16, u64, Weak<LocalLanes>)>>,
+    /// A lock a forked child takes over (a `Mutex` held by a thread of the
+    /// parent at the fork would stay locked in the child for good).
+    locals_lock: GenLock,
 }
+
+// SAFETY: `locals` is used only under `locals_lock`; the rest is `Sync`.
+unsafe impl Sync for Shared {}
 
 impl Shared {
     pub(crate) fn new(seg: Segment) -> Arc<Self> {
@@ -66,7 +76,32 @@ impl Shared {
                 }
             })
             .collect();
-        Arc::new(Shared { rings, seg })
+        Arc::new(Shared {
+            rings,
+            seg,
+            locals: UnsafeCell::new(Vec::new()),
+            locals_lock: GenLock::new(),
+        })
+    }
+
+    /// This process's lanes of role `role` on ring `k` (made with the first
+    /// handle of that role, given back with the last).
+    pub(crate) fn lanes(self: &Arc<Self>, k: u16, role: u64) -> Arc<LocalLanes> {
+        let _serial = self.locals_lock.guard();
+        // SAFETY: we hold `locals_lock`, so no other reference exists.
+        let locals = unsafe { &mut *self.locals.get() };
+        if let Some(l) = locals
+            .iter()
+            .find(|(r, o, _)| (*r, *o) == (k, role))
+            .and_then(|(_, _, l)| l.upgrade())
+        {
+            return l;
+        }
+        locals.retain(|(_, _, l)| l.strong_count() > 0);
+        let keep: Arc<dyn Send + Sync> = self.clone();
+        let l = Arc::new(LocalLanes::new(keep, self.ring(k), role));
+        locals.push((k, role, Arc::downgrade(&l)));
+        l
     }
 
     #[inline]
@@ -307,27 +342,20 @@ impl Builder {
 /// report [`RecvError::Disconnected`] and senders never
 /// [`SendError::Disconnected`]: they wait. A consumer that should learn
 /// that every producer is gone keeps only its [`Receiver`]
-/// (`Queue::from_env("JOBS")?.receiver()`). Like a [`Sender`], each handle
-/// owns a lane of the queue (see [`SendError::TooManyHandles`]).
+/// (`Queue::from_env("JOBS")?.receiver()`). The `Queue` handles of one
+/// process on one mapping share one lane of the queue, held from the
+/// first to the last (see [`SendError::TooManyHandles`]).
 pub struct Queue {
+    /// This process's [`ROLE_QUEUE`] lane (`None`: a handle that does not
+    /// count, for `is_stale`). Declared before `shared`, which maps it.
+    lane: Option<Arc<LocalLanes>>,
     pub(crate) shared: Arc<Shared>,
-    /// The handle's [`ROLE_QUEUE`] lane (`None`: a handle that does not
-    /// count, for `is_stale`).
-    lane: Option<HandleLane>,
 }
 
 impl Clone for Queue {
-    /// Another handle on the same mapping, with a lane of its own.
+    /// Another handle on the same mapping (it shares the process's lane).
     fn clone(&self) -> Self {
         Queue::attached(self.shared.clone(), true)
-    }
-}
-
-impl Drop for Queue {
-    fn drop(&mut self) {
-        if let Some(l) = &self.lane {
-            l.release();
-        }
     }
 }
 
@@ -361,15 +389,15 @@ impl Queue {
     /// A handle on `shared`; with `with_lane`, one that counts as a
     /// potential sender and receiver (every public one).
     fn attached(shared: Arc<Shared>, with_lane: bool) -> Self {
-        let lane = with_lane.then(|| HandleLane::new(shared.ring(0), ROLE_QUEUE));
-        Queue { shared, lane }
+        let lane = with_lane.then(|| shared.lanes(0, ROLE_QUEUE));
+        Queue { lane, shared }
     }
 
     /// Makes sure the handle counts (a lane of this process), before it
     /// makes a sender or a receiver.
     fn count(&self) {
         if let Some(l) = &self.lane {
-            let _ = l.lane();
+            let _ = l.count();
         }
     }
 
@@ -494,15 +522,16 @@ impl Queue {
     }
 
     /// A new sending handle, or [`SendError::TooManyHandles`] at once if
-    /// every one of the queue's 256 lanes is held by a live handle (a
-    /// handle from [`Queue::sender`] reports that at its first send
-    /// instead, and takes a lane then if one was freed).
+    /// this process has no sending lane of the queue and none is free: all
+    /// 256 are held by live processes (a handle from [`Queue::sender`]
+    /// reports that at its first send instead, and takes a lane then if
+    /// one was freed).
     ///
     /// # Errors
     /// [`SendError::TooManyHandles`].
     pub fn try_sender(&self) -> Result<Sender, SendError> {
         let s = self.sender();
-        s.lane()?;
+        s.endpoint().lanes().count().map_err(SendError::from_join)?;
         Ok(s)
     }
 
@@ -513,7 +542,7 @@ impl Queue {
     /// [`RecvError::TooManyHandles`].
     pub fn try_receiver(&self) -> Result<Receiver, RecvError> {
         let r = self.receiver();
-        r.lane()?;
+        r.endpoint().lanes().count().map_err(RecvError::from_join)?;
         Ok(r)
     }
 

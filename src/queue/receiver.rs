@@ -4,14 +4,15 @@ use super::endpoint::Endpoint;
 use super::*;
 
 /// The receiving side of a [`Queue`]. Clone it for more consumers (threads
-/// or processes); each message goes to exactly one of them. Each clone owns
-/// a lane that records the messages it holds, so that they are reclaimed if
-/// its process dies; a handle is `Send` but not `Sync` (clone it for each
-/// thread).
+/// or processes); each message goes to exactly one of them. The receivers
+/// of a process share its lanes of the queue (one, or up to 8 while that
+/// many threads receive at once), which record the messages they hold, so
+/// that they are reclaimed if the process dies; a handle is `Send` but not
+/// `Sync` (clone it for each thread: clones cost no lane).
 pub struct Receiver {
     end: Endpoint,
     wait: Backoff,
-    /// The handle's lane (see [`Endpoint::lane`]).
+    /// The lane of the operation under way (see [`Endpoint::lease`]).
     lane: Cell<u16>,
 }
 
@@ -26,21 +27,26 @@ impl Clone for Receiver {
 
 impl Receiver {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
-        let r = Receiver {
+        // As in `Sender::new`: a missing lane is retried by the first call.
+        Receiver {
             end: Endpoint::new(shared, ring, ROLE_RECEIVER),
             wait: Backoff::default(),
             lane: Cell::new(NO_LANE),
-        };
-        // As in `Sender::new`: a missing lane is retried by the first call.
-        let _ = r.lane();
-        r
+        }
     }
 
-    /// The handle's lane in this process (see [`Endpoint::lane`]); every
-    /// receive calls it first.
+    /// Leases a lane of this process for one receive (see
+    /// [`Endpoint::lease`]); every receive calls it first.
     #[inline]
-    pub(super) fn lane(&self) -> Result<u16, RecvError> {
-        self.end.lane(&self.lane).map_err(RecvError::from_join)
+    pub(super) fn lease(&self) -> Result<Lease<'_>, RecvError> {
+        self.end.lease(&self.lane).map_err(RecvError::from_join)
+    }
+
+    /// Enters a lane of this process for one receive that does not sleep,
+    /// kept in `lane` (see [`Endpoint::enter`]).
+    #[inline(always)]
+    fn enter(&self) -> Result<Entered<'_>, RecvError> {
+        self.end.enter(&self.lane).map_err(RecvError::from_join)
     }
 
     /// The handle's segment and ring.
@@ -83,11 +89,32 @@ impl Receiver {
     /// While it waits, it also recovers what dead processes left half done
     /// (see docs/DESIGN.md, *Dead peers*); `try_recv` never does.
     pub fn recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        let lane = self.lane()?;
+        self.recv_until(None)
+    }
+
+    /// `recv` until `deadline`: one attempt as `try_recv` does it (the
+    /// common case: a message is ready), then the blocking receive, which
+    /// leases a lane it can give back while it sleeps.
+    #[inline(always)]
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<RecvGuard<'_>, RecvError> {
+        {
+            let _in = self.enter()?;
+            match self.end.ring().try_recv(self.lane.get()) {
+                Err(RecvError::Empty) => {}
+                r => return r.map(|c| self.guard(c)),
+            }
+        }
+        self.recv_blocking(deadline)
+    }
+
+    /// The rest of a blocking receive whose first attempt found nothing.
+    #[inline(never)]
+    fn recv_blocking(&self, deadline: Option<Instant>) -> Result<RecvGuard<'_>, RecvError> {
+        let lease = self.lease()?;
         self.end
             .ring()
-            .recv(None, &self.wait, lane)
-            .map(|c| self.guard(c, lane))
+            .recv_empty(deadline, &self.wait, &lease)
+            .map(|c| self.guard(c))
     }
 
     /// Receives a message if one is ready now.
@@ -102,8 +129,11 @@ impl Receiver {
     /// [`RecvError::Empty`], [`RecvError::Closed`], [`RecvError::Corrupted`],
     /// [`RecvError::TooManyHandles`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
-        let lane = self.lane()?;
-        self.end.ring().try_recv(lane).map(|c| self.guard(c, lane))
+        let _in = self.enter()?;
+        self.end
+            .ring()
+            .try_recv(self.lane.get())
+            .map(|c| self.guard(c))
     }
 
     /// Receives a message, waiting at most `timeout`.
@@ -111,11 +141,7 @@ impl Receiver {
     /// # Errors
     /// [`RecvError::Timeout`], then as [`Receiver::recv`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<RecvGuard<'_>, RecvError> {
-        let lane = self.lane()?;
-        self.end
-            .ring()
-            .recv(Instant::now().checked_add(timeout), &self.wait, lane)
-            .map(|c| self.guard(c, lane))
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     /// Waits at most `timeout` until a message is ready, without taking it
@@ -140,11 +166,11 @@ impl Receiver {
     /// [`RecvError::Disconnected`], [`RecvError::Corrupted`],
     /// [`RecvError::TooManyHandles`] as [`Receiver::recv`].
     pub fn poll(&self, timeout: Duration) -> Result<bool, RecvError> {
-        let lane = self.lane()?;
+        let lease = self.lease()?;
         match self
             .end
             .ring()
-            .wait_ready(Instant::now().checked_add(timeout), &self.wait, lane)
+            .wait_ready(Instant::now().checked_add(timeout), &self.wait, &lease)
         {
             Ok(()) => Ok(true),
             Err(RecvError::Timeout) => Ok(false),
@@ -162,9 +188,9 @@ impl Receiver {
     /// As [`Receiver::recv`]; an error met after the first message ends the
     /// batch early and is reported by the next call.
     pub fn recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let lane = self.lane()?;
-        let first = self.end.ring().recv(None, &self.wait, lane)?;
-        Ok(self.batch(first, max, lane))
+        let lease = self.lease()?;
+        let first = self.end.ring().recv(None, &self.wait, &lease)?;
+        Ok(self.batch(first, max, lease.get()))
     }
 
     /// As [`Receiver::recv_batch`], without waiting.
@@ -172,9 +198,9 @@ impl Receiver {
     /// # Errors
     /// As [`Receiver::try_recv`].
     pub fn try_recv_batch(&self, max: usize) -> Result<Batch<'_>, RecvError> {
-        let lane = self.lane()?;
-        let first = self.end.ring().try_recv(lane)?;
-        Ok(self.batch(first, max, lane))
+        let _in = self.enter()?;
+        let first = self.end.ring().try_recv(self.lane.get())?;
+        Ok(self.batch(first, max, self.lane.get()))
     }
 
     /// As [`Receiver::recv_batch`], waiting at most `timeout` for the first
@@ -187,24 +213,25 @@ impl Receiver {
         max: usize,
         timeout: Duration,
     ) -> Result<Batch<'_>, RecvError> {
-        let lane = self.lane()?;
-        let first = self
-            .end
-            .ring()
-            .recv(Instant::now().checked_add(timeout), &self.wait, lane)?;
-        Ok(self.batch(first, max, lane))
+        let lease = self.lease()?;
+        let first =
+            self.end
+                .ring()
+                .recv(Instant::now().checked_add(timeout), &self.wait, &lease)?;
+        Ok(self.batch(first, max, lease.get()))
     }
 
+    /// Takes what else is ready behind `first` with the leased `lane`.
     fn batch(&self, first: Claim, max: usize, lane: u16) -> Batch<'_> {
         let max = max.max(1);
         let mut claims = Vec::with_capacity(max.min(64));
         claims.push(first);
         self.end.ring().take_ready(max, &mut claims, lane);
-        Batch::new(self.end.ring(), claims, lane)
+        Batch::new(&self.end, claims)
     }
 
-    fn guard(&self, claim: Claim, lane: u16) -> RecvGuard<'_> {
-        RecvGuard::new(self.end.ring(), claim, lane)
+    fn guard(&self, claim: Claim) -> RecvGuard<'_> {
+        RecvGuard::new(&self.end, claim)
     }
 
     /// Whether `ptr` lies inside the queue's shared mapping (lets tests and

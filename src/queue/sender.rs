@@ -4,9 +4,11 @@ use super::endpoint::Endpoint;
 use super::*;
 
 /// The sending side of a [`Queue`]. Clone it for more producers (threads or
-/// processes); each clone caches its own view of the consumers' progress and
-/// owns a lane (see [`Queue::diagnostics`]) that records its half-done sends
-/// for survivors if its process dies, so a handle is `Send` but not `Sync`.
+/// processes); each clone caches its own view of the consumers' progress, so
+/// a handle is `Send` but not `Sync`. Clones cost no lane: the senders of a
+/// process share its lanes of the queue (one, or up to 8 while that many
+/// threads send at once), which record their half-done sends for survivors
+/// if the process dies (see [`Queue::diagnostics`]).
 pub struct Sender {
     end: Endpoint,
     /// The handle's view of the consumers, its wait strategy and its lane.
@@ -24,23 +26,30 @@ impl Clone for Sender {
 
 impl Sender {
     pub(crate) fn new(shared: Arc<Shared>, ring: u16) -> Self {
-        let s = Sender {
+        // The process's lanes of the ring are taken with its first handle
+        // (none free: the first send tries again, and reports
+        // `TooManyHandles` if there is still none).
+        Sender {
             end: Endpoint::new(shared, ring, ROLE_SENDER),
             cache: SendCache::default(),
-        };
-        // No lane free now: the first send tries again (and reports
-        // `TooManyHandles` if there is still none).
-        let _ = s.lane();
-        s
+        }
     }
 
-    /// Makes sure the handle has a lane of this process (see
-    /// [`Endpoint::lane`]); every send calls it first.
+    /// Leases a lane of this process for one send, kept in `cache.lane`
+    /// (see [`Endpoint::lease`]); every send calls it first.
     #[inline]
-    pub(super) fn lane(&self) -> Result<(), SendError> {
+    pub(super) fn lease(&self) -> Result<Lease<'_>, SendError> {
         self.end
-            .lane(&self.cache.lane)
-            .map(drop)
+            .lease(&self.cache.lane)
+            .map_err(SendError::from_join)
+    }
+
+    /// Enters a lane of this process for one send that does not sleep,
+    /// kept in `cache.lane` (see [`Endpoint::enter`]).
+    #[inline(always)]
+    fn enter(&self) -> Result<Entered<'_>, SendError> {
+        self.end
+            .enter(&self.cache.lane)
             .map_err(SendError::from_join)
     }
 
@@ -80,8 +89,41 @@ impl Sender {
     /// learnt within about 100 ms of the last one's death while it waits);
     /// [`SendError::TooManyHandles`] if the handle has no lane.
     pub fn send(&self, msg: &[u8]) -> Result<(), SendError> {
-        self.lane()?;
-        self.end.ring().send(&self.cache, msg, None)
+        self.send_until(msg, None)
+    }
+
+    /// `send` until `deadline`: one attempt as `try_send` does it (the
+    /// common case: room now), then the blocking send, which leases a lane
+    /// it can give back while it sleeps.
+    #[inline(always)]
+    fn send_until(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        if msg.len() > self.end.ring().max_len() {
+            return self.send_blocking(msg, deadline);
+        }
+        {
+            let _in = self.enter()?;
+            match self.end.ring().try_send(&self.cache, msg) {
+                Err(SendError::Full) => {}
+                r => return r,
+            }
+        }
+        self.send_full(msg, deadline)
+    }
+
+    /// A blocking send of a message larger than a record.
+    #[inline(never)]
+    fn send_blocking(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        let lease = self.lease()?;
+        self.end.ring().send(&self.cache, msg, deadline, &lease)
+    }
+
+    /// The rest of a blocking send whose first attempt found the ring full.
+    #[inline(never)]
+    fn send_full(&self, msg: &[u8], deadline: Option<Instant>) -> Result<(), SendError> {
+        let lease = self.lease()?;
+        self.end
+            .ring()
+            .send_full(&self.cache, msg, deadline, &lease)
     }
 
     /// Sends a message if there is room now.
@@ -98,7 +140,7 @@ impl Sender {
     /// [`SendError::Full`], [`SendError::Closed`], [`SendError::TooLarge`],
     /// [`SendError::TooManyHandles`].
     pub fn try_send(&self, msg: &[u8]) -> Result<(), SendError> {
-        self.lane()?;
+        let _in = self.enter()?;
         self.end.ring().try_send(&self.cache, msg)
     }
 
@@ -107,10 +149,7 @@ impl Sender {
     /// # Errors
     /// [`SendError::Timeout`], then as [`Sender::send`].
     pub fn send_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendError> {
-        self.lane()?;
-        self.end
-            .ring()
-            .send(&self.cache, msg, Instant::now().checked_add(timeout))
+        self.send_until(msg, Instant::now().checked_add(timeout))
     }
 
     /// Sends one message made of `parts`, written one after the other into
@@ -127,8 +166,8 @@ impl Sender {
     /// # Errors
     /// As [`Sender::send`]; `TooLarge` counts the parts' total length.
     pub fn send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
-        self.lane()?;
-        self.end.ring().send_parts(&self.cache, parts, None)
+        let lease = self.lease()?;
+        self.end.ring().send_parts(&self.cache, parts, None, &lease)
     }
 
     /// [`Sender::send_vectored`] if there is room now.
@@ -136,7 +175,7 @@ impl Sender {
     /// # Errors
     /// As [`Sender::try_send`].
     pub fn try_send_vectored(&self, parts: &[&[u8]]) -> Result<(), SendError> {
-        self.lane()?;
+        let _in = self.enter()?;
         self.end.ring().try_send_parts(&self.cache, parts)
     }
 
@@ -149,10 +188,13 @@ impl Sender {
         parts: &[&[u8]],
         timeout: Duration,
     ) -> Result<(), SendError> {
-        self.lane()?;
-        self.end
-            .ring()
-            .send_parts(&self.cache, parts, Instant::now().checked_add(timeout))
+        let lease = self.lease()?;
+        self.end.ring().send_parts(
+            &self.cache,
+            parts,
+            Instant::now().checked_add(timeout),
+            &lease,
+        )
     }
 
     /// Sends every message of `msgs` in order, waiting for room as
@@ -179,7 +221,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        batch_loop(&mut self.batch(None)?, msgs, |b, m| b.send(m.as_ref()))
+        self.batch(None, |b| batch_loop(b, msgs, |b, m| b.send(m.as_ref())))
     }
 
     /// As [`Sender::send_batch`], waiting at most `timeout` in all.
@@ -192,7 +234,7 @@ impl Sender {
         I::Item: AsRef<[u8]>,
     {
         let deadline = Instant::now().checked_add(timeout);
-        batch_loop(&mut self.batch(deadline)?, msgs, |b, m| b.send(m.as_ref()))
+        self.batch(deadline, |b| batch_loop(b, msgs, |b, m| b.send(m.as_ref())))
     }
 
     /// Sends messages of `msgs` in order while there is room, never waiting.
@@ -205,7 +247,7 @@ impl Sender {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        batch_loop(&mut self.batch(None)?, msgs, |b, m| b.try_send(m.as_ref()))
+        self.batch(None, |b| batch_loop(b, msgs, |b, m| b.try_send(m.as_ref())))
     }
 
     /// Closes the queue (see [`Queue::close`]).
@@ -218,11 +260,16 @@ impl Sender {
         self.end.ring().is_closed()
     }
 
-    /// A batch of sends, once the handle has a lane (a batch that cannot
-    /// start has sent nothing).
-    pub(crate) fn batch(&self, deadline: Option<Instant>) -> Result<SendBatch<'_>, BatchError> {
-        self.lane().map_err(BatchError::unstarted)?;
-        Ok(SendBatch::new(self.end.ring(), &self.cache, deadline))
+    /// Runs `f` on a batch of sends, under one lease (a batch that cannot
+    /// lease a lane has sent nothing).
+    pub(crate) fn batch(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&mut SendBatch<'_>) -> Result<usize, BatchError>,
+    ) -> Result<usize, BatchError> {
+        let lease = self.lease().map_err(BatchError::unstarted)?;
+        let mut batch = SendBatch::new(self.end.ring(), &self.cache, &lease, deadline);
+        f(&mut batch)
     }
 }
 

@@ -21,34 +21,48 @@ fn handles_are_send_and_clone() {
 }
 
 #[test]
-fn every_handle_takes_a_lane_and_gives_it_back() {
+fn handles_share_their_processs_lanes() {
     let q = Queue::builder().capacity_bytes(4096).create().unwrap();
     let seen = |q: &Queue| {
         let d = q.diagnostics();
         (d.senders, d.receivers)
     };
+    // One lane per role for the whole process, however many handles.
     let tx = q.sender();
     let rxs: Vec<_> = (0..3).map(|_| q.receiver()).collect();
     let tx2 = tx.clone();
-    assert_eq!(seen(&q), (2, 3));
+    let many: Vec<_> = (0..10_000).map(|_| tx.clone()).collect();
+    assert_eq!(seen(&q), (1, 1));
     drop(tx);
+    drop(many);
     drop(rxs);
-    assert_eq!(seen(&q), (1, 0));
+    assert_eq!(seen(&q), (1, 0), "the last receiver gave the lane back");
     drop(tx2);
     assert_eq!(seen(&q), (0, 0));
-    // 256 lanes: the 257th live handle gets none, and says so.
-    let many: Vec<_> = (0..256).map(|_| q.sender()).collect();
+    // Every lane held elsewhere: a process with no lane of a role gets
+    // none, and says so.
+    let ring = q.ring();
+    let taken: Vec<u16> = std::iter::from_fn(|| ring.join(ROLE_SENDER, proc::pid()).ok()).collect();
+    assert_eq!(
+        taken.len(),
+        crate::layout::LANES - 1,
+        "the queue handle holds one"
+    );
     let extra = q.receiver();
     assert_eq!(extra.try_recv().unwrap_err(), RecvError::TooManyHandles);
     // Or at once, from the fallible constructors.
-    assert_eq!(q.try_sender().unwrap_err(), SendError::TooManyHandles);
     assert_eq!(q.try_receiver().unwrap_err(), RecvError::TooManyHandles);
-    drop(many.into_iter().next());
+    ring.leave_lane(taken[0], ROLE_SENDER);
     assert_eq!(
         extra.try_recv().unwrap_err(),
         RecvError::Empty,
         "a lane freed up"
     );
+    // The receiver took the freed lane: none is left for a first sender.
+    assert_eq!(q.try_sender().unwrap_err(), SendError::TooManyHandles);
+    for l in &taken[1..] {
+        ring.leave_lane(*l, ROLE_SENDER);
+    }
 }
 
 #[test]

@@ -9,15 +9,23 @@ use super::*;
 pub(crate) struct SendBatch<'a> {
     ring: &'a Ring,
     cache: &'a SendCache,
+    /// The lane `cache.lane` names, held for the whole batch (see `send`).
+    lanes: &'a dyn Relet,
     deadline: Option<Instant>,
     sent: usize,
 }
 
 impl<'a> SendBatch<'a> {
-    pub(crate) fn new(ring: &'a Ring, cache: &'a SendCache, deadline: Option<Instant>) -> Self {
+    pub(crate) fn new(
+        ring: &'a Ring,
+        cache: &'a SendCache,
+        lanes: &'a dyn Relet,
+        deadline: Option<Instant>,
+    ) -> Self {
         SendBatch {
             ring,
             cache,
+            lanes,
             deadline,
             sent: 0,
         }
@@ -29,7 +37,7 @@ impl<'a> SendBatch<'a> {
             // Through the overflow area, once (a `try_send` that found the
             // ring full would copy it twice).
             self.wake();
-            let r = self.ring.send(self.cache, bytes, self.deadline);
+            let r = self.ring.send(self.cache, bytes, self.deadline, self.lanes);
             self.sent += r.is_ok() as usize;
             return r;
         }
@@ -38,7 +46,7 @@ impl<'a> SendBatch<'a> {
                 // Receivers must see what we committed before we wait for
                 // them to make room.
                 self.wake();
-                self.ring.send(self.cache, bytes, self.deadline)
+                self.ring.send(self.cache, bytes, self.deadline, self.lanes)
             }
             r => r,
         };

@@ -333,6 +333,19 @@ impl Ring {
         peers_all_gone(self.ctrl().seen.load(order), peer)
     }
 
+    /// Whether a process may take a further lane for a role it already
+    /// holds one of (see `lease`): fewer than half the lanes are counted as
+    /// held, so that the rest stay for processes that have none yet.
+    pub(crate) fn lanes_to_spare(&self) -> bool {
+        // Relaxed: a snapshot, to decide whether to ask; `join` decides.
+        let w = self.ctrl().seen.load(Ordering::Relaxed);
+        let held: u64 = [ROLE_SENDER, ROLE_RECEIVER, ROLE_QUEUE]
+            .iter()
+            .map(|&r| role_count(w, r))
+            .sum();
+        (held as usize) < LANES / 2
+    }
+
     /// Whether any lane is held by a live process.
     pub(crate) fn any_live_lane(&self) -> bool {
         self.lanes().any(|(i, l)| {

@@ -56,14 +56,14 @@ impl Record for ExtRecord<'_> {
 
 impl Ring {
     /// Sends a message larger than the ring's largest record through the
-    /// overflow area: `deadline` `None` is `try_send` (fail with `Full`),
-    /// `Some(d)` a blocking send until `d`.
+    /// overflow area: `wait` `None` is `try_send` (fail with `Full`),
+    /// `Some((d, lanes))` a blocking send until `d` (as `send`).
     #[cold]
     pub(super) fn send_large(
         &self,
         cache: &SendCache,
         bytes: impl Bytes,
-        deadline: Option<Option<Instant>>,
+        wait: Option<(Option<Instant>, &dyn Relet)>,
         wake: bool,
     ) -> Result<(), SendError> {
         let len = bytes.len();
@@ -100,9 +100,11 @@ impl Ring {
             },
             held,
         };
-        let sent = match deadline {
+        // A blocking send may sleep and wake with another lane of ours: the
+        // run stays HELD by this one, which is ours as long as we live.
+        let sent = match wait {
             None => self.try_send_record(cache, record, wake),
-            Some(d) => self.send_record(cache, record, d),
+            Some((d, lanes)) => self.send_record(cache, record, d, lanes),
         };
         if sent.is_err() {
             area.free_run(first, len, held, true);

@@ -64,6 +64,9 @@ pub(crate) use lanes::{JoinError, NO_LANE};
 pub(crate) use overflow::HeapOverflow;
 pub(crate) use overflow::Overflow;
 pub(crate) use send::SendCache;
+#[cfg(any(test, loom))]
+pub(crate) use wait::Pinned;
+pub(crate) use wait::Relet;
 
 /// Process-local memory a ring may own (heap rings for unit tests and loom).
 #[cfg(any(test, loom))]
@@ -425,13 +428,8 @@ impl Ring {
 impl Control {
     /// All-zero control block, as a fresh segment has.
     pub(crate) fn new() -> Self {
-        use crate::sync::WaitWord;
         use crossbeam_utils::CachePadded;
-        let cell = || {
-            CachePadded::new(WaitCell {
-                word: WaitWord::new(0),
-            })
-        };
+        let cell = || CachePadded::new(WaitCell::new());
         Control {
             tail: CachePadded::new(AtomicU64::new(0)),
             read: CachePadded::new(AtomicU64::new(0)),

@@ -1,7 +1,8 @@
 //! Recovery: what a survivor does when a peer died half way through a
 //! step, and the watcher, the one blocked waiter that looks for such deaths.
 //!
-//! Every handle owns a lane (see `layout`). Four steps can be left half
+//! Every step is noted in a lane (see `layout`, and `lease`: the threads
+//! of a process share its lanes of a ring, one operation at a time). Four steps can be left half
 //! done by a process killed between two instructions, and each leaves a note
 //! (in its lane, or for a hold in the descriptor) for exactly as long as it
 //! is half done:

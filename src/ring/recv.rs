@@ -215,16 +215,32 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lane: u16,
+        lanes: &impl Relet,
     ) -> Result<Claim, RecvError> {
-        let attempt = || match self.try_recv(lane) {
+        let attempt = || match self.try_recv(lanes.lane()) {
             Err(RecvError::Empty) => None,
             r => Some(r),
         };
-        match self.try_recv(lane) {
-            Err(RecvError::Empty) => self.block_receiver(deadline, wait, lane, attempt),
+        match self.try_recv(lanes.lane()) {
+            Err(RecvError::Empty) => self.block_receiver(deadline, wait, lanes, attempt),
             r => r,
         }
+    }
+
+    /// A blocking receive whose first attempt, made by the caller as
+    /// `try_recv` makes it, found nothing: the rest of `recv`, without a
+    /// second attempt at once (an empty take reads the producers' `tail`).
+    pub(crate) fn recv_empty(
+        &self,
+        deadline: Option<Instant>,
+        wait: &Backoff,
+        lanes: &impl Relet,
+    ) -> Result<Claim, RecvError> {
+        let attempt = || match self.try_recv(lanes.lane()) {
+            Err(RecvError::Empty) => None,
+            r => Some(r),
+        };
+        self.block_receiver(deadline, wait, lanes, attempt)
     }
 
     /// Whether a record is ready at `read`, without taking it: `Ok(true)`
@@ -259,7 +275,7 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lane: u16,
+        lanes: &dyn Relet,
     ) -> Result<(), RecvError> {
         let attempt = || match self.peek() {
             Ok(false) => None,
@@ -268,7 +284,7 @@ impl Ring {
         };
         match attempt() {
             Some(r) => r,
-            None => self.block_receiver(deadline, wait, lane, attempt),
+            None => self.block_receiver(deadline, wait, lanes, attempt),
         }
     }
 
@@ -282,7 +298,7 @@ impl Ring {
         &self,
         deadline: Option<Instant>,
         wait: &Backoff,
-        lane: u16,
+        lanes: &dyn Relet,
         attempt: impl FnMut() -> Option<Result<T, RecvError>>,
     ) -> Result<T, RecvError> {
         self.block(
@@ -290,7 +306,7 @@ impl Ring {
                 cell: &self.ctrl().recv_wait,
                 deadline,
                 backoff: wait,
-                lane,
+                lanes,
                 peer: ROLE_SENDER,
             },
             attempt,

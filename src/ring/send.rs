@@ -137,8 +137,9 @@ impl Ring {
         cache: &SendCache,
         parts: &[&[u8]],
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
-        self.send_bytes(cache, parts, deadline)
+        self.send_bytes(cache, parts, deadline, lanes)
     }
 
     /// `try_send`; with `wake` false the receivers are not woken, and the
@@ -379,13 +380,16 @@ impl Ring {
     }
 
     /// Blocking send: spin, then sleep until room, `close`, or `deadline`.
+    /// `lanes` holds the lane that `cache.lane` names, given back while the
+    /// send sleeps (and `cache.lane` changed to the one taken after).
     pub(crate) fn send(
         &self,
         cache: &SendCache,
         bytes: &[u8],
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
-        self.send_bytes(cache, bytes, deadline)
+        self.send_bytes(cache, bytes, deadline, lanes)
     }
 
     /// `send` of any [`Bytes`].
@@ -394,11 +398,12 @@ impl Ring {
         cache: &SendCache,
         bytes: impl Bytes,
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
         if bytes.len() > self.max_len {
-            return self.send_large(cache, bytes, Some(deadline), true);
+            return self.send_large(cache, bytes, Some((deadline, lanes)), true);
         }
-        self.send_record(cache, bytes, deadline)
+        self.send_record(cache, bytes, deadline, lanes)
     }
 
     /// `send` of any [`Record`].
@@ -407,35 +412,65 @@ impl Ring {
         cache: &SendCache,
         record: impl Record,
         deadline: Option<Instant>,
+        lanes: &dyn Relet,
     ) -> Result<(), SendError> {
         let attempt = || match self.try_send_record(cache, record, true) {
             Err(SendError::Full) => None,
             r => Some(r),
         };
         match self.try_send_record(cache, record, true) {
-            Err(SendError::Full) => {
-                if self.await_slack(cache, footprint(record.len()), deadline) {
-                    match self.try_send_record(cache, record, true) {
-                        Err(SendError::Full) => {}
-                        r => return r,
-                    }
-                }
-                self.block(
-                    Waiter {
-                        cell: &self.ctrl().send_wait,
-                        deadline,
-                        backoff: &cache.wait,
-                        lane: cache.lane.get(),
-                        peer: ROLE_RECEIVER,
-                    },
-                    attempt,
-                    || true,
-                    || Err(SendError::Disconnected),
-                )
-                .unwrap_or(Err(SendError::Timeout))
-            }
+            Err(SendError::Full) => self.send_record_full(cache, record, deadline, lanes, attempt),
             r => r,
         }
+    }
+
+    /// A blocking send of a message that fits a record (`bytes.len()` at
+    /// most [`Ring::max_len`]) whose first attempt, made by the caller as
+    /// `try_send` makes it, found the ring full: the rest of `send`,
+    /// without a second attempt at once (each failed claim reads the
+    /// consumers' `head`).
+    pub(crate) fn send_full(
+        &self,
+        cache: &SendCache,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+        lanes: &dyn Relet,
+    ) -> Result<(), SendError> {
+        let attempt = || match self.try_send_record(cache, bytes, true) {
+            Err(SendError::Full) => None,
+            r => Some(r),
+        };
+        self.send_record_full(cache, bytes, deadline, lanes, attempt)
+    }
+
+    /// What `send_record` does once an attempt found the ring full: wait
+    /// for slack, then block.
+    fn send_record_full(
+        &self,
+        cache: &SendCache,
+        record: impl Record,
+        deadline: Option<Instant>,
+        lanes: &dyn Relet,
+        mut attempt: impl FnMut() -> Option<Result<(), SendError>>,
+    ) -> Result<(), SendError> {
+        if self.await_slack(cache, footprint(record.len()), deadline) {
+            if let Some(r) = attempt() {
+                return r;
+            }
+        }
+        self.block(
+            Waiter {
+                cell: &self.ctrl().send_wait,
+                deadline,
+                backoff: &cache.wait,
+                lanes,
+                peer: ROLE_RECEIVER,
+            },
+            attempt,
+            || true,
+            || Err(SendError::Disconnected),
+        )
+        .unwrap_or(Err(SendError::Timeout))
     }
 
     /// Breaks the full-ring lock-step. A producer that finds the ring full

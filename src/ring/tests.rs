@@ -163,7 +163,7 @@ fn close_drains_then_closed() {
     assert_eq!(recv_vec(&r).unwrap(), b"2");
     assert_eq!(recv_vec(&r), Err(RecvError::Closed));
     assert_eq!(
-        r.recv(None, &Backoff::default(), NO_LANE)
+        r.recv(None, &Backoff::default(), &Pinned(&Cell::new(NO_LANE)))
             .map(|_| ())
             .unwrap_err(),
         RecvError::Closed
@@ -211,14 +211,21 @@ fn timeouts() {
     let t0 = Instant::now();
     let d = Duration::from_millis(30);
     assert_eq!(
-        r.recv(Some(t0 + d), &Backoff::new(WaitStrategy::Spin(0)), NO_LANE)
-            .unwrap_err(),
+        r.recv(
+            Some(t0 + d),
+            &Backoff::new(WaitStrategy::Spin(0)),
+            &Pinned(&Cell::new(NO_LANE))
+        )
+        .unwrap_err(),
         RecvError::Timeout
     );
     assert!(t0.elapsed() >= d);
     r.try_send(&c, b"a").unwrap();
     let t0 = Instant::now();
-    assert_eq!(r.send(&c, b"b", Some(t0 + d)), Err(SendError::Timeout));
+    assert_eq!(
+        r.send(&c, b"b", Some(t0 + d), &Pinned(&c.lane)),
+        Err(SendError::Timeout)
+    );
     assert!(t0.elapsed() >= d);
     assert_eq!(r.len(), 1, "a timed-out send wrote nothing");
 }
@@ -243,7 +250,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
                 let mut last = [None::<u32>; P];
                 let mut got = Vec::new();
                 loop {
-                    match r.recv(None, &Backoff::new(SPIN[i]), NO_LANE) {
+                    match r.recv(None, &Backoff::new(SPIN[i]), &Pinned(&Cell::new(NO_LANE))) {
                         Ok(cl) => {
                             // SAFETY: released right after.
                             let p = unsafe { r.payload(&cl) };
@@ -275,7 +282,7 @@ fn threads_mpmc_exactly_once_and_fifo_per_producer() {
                     let mut m = vec![seq as u8; len];
                     m[0] = p as u8;
                     m[1..5].copy_from_slice(&seq.to_le_bytes());
-                    r.send(&c, &m, None).unwrap();
+                    r.send(&c, &m, None, &Pinned(&c.lane)).unwrap();
                 }
             })
         })
@@ -481,8 +488,13 @@ fn a_full_send_takes_the_room_it_needs_when_the_slack_never_comes() {
     let producer = std::thread::spawn(move || {
         let c = SendCache::default();
         let t0 = Instant::now();
-        r2.send(&c, &[3; 100], Some(t0 + Duration::from_secs(10)))
-            .unwrap();
+        r2.send(
+            &c,
+            &[3; 100],
+            Some(t0 + Duration::from_secs(10)),
+            &Pinned(&c.lane),
+        )
+        .unwrap();
     });
     let first = r.try_recv(NO_LANE).unwrap();
     let second = r.try_recv(NO_LANE).unwrap();
@@ -491,7 +503,7 @@ fn a_full_send_takes_the_room_it_needs_when_the_slack_never_comes() {
         .recv(
             Some(Instant::now() + Duration::from_secs(10)),
             &Backoff::default(),
-            NO_LANE,
+            &Pinned(&Cell::new(NO_LANE)),
         )
         .expect("the send went ahead with the room it needed");
     // SAFETY: both are taken and released right after.
@@ -511,7 +523,10 @@ fn a_full_send_times_out_on_time_while_it_waits_for_slack() {
     r.try_send(&c, &[1; 100]).unwrap();
     let t0 = Instant::now();
     let d = Duration::from_millis(20);
-    assert_eq!(r.send(&c, &[2; 100], Some(t0 + d)), Err(SendError::Timeout));
+    assert_eq!(
+        r.send(&c, &[2; 100], Some(t0 + d), &Pinned(&c.lane)),
+        Err(SendError::Timeout)
+    );
     assert!(t0.elapsed() >= d);
 }
 

@@ -23,11 +23,37 @@ pub(super) struct Waiter<'a> {
     pub(super) deadline: Option<Instant>,
     /// How to spin before sleeping, and what the handle learnt.
     pub(super) backoff: &'a Backoff,
-    /// The waiter's lane (the watcher's identity).
-    pub(super) lane: u16,
+    /// The waiter's lane, given back while it sleeps.
+    pub(super) lanes: &'a dyn Relet,
     /// The role whose handles, all gone, end the wait (`ROLE_SENDER` for a
     /// receiver, `ROLE_RECEIVER` for a sender).
     pub(super) peer: u64,
+}
+
+/// The lane a blocking call holds: given back for the length of each of
+/// its sleeps, so that the other threads of its process can use it (see
+/// `lease`), and taken again (perhaps another one) when it wakes.
+pub(crate) trait Relet {
+    /// The lane held now.
+    fn lane(&self) -> u16;
+    /// Gives the lane back before a sleep.
+    fn pause(&self);
+    /// Takes a lane again after a sleep (waiting for one if need be).
+    fn resume(&self);
+}
+
+/// A lane that is the caller's alone, kept while it sleeps (the loom
+/// models', the unit tests').
+#[cfg(any(test, loom))]
+pub(crate) struct Pinned<'a>(pub(crate) &'a Cell<u16>);
+
+#[cfg(any(test, loom))]
+impl Relet for Pinned<'_> {
+    fn lane(&self) -> u16 {
+        self.0.get()
+    }
+    fn pause(&self) {}
+    fn resume(&self) {}
 }
 
 /// What [`Ring::recheck`] found.
@@ -86,12 +112,15 @@ impl Ring {
             }
             attempt()
         });
+        // The watcher's identity: the lane we hold now (another thread of
+        // ours that holds it later watches as us, which is harmless).
+        let me = w.lanes.lane();
         let start = match spun {
             Spun::Done(r) => return Some(r),
             Spun::TimedOut => {
-                let (r, watcher) = self.expire(w.lane, w.peer, attempt, disconnected);
+                let (r, watcher) = self.expire(me, w.lanes.lane(), w.peer, attempt, disconnected);
                 if watcher {
-                    self.unwatch(w.lane);
+                    self.unwatch(me);
                 }
                 return r;
             }
@@ -99,10 +128,10 @@ impl Ring {
         };
         let mut watching = false;
         let result = loop {
-            let (watcher, scan) = self.watch(w.lane);
+            let (watcher, scan) = self.watch(me);
             watching |= watcher;
             if scan {
-                self.scan(w.lane);
+                self.scan(w.lanes.lane());
             }
             let seen = match self.recheck(&w, &mut attempt, &disconnected) {
                 Recheck::Sleep(seen) => seen,
@@ -118,16 +147,20 @@ impl Ring {
                 Some(d) if d < slice_end => d,
                 _ => slice_end,
             };
+            // Asleep we write no notes: the lane is free for the other
+            // threads of our process meanwhile.
+            w.lanes.pause();
             futex_wait(&w.cell.word, seen, Some(until));
-            self.leave(w.cell, seen);
+            w.lanes.resume();
+            w.cell.leave(seen);
             if w.deadline.is_some_and(|d| Instant::now() >= d) {
-                let (r, watcher) = self.expire(w.lane, w.peer, attempt, disconnected);
+                let (r, watcher) = self.expire(me, w.lanes.lane(), w.peer, attempt, disconnected);
                 watching |= watcher;
                 break r;
             }
         };
         if watching {
-            self.unwatch(w.lane);
+            self.unwatch(me);
         }
         result
     }
@@ -148,11 +181,11 @@ impl Ring {
             Some(self.disconnected(w.peer))
         );
         let late = mutant!("register_after_recheck", false, true);
-        let early = (!late).then(|| self.register(w.cell));
+        let early = (!late).then(|| w.cell.register());
         if mutant!("no_recheck", true, false) {
             if let Some(r) = attempt() {
                 if let Some(e) = early {
-                    self.leave(w.cell, e);
+                    w.cell.leave(e);
                 }
                 return Recheck::Done(r);
             }
@@ -165,7 +198,7 @@ impl Ring {
         // taken first.
         if gone_early.unwrap_or_else(|| self.disconnected(w.peer)) {
             if let Some(e) = early {
-                self.leave(w.cell, e);
+                w.cell.leave(e);
             }
             // The break `disconnect_before_attempt`: report the end without
             // taking what the last peers left.
@@ -174,7 +207,7 @@ impl Ring {
         }
         // The break `register_after_recheck`: counted as a sleeper only
         // after the re-check, so a waker in between sees nobody to wake.
-        let mut seen = early.unwrap_or_else(|| self.register(w.cell));
+        let mut seen = early.unwrap_or_else(|| w.cell.register());
         if mutant!("seq_after_recheck", false, true) {
             // Relaxed: as in `register`. The break: the epoch read after
             // the re-check, so a wake between the two (which also uncounted
@@ -188,15 +221,17 @@ impl Ring {
     /// peers' end. A short timeout may never sleep a whole slice: it scans
     /// for dead peers before giving up if nobody did lately, so that
     /// callers looping on `*_timeout` recover too. Also returns whether the
-    /// caller became the watcher (and owes an `unwatch`).
+    /// caller became the watcher (and owes an `unwatch`). `me` is the
+    /// watcher's identity, `lane` the lane it holds.
     pub(super) fn expire<T>(
         &self,
+        me: u16,
         lane: u16,
         peer: u64,
         mut attempt: impl FnMut() -> Option<T>,
         disconnected: impl Fn() -> T,
     ) -> (Option<T>, bool) {
-        let (watcher, scan) = self.watch(lane);
+        let (watcher, scan) = self.watch(me);
         if scan {
             self.scan(lane);
         }
@@ -204,71 +239,11 @@ impl Ring {
         (r, watcher)
     }
 
-    /// Counts the caller among `cell`'s sleepers and returns the epoch to
-    /// sleep on: any wake from now on moves it, so the sleep returns at once
-    /// (the kernel compares it under its lock).
-    #[inline]
-    pub(super) fn register(&self, cell: &WaitCell) -> u32 {
-        // Relaxed (then a SeqCst fence): the fence orders this increment before
-        // the caller's re-check, against the waker's fence (Dekker).
-        let w = cell.word.fetch_add(SLEEPER, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-        wake_epoch(w)
-    }
-
-    /// Stops counting the caller, registered under epoch `seen`, unless a
-    /// wake already cleared it (and so moved the epoch).
-    #[inline]
-    pub(super) fn leave(&self, cell: &WaitCell, seen: u32) {
-        // Relaxed: bookkeeping of the count only. While the epoch is `seen`
-        // our registration is in the count; the CAS removes exactly it.
-        let mut w = cell.word.load(Ordering::Relaxed);
-        while mutant!("leave_after_wake", wake_epoch(w) == seen, true) && sleepers(w) > 0 {
-            match cell.word.compare_exchange_weak(
-                w,
-                w - SLEEPER,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(now) => w = now,
-            }
-        }
-    }
-
-    /// Wakes `cell`'s sleepers if there are any. The caller has made its
-    /// change visible and issued a SeqCst fence.
+    /// Wakes `cell`'s sleepers if there are any (see
+    /// [`WaitCell::wake_if_waiting`]).
     #[inline]
     pub(super) fn wake_if_waiting(&self, cell: &WaitCell) {
-        // Relaxed: ordered after the caller's change by its SeqCst fence.
-        let w = cell.word.load(Ordering::Relaxed);
-        if sleepers(w) != 0 {
-            self.wake(cell, w);
-        }
-    }
-
-    /// Takes every counted sleeper (`{epoch + 1, 0}` in one CAS from `w`,
-    /// the word last seen) and wakes them. If another waker took them
-    /// first, there is nothing to do.
-    #[cold]
-    pub(super) fn wake(&self, cell: &WaitCell, mut w: u64) {
-        while sleepers(w) != 0 {
-            let next = mutant!("wake_keeps_epoch", woken(w), w & !(u32::MAX as u64));
-            // Relaxed: the epoch is a wake-up token, not a publication; a
-            // sleeper re-checks its condition through the ring's own
-            // Acquire loads, ordered by the fences of `register` and the
-            // waker.
-            match cell
-                .word
-                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    futex_wake_all(&cell.word);
-                    return;
-                }
-                Err(now) => w = now,
-            }
-        }
+        cell.wake_if_waiting();
     }
 
     /// Wakes every sleeper, counted or not (for `close`).
@@ -282,5 +257,74 @@ impl Ring {
             w = now;
         }
         futex_wake_all(&cell.word);
+    }
+}
+
+impl WaitCell {
+    /// Counts the caller among the sleepers and returns the epoch to
+    /// sleep on: any wake from now on moves it, so the sleep returns at once
+    /// (the kernel compares it under its lock).
+    #[inline]
+    pub(crate) fn register(&self) -> u32 {
+        // Relaxed (then a SeqCst fence): the fence orders this increment before
+        // the caller's re-check, against the waker's fence (Dekker).
+        let w = self.word.fetch_add(SLEEPER, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        wake_epoch(w)
+    }
+
+    /// Stops counting the caller, registered under epoch `seen`, unless a
+    /// wake already cleared it (and so moved the epoch).
+    #[inline]
+    pub(crate) fn leave(&self, seen: u32) {
+        // Relaxed: bookkeeping of the count only. While the epoch is `seen`
+        // our registration is in the count; the CAS removes exactly it.
+        let mut w = self.word.load(Ordering::Relaxed);
+        while mutant!("leave_after_wake", wake_epoch(w) == seen, true) && sleepers(w) > 0 {
+            match self.word.compare_exchange_weak(
+                w,
+                w - SLEEPER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// Wakes the sleepers if there are any. The caller has made its
+    /// change visible and issued a SeqCst fence.
+    #[inline]
+    pub(crate) fn wake_if_waiting(&self) {
+        // Relaxed: ordered after the caller's change by its SeqCst fence.
+        let w = self.word.load(Ordering::Relaxed);
+        if sleepers(w) != 0 {
+            self.wake(w);
+        }
+    }
+
+    /// Takes every counted sleeper (`{epoch + 1, 0}` in one CAS from `w`,
+    /// the word last seen) and wakes them. If another waker took them
+    /// first, there is nothing to do.
+    #[cold]
+    pub(crate) fn wake(&self, mut w: u64) {
+        while sleepers(w) != 0 {
+            let next = mutant!("wake_keeps_epoch", woken(w), w & !(u32::MAX as u64));
+            // Relaxed: the epoch is a wake-up token, not a publication; a
+            // sleeper re-checks its condition through the ring's own
+            // Acquire loads, ordered by the fences of `register` and the
+            // waker.
+            match self
+                .word
+                .compare_exchange_weak(w, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    futex_wake_all(&self.word);
+                    return;
+                }
+                Err(now) => w = now,
+            }
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! | `memory`    | payload in raw shared memory                  | one `UnsafeCell` per granule: a racy read is flagged |
 //! | `process`   | liveness locks (`sys::proc`), this pid        | model processes that `kill` marks dead               |
 //! | `clock`     | `CLOCK_MONOTONIC`                             | no clock (nobody times out or watches)               |
+//! | `barrier`   | asymmetric barriers (`membarrier`)            | a SeqCst fence on both sides                         |
 //! | `faults`    | nothing                                       | mutants and death points, chosen by the models       |
 
 #[cfg(not(loom))]
@@ -20,6 +21,7 @@ pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
+pub(crate) mod barrier;
 mod clock;
 mod faults;
 mod futex;

@@ -4,6 +4,7 @@
 //! logic lives here; the ring reaches `futex` and `proc` through
 //! [`crate::sync`], so that loom can stand in for them.
 
+pub(crate) mod barrier;
 pub(crate) mod futex;
 pub(crate) mod pages;
 pub(crate) mod proc;

@@ -384,9 +384,8 @@ impl<T: Message> TypedSender<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
-        let mut b = self.tx.batch(None)?;
-        batch_loop(&mut b, values, |b, v| {
-            self.with_bytes(v, |bytes| b.send(bytes))
+        self.tx.batch(None, |b| {
+            batch_loop(b, values, |b, v| self.with_bytes(v, |bytes| b.send(bytes)))
         })
     }
 
@@ -403,9 +402,9 @@ impl<T: Message> TypedSender<T> {
         I: IntoIterator<Item = &'v T>,
         T: 'v,
     {
-        let mut b = self.tx.batch(Instant::now().checked_add(timeout))?;
-        batch_loop(&mut b, values, |b, v| {
-            self.with_bytes(v, |bytes| b.send(bytes))
+        let deadline = Instant::now().checked_add(timeout);
+        self.tx.batch(deadline, |b| {
+            batch_loop(b, values, |b, v| self.with_bytes(v, |bytes| b.send(bytes)))
         })
     }
 
