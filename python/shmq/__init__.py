@@ -337,7 +337,14 @@ class JoinableQueue(Queue):
             overflow_bytes=overflow_bytes,
             max_bytes=max_bytes,
         )
-        ctx = ctx or _context._default_context
+        # Without a context, none: its semaphore and condition come from
+        # the spawn context, whose locks go to children of every start
+        # method (a fork child inherits them; a spawn or forkserver child
+        # reopens them by name). The default context's, under a default of
+        # fork, are unlinked at once and refuse a spawn child ("A SemLock
+        # created in a fork context is being shared with a process in a
+        # spawn context"), and shmq's queues have no start method.
+        ctx = ctx or _context._default_context.get_context("spawn")
         self._unfinished_tasks = ctx.Semaphore(0)
         self._cond = ctx.Condition()
 

@@ -364,6 +364,30 @@ def test_joinable_queue_pickles_only_to_a_starting_child():
     q.close()
 
 
+def _joinable_child(q, out):
+    out.put(q.get() + 1)
+    q.task_done()
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_a_joinable_queue_has_no_start_method(method):
+    # Made without a context in a program whose default start method is
+    # fork, it goes to a child of any start method, as shmq's other queues
+    # do. (Its semaphore came from the default context: under spawn and
+    # forkserver, start() raised "A SemLock created in a fork context is
+    # being shared with a process in a spawn context".)
+    assert multiprocessing.get_start_method() == "fork"
+    q, out = shmq.JoinableQueue(), shmq.Queue()
+    p = multiprocessing.get_context(method).Process(target=_joinable_child, args=(q, out))
+    p.start()
+    q.put(41)
+    assert out.get(timeout=60) == 42
+    q.join()
+    p.join(timeout=60)
+    assert p.exitcode == 0
+    q.close()
+
+
 def test_closing_a_watched_connection_stops_its_watcher_cleanly():
     # The fileno() watcher thread must end quietly when its end is closed
     # (it used to die on "handle is closed").
