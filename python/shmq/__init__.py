@@ -50,10 +50,10 @@ Empty = _queue.Empty
 
 
 class _Pending:
-    __slots__ = ("ch", "popen", "r", "w")
+    __slots__ = ("ch", "popen", "r", "w", "seg")
 
-    def __init__(self, ch, popen, r, w):
-        self.ch, self.popen, self.r, self.w = ch, popen, r, w
+    def __init__(self, ch, popen, r, w, seg):
+        self.ch, self.popen, self.r, self.w, self.seg = ch, popen, r, w, seg
 
 
 _lock = threading.Lock()
@@ -67,16 +67,22 @@ def _handoff(ch):
     global _watcher
     popen = _context.get_spawning_popen()
     r, w = os.pipe()
-    fd = _reduction.DupFd(ch.fileno())
+    # A copy of the segment's fd for this hand-off alone: both ends of one
+    # pipe share a segment, and spawn refuses an fd listed twice ("bad
+    # value(s) in fds_to_keep").
+    seg = os.dup(ch.fileno())
+    fd = _reduction.DupFd(seg)
     done = _reduction.DupFd(w)
     # Under spawn/forkserver the fds go to the child at its launch: keep
     # ours until the child has a pid. Otherwise the sharer holds a copy now.
     ref = weakref.ref(popen) if popen is not None else None
     with _lock:
-        _pending.append(_Pending(ch, ref, r, w))
+        _pending.append(_Pending(ch, ref, r, w, seg))
         if ref is None:
             os.close(w)
+            os.close(seg)
             _pending[-1].w = None
+            _pending[-1].seg = None
         if _watcher is None:
             _watcher = threading.Thread(target=_watch, name="shmq-handoff", daemon=True)
             _watcher.start()
@@ -105,7 +111,8 @@ def _watch():
             for p in _pending:
                 if _launched(p):
                     os.close(p.w)
-                    p.w = None
+                    os.close(p.seg)
+                    p.w = p.seg = None
             fds = [p.r for p in _pending if p.w is None]
         if fds:
             poller = select.poll()
@@ -145,7 +152,7 @@ def _after_fork_in_child():
     global _watcher, _lock
     _lock = threading.Lock()
     for p in _pending:
-        for fd in (p.r, p.w):
+        for fd in (p.r, p.w, p.seg):
             if fd is not None:
                 try:
                     os.close(fd)

@@ -388,6 +388,25 @@ def test_a_joinable_queue_has_no_start_method(method):
     q.close()
 
 
+def _both_ends_child(a, b):
+    a.send(b.recv() + 1)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_both_ends_of_a_pipe_go_to_one_child(method):
+    # Both ends share one segment; spawn refused its fd listed twice
+    # ("ValueError: bad value(s) in fds_to_keep" at start()).
+    a, b = shmq.Pipe()
+    p = multiprocessing.get_context(method).Process(target=_both_ends_child, args=(a, b))
+    p.start()
+    a.send(41)
+    p.join(timeout=60)
+    assert p.exitcode == 0
+    assert b.recv() == 42
+    a.close()
+    b.close()
+
+
 def test_closing_a_watched_connection_stops_its_watcher_cleanly():
     # The fileno() watcher thread must end quietly when its end is closed
     # (it used to die on "handle is closed").
