@@ -217,12 +217,8 @@ impl Ring {
         wait: &Backoff,
         lanes: &impl Relet,
     ) -> Result<Claim, RecvError> {
-        let attempt = || match self.try_recv(lanes.lane()) {
-            Err(RecvError::Empty) => None,
-            r => Some(r),
-        };
         match self.try_recv(lanes.lane()) {
-            Err(RecvError::Empty) => self.block_receiver(deadline, wait, lanes, attempt),
+            Err(RecvError::Empty) => self.recv_empty(deadline, wait, lanes),
             r => r,
         }
     }

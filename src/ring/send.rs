@@ -414,12 +414,8 @@ impl Ring {
         deadline: Option<Instant>,
         lanes: &dyn Relet,
     ) -> Result<(), SendError> {
-        let attempt = || match self.try_send_record(cache, record, true) {
-            Err(SendError::Full) => None,
-            r => Some(r),
-        };
         match self.try_send_record(cache, record, true) {
-            Err(SendError::Full) => self.send_record_full(cache, record, deadline, lanes, attempt),
+            Err(SendError::Full) => self.send_record_full(cache, record, deadline, lanes),
             r => r,
         }
     }
@@ -436,11 +432,7 @@ impl Ring {
         deadline: Option<Instant>,
         lanes: &dyn Relet,
     ) -> Result<(), SendError> {
-        let attempt = || match self.try_send_record(cache, bytes, true) {
-            Err(SendError::Full) => None,
-            r => Some(r),
-        };
-        self.send_record_full(cache, bytes, deadline, lanes, attempt)
+        self.send_record_full(cache, bytes, deadline, lanes)
     }
 
     /// What `send_record` does once an attempt found the ring full: wait
@@ -451,8 +443,11 @@ impl Ring {
         record: impl Record,
         deadline: Option<Instant>,
         lanes: &dyn Relet,
-        mut attempt: impl FnMut() -> Option<Result<(), SendError>>,
     ) -> Result<(), SendError> {
+        let attempt = || match self.try_send_record(cache, record, true) {
+            Err(SendError::Full) => None,
+            r => Some(r),
+        };
         if self.await_slack(cache, footprint(record.len()), deadline) {
             if let Some(r) = attempt() {
                 return r;
