@@ -6,7 +6,9 @@ Swap the import and keep the program::
     from shmq import Queue, Pipe      # was: from multiprocessing import ...
 
 Same methods, arguments and exceptions as :mod:`multiprocessing`'s. Objects
-are pickled with protocol 5 (``bytes`` are sent as they are); their
+are pickled as :mod:`multiprocessing` pickles them (its ``ForkingPickler``
+reducers: a Connection, socket or Lock travels as it does there), with
+protocol 5 (``bytes`` are sent as they are); their
 out-of-band buffers (numpy arrays) are written straight into the ring. The
 differences, each on purpose, are listed in ``docs/PYTHON.md``: a message
 larger than half the ring (``capacity_bytes``, 1 MiB unless given) is
@@ -19,7 +21,11 @@ thread prints it later); ``shutdown()`` ends a queue for every process.
 
 from __future__ import annotations
 
+import collections
+import copyreg
+import io
 import os
+import pickle
 import queue as _queue
 import select
 import threading
@@ -35,6 +41,27 @@ __all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Pipe", "Connection", "ShutD
 
 Full = _queue.Full
 Empty = _queue.Empty
+
+
+# --- Pickling -------------------------------------------------------------
+
+
+class _Pickler(pickle.Pickler):
+    """``pickle`` with multiprocessing's reducers, as its ``ForkingPickler``
+    has them (a Connection's fd, a socket, a Lock, ``shared_memory``),
+    read through at each lookup: a reducer registered later counts, and no
+    table is copied per message (``ForkingPickler`` copies one)."""
+
+    dispatch_table = collections.ChainMap(
+        _reduction.ForkingPickler._extra_reducers, copyreg.dispatch_table
+    )
+
+
+def _dumps(obj, protocol=5, buffer_callback=None):
+    """What ``put`` and ``send`` write (called by the extension)."""
+    f = io.BytesIO()
+    _Pickler(f, protocol, buffer_callback=buffer_callback).dump(obj)
+    return f.getvalue()
 
 
 # --- Handing an end to another process ------------------------------------
@@ -589,12 +616,16 @@ class Connection:
 
     def fileno(self) -> int:
         """An fd that is readable while there is something to receive, for
-        ``multiprocessing.connection.wait`` and ``select`` (made on first
-        call; a thread of this process watches the ring for it)."""
+        ``multiprocessing.connection.wait`` and ``select``: made on first
+        call, marked at once if a message (or the end) is waiting then, and
+        later by a thread of this process that watches the ring. ``wait()``
+        asks for the fd each time, so it reports every connection that is
+        ready when it is called, as with ``multiprocessing``."""
         self._check_closed()
         if self._ready is None or self._ready.pid != os.getpid():
             # A forked child inherits the object but not its thread.
             self._ready = _Readiness(self._ch)
+        self._ready.refresh()
         return self._ready.fileno()
 
     def _consumed(self):
@@ -652,18 +683,30 @@ class _Readiness:
                     self._cond.wait()
                 if self._stopped:
                     break
-            try:
-                ready = self._ch.poll(0.02)
-            except Exception:
-                ready = True  # closed or broken: readable, recv tells why
-            if ready:
-                with self._cond:
-                    if not self._signalled and not self._stopped:
-                        os.write(self._w, b"!")
-                        self._signalled = True
+            # A wait that a message ends at once; its timeout only bounds
+            # how long a stopped watcher lives on.
+            if self._ready_now(0.1):
+                self._signal()
                 if not self._ch.readable:
                     break
         os.close(self._w)
+
+    def _ready_now(self, timeout):
+        try:
+            return self._ch.poll(timeout)
+        except Exception:
+            return True  # closed or broken: readable, recv tells why
+
+    def _signal(self):
+        with self._cond:
+            if not self._signalled and not self._stopped:
+                os.write(self._w, b"!")
+                self._signalled = True
+
+    def refresh(self):
+        """Marks the fd at once if something is ready now."""
+        if not self._signalled and self._ready_now(0):
+            self._signal()
 
     def consumed(self):
         """A receive is about to take the message the byte stood for."""

@@ -10,6 +10,8 @@
 //! for signals (Ctrl-C) between slices; a message that is ready is taken
 //! with the GIL held and no slice at all.
 
+mod gil;
+
 use pyo3::exceptions::{PyEOFError, PyMemoryError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -81,8 +83,8 @@ pyo3::create_exception!(
     "Raised by put on a queue that was shut down, and by get once such a queue is empty."
 );
 
-/// A value moved into `allow_threads` and back on the same thread.
-/// `allow_threads` runs its closure on the calling thread (it only releases
+/// A value moved into `gil::without_gil` and back on the same thread.
+/// `without_gil` runs its closure on the calling thread (it only releases
 /// the GIL), so a handle that is `Send` but not `Sync` may be used there by
 /// reference: no second thread ever sees it.
 struct SameThread<T>(T);
@@ -317,7 +319,7 @@ fn frame<'py>(obj: &Bound<'py, PyAny>, raw: bool) -> PyResult<Parts<'py>> {
         });
     }
     let buffers = PyList::empty(py);
-    let dumps = DUMPS.import(py, "pickle", "dumps")?;
+    let dumps = DUMPS.import(py, "shmq", "_dumps")?;
     let kwargs = [("buffer_callback", buffers.getattr("append")?)].into_py_dict(py)?;
     let pickled = dumps
         .call((obj, 5), Some(&kwargs))?
@@ -366,7 +368,7 @@ fn decode(py: Python<'_>, msg: &[u8], bytes_only: bool) -> PyResult<PyObject> {
         (Tag::OutOfBand, _) => loads_out_of_band(py, msg)?,
     };
     if bytes_only {
-        let dumps = DUMPS.import(py, "pickle", "dumps")?;
+        let dumps = DUMPS.import(py, "shmq", "_dumps")?;
         Ok(dumps.call1((obj, 5))?.unbind())
     } else {
         Ok(obj.unbind())
@@ -506,7 +508,7 @@ impl Channel {
                 return Err(send_err(SendError::Full));
             };
             let (txr, sl) = (SameThread(tx), SameThread(slices));
-            let r = py.allow_threads(move || {
+            let r = gil::without_gil(py, move || {
                 let (tx, sl) = (txr, sl);
                 SameThread(tx.0.send_vectored_timeout(sl.0, s))
             });
@@ -516,7 +518,7 @@ impl Channel {
                     // As `take`: a full queue with no reader anywhere
                     // waits, as Python's would.
                     py.check_signals()?;
-                    py.allow_threads(|| std::thread::sleep(s.min(Duration::from_millis(10))));
+                    gil::without_gil(py, || std::thread::sleep(s.min(Duration::from_millis(10))));
                 }
                 r => return r.map_err(send_err),
             }
@@ -558,7 +560,7 @@ impl Channel {
                 return Err(recv_err(RecvError::Empty, self.is_pipe));
             };
             let rxr = SameThread(rx);
-            let r: SameThread<Result<RecvGuard<'r>, RecvError>> = py.allow_threads(move || {
+            let r: SameThread<Result<RecvGuard<'r>, RecvError>> = gil::without_gil(py, move || {
                 let rxr = rxr;
                 SameThread(rxr.0.recv_timeout(s))
             });
@@ -569,7 +571,7 @@ impl Channel {
                     // A queue never ends for `multiprocessing` users: with
                     // no handle left anywhere, wait as Python's would.
                     py.check_signals()?;
-                    py.allow_threads(|| std::thread::sleep(s.min(Duration::from_millis(10))));
+                    gil::without_gil(py, || std::thread::sleep(s.min(Duration::from_millis(10))));
                 }
                 Err(e) => return Err(recv_err(e, self.is_pipe)),
             }
@@ -585,7 +587,7 @@ impl Channel {
         loop {
             let s = slice(deadline).unwrap_or(Duration::ZERO);
             let rxr = SameThread(rx);
-            let r = py.allow_threads(move || {
+            let r = gil::without_gil(py, move || {
                 let rxr = rxr;
                 SameThread(rxr.0.poll(s))
             });
@@ -602,7 +604,7 @@ impl Channel {
                     if slice(deadline).is_none() {
                         return Ok(false);
                     }
-                    py.allow_threads(|| std::thread::sleep(s.min(Duration::from_millis(10))));
+                    gil::without_gil(py, || std::thread::sleep(s.min(Duration::from_millis(10))));
                 }
                 Err(e) => return Err(recv_err(e, self.is_pipe)),
             }

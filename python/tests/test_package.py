@@ -460,3 +460,63 @@ def test_max_bytes_bounds_a_queue_by_bytes():
     assert 50 <= n <= 64
     q.get()
     q.put(b"y" * 1000, timeout=5)
+
+
+EXIT_WITH_WAITERS = """
+import threading, time, multiprocessing.connection as mc, shmq
+q = shmq.Queue()
+threading.Thread(target=q.get, daemon=True).start()
+a, b = shmq.Pipe()
+a.send(1)
+assert mc.wait([b], timeout=5) == [b]
+time.sleep(0.1)
+"""
+
+
+def test_exit_with_a_blocked_daemon_thread_and_a_watched_connection():
+    # At exit CPython (< 3.14) ends threads that take the GIL back with
+    # pthread_exit; through PyO3's frames that aborted the process
+    # ("FATAL: exception not rethrown", status 134) in most runs.
+    for _ in range(6):
+        r = subprocess.run(
+            [sys.executable, "-c", EXIT_WITH_WAITERS], capture_output=True, timeout=60
+        )
+        assert r.returncode == 0, r.stderr.decode()
+
+
+def _use_connection(q):
+    conn = q.get(timeout=30)
+    conn.send(("hello", os.getpid()))
+
+
+def test_a_multiprocessing_connection_travels_in_a_message(ctx):
+    # put pickles with multiprocessing's reducers: the fd travels (it used
+    # to arrive as a bare number, and its collection closed whatever fd had
+    # that number in the receiver).
+    q = shmq.Queue()
+    a, b = multiprocessing.Pipe()
+    p = ctx.Process(target=_use_connection, args=(q,))
+    p.start()
+    q.put(b)
+    assert a.poll(30)
+    assert a.recv()[0] == "hello"
+    p.join(30)
+    assert p.exitcode == 0
+    # The same in a pipe, inside this process.
+    x, y = shmq.Pipe()
+    x.send(b)
+    c = y.recv()
+    c.send("again")
+    assert a.recv() == "again"
+
+
+def test_a_reducer_registered_later_is_used():
+    class Late:
+        pass
+
+    from multiprocessing.reduction import ForkingPickler
+
+    ForkingPickler.register(Late, lambda obj: (str, ("reduced",)))
+    q = shmq.Queue()
+    q.put(Late())
+    assert q.get() == "reduced"
