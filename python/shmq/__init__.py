@@ -37,7 +37,16 @@ from multiprocessing import reduction as _reduction
 from ._shmq import Channel as _Channel
 from ._shmq import ShutDown
 
-__all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Pipe", "Connection", "ShutDown"]
+__all__ = [
+    "Queue",
+    "SimpleQueue",
+    "JoinableQueue",
+    "Pipe",
+    "Connection",
+    "Pool",
+    "WorkerDied",
+    "ShutDown",
+]
 
 Full = _queue.Full
 Empty = _queue.Empty
@@ -729,3 +738,6 @@ class _Readiness:
             os.close(self._r)
         except OSError:
             pass
+
+
+from .pool import Pool, WorkerDied  # noqa: E402 (it uses the classes above)

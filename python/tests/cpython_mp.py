@@ -1,5 +1,5 @@
 """CPython's own ``Lib/test/_test_multiprocessing.py``, unmodified, with
-shmq's Queue, SimpleQueue, JoinableQueue and Pipe in place of
+shmq's Queue, SimpleQueue, JoinableQueue, Pipe and Pool in place of
 ``multiprocessing``'s.
 
     python python/tests/cpython_mp.py [--list] [--start fork,spawn,forkserver]
@@ -7,7 +7,7 @@ shmq's Queue, SimpleQueue, JoinableQueue and Pipe in place of
 
 Runs every test of the installed CPython's file (the ``processes`` classes
 and the plain test classes) whose source constructs a Queue, SimpleQueue,
-JoinableQueue or Pipe, under each start method, one process per start
+JoinableQueue, Pipe or Pool, and the Pool classes whole, under each start method, one process per start
 method (side by side), each test with a timeout (a hang fails). The tests
 that read ``multiprocessing``'s private attributes (or test a difference
 that shmq makes on purpose) are listed, with what they read, in
@@ -34,9 +34,16 @@ def _replace():
         "JoinableQueue": lambda self, maxsize=0: shmq.JoinableQueue(maxsize),
         "SimpleQueue": lambda self: shmq.SimpleQueue(),
         "Pipe": lambda self, duplex=True: shmq.Pipe(duplex),
+        "Pool": lambda self, processes=None, initializer=None, initargs=(), maxtasksperchild=None: (
+            shmq.Pool(processes, initializer, initargs, maxtasksperchild, self.get_context())
+        ),
     }
     for name, method in names.items():
-        setattr(multiprocessing.context.BaseContext, name, method)
+        # The context's SimpleQueue stays: multiprocessing's own Pool (the
+        # managers' Pool, shmq.Pool's base) builds its pipes from it; the
+        # tests construct theirs from the module name.
+        if name != "SimpleQueue":
+            setattr(multiprocessing.context.BaseContext, name, method)
         setattr(multiprocessing, name, getattr(shmq, name))
 
 
@@ -55,7 +62,9 @@ import test._test_multiprocessing as cpython  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DOC = os.path.join(HERE, "..", "..", "docs", "PYTHON.md")
-CONSTRUCTS = re.compile(r"\b(Queue|SimpleQueue|JoinableQueue|Pipe)\(")
+CONSTRUCTS = re.compile(r"\b(Queue|SimpleQueue|JoinableQueue|Pipe|Pool)\(")
+# Classes run whole: their pool is made in setUpClass.
+WHOLE = ("WithProcessesTestPool", "WithProcessesTestPoolWorkerErrors", "WithProcessesTestPoolWorkerLifetime")
 METHODS = ("fork", "spawn", "forkserver")
 START = os.environ.get("SHMQ_CPYTHON_START", "fork")
 
@@ -110,7 +119,7 @@ def selected():
     for cname, cls in suite_classes().items():
         for tname in sorted(unittest.TestLoader().getTestCaseNames(cls)):
             src = _source(getattr(cls, tname))
-            if CONSTRUCTS.search(src):
+            if cname in WHOLE or CONSTRUCTS.search(src):
                 out.append((cname, tname, src))
     return out
 

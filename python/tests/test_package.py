@@ -520,3 +520,35 @@ def test_a_reducer_registered_later_is_used():
     q = shmq.Queue()
     q.put(Late())
     assert q.get() == "reduced"
+
+
+def _exit_on(x):
+    if x == 3:
+        os._exit(7)
+    return x * 10
+
+
+def test_pool_task_whose_worker_dies_fails_and_the_pool_goes_on(ctx):
+    # multiprocessing.Pool replaces the worker and waits for ever.
+    with shmq.Pool(2, context=ctx) as pool:
+        r = pool.apply_async(_exit_on, (3,))
+        with pytest.raises(shmq.WorkerDied, match="exit code 7"):
+            r.get(timeout=60)
+        with pytest.raises(shmq.WorkerDied):
+            pool.map(_exit_on, range(6), chunksize=1)
+        it = pool.imap(_exit_on, [1, 3, 2])
+        assert next(it) == 10
+        with pytest.raises(shmq.WorkerDied):
+            next(it)
+        assert next(it) == 20
+        assert pool.map(_exit_on, [1, 2, 4]) == [10, 20, 40]
+
+
+def _failing_init():
+    raise RuntimeError("initializer fails")
+
+
+def test_pool_whose_workers_die_at_start_fails_its_tasks(ctx):
+    with shmq.Pool(2, initializer=_failing_init, context=ctx) as pool:
+        with pytest.raises(shmq.WorkerDied, match="before taking a task"):
+            pool.apply(_exit_on, (1,))

@@ -25,12 +25,15 @@ RUNNER = (
 
 
 def swap_import(src: str) -> str:
-    """`from multiprocessing import A, Queue, ...` -> Queue and Pipe from shmq."""
+    """`from multiprocessing import A, Queue, ...` -> the queues, Pipe and
+    Pool from shmq."""
     out = []
     for line in src.splitlines():
         if line.startswith("from multiprocessing import "):
             names = [n.strip() for n in line.split("import", 1)[1].split(",")]
-            ours = [n for n in names if n in ("Queue", "Pipe", "SimpleQueue", "JoinableQueue")]
+            ours = [
+                n for n in names if n in ("Queue", "Pipe", "SimpleQueue", "JoinableQueue", "Pool")
+            ]
             rest = [n for n in names if n not in ours]
             if rest:
                 out.append("from multiprocessing import " + ", ".join(rest))
