@@ -29,7 +29,7 @@ mod raw {
 
 /// Parks the thread for ever when dropped: dropped only by the forced
 /// unwind of a thread that CPython ends at exit.
-struct HangAtExit;
+pub(crate) struct HangAtExit;
 
 impl Drop for HangAtExit {
     fn drop(&mut self) {
@@ -64,3 +64,11 @@ where
         Err(panic) => resume_unwind(panic),
     }
 }
+
+/// A value moved into `gil::without_gil` and back on the same thread.
+/// `without_gil` runs its closure on the calling thread (it only releases
+/// the GIL), so a handle that is `Send` but not `Sync` may be used there by
+/// reference: no second thread ever sees it.
+pub(crate) struct SameThread<T>(pub(crate) T);
+// SAFETY: see the type's docs: the value never leaves the calling thread.
+unsafe impl<T> Send for SameThread<T> {}
