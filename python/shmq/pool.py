@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from multiprocessing import get_context
 from multiprocessing import pool as _mp_pool
-from multiprocessing.pool import IMapIterator, MapResult
+from multiprocessing.pool import ApplyResult, IMapIterator, MapResult
 
 import shmq
 
@@ -135,6 +136,24 @@ class _Notifier:
                     pass
 
 
+class _WhenClosing:
+    """The pool cache's notifier: the base class wakes its worker handler
+    each time the cache empties, which it needs only once the pool is
+    closing (it then waits for the cache to drain). While the pool runs,
+    that wake-up (a thread taking the GIL after every ``apply``) is
+    skipped; ``close()`` and ``terminate()`` notify for themselves after
+    changing the state, so no drain goes unseen."""
+
+    def __init__(self, pool, notifier):
+        self._pool = weakref.ref(pool)
+        self._notifier = notifier
+
+    def put(self, obj):
+        pool = self._pool()
+        if pool is None or pool._state != _mp_pool.RUN:
+            self._notifier.put(obj)
+
+
 class _Workers(list):
     """The pool's list of worker processes: the standard pool removes a
     worker that exited with ``del``, which is where we learn of it."""
@@ -190,7 +209,7 @@ class Pool(_mp_pool.Pool):
         # local pipe, see `_Notifier`; a context whose SimpleQueue is
         # shmq's would give one with no fd to wait on).
         self._change_notifier = _Notifier()
-        self._cache.notifier = self._change_notifier
+        self._cache.notifier = _WhenClosing(self, self._change_notifier)
         return [self._change_notifier._reader]
 
     @staticmethod
@@ -216,6 +235,21 @@ class Pool(_mp_pool.Pool):
         w = ctx.Process(*args, **kwds)
         w._shmq_slot = index
         return w
+
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
+        """As ``multiprocessing.Pool.apply_async``; the task goes into the
+        task queue from the calling thread (the base class hands it to its
+        task-feeder thread first: a thread wake-up more per call, most of
+        a round trip's time). The job is in the pool's cache before its
+        task is in the queue, so a ``close()`` meanwhile still runs it."""
+        self._check_running()
+        result = ApplyResult(self, callback, error_callback)
+        try:
+            self._inqueue.put((result._job, 0, func, args, kwds))
+        except Exception as e:
+            # As the feeder thread reports it: through the result.
+            result._set(0, (False, e))
+        return result
 
     def _worker_exited(self, w):
         """A worker exited (the worker-handler thread, before it starts the

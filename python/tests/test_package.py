@@ -552,3 +552,21 @@ def test_pool_whose_workers_die_at_start_fails_its_tasks(ctx):
     with shmq.Pool(2, initializer=_failing_init, context=ctx) as pool:
         with pytest.raises(shmq.WorkerDied, match="before taking a task"):
             pool.apply(_exit_on, (1,))
+
+
+def test_pool_apply_async_reports_an_unpicklable_argument_through_its_result():
+    # As multiprocessing's feeder thread does: apply_async itself does not raise.
+    with shmq.Pool(1) as pool:
+        r = pool.apply_async(_exit_on, (threading.Lock(),))
+        with pytest.raises(TypeError):
+            r.get(timeout=30)
+        assert pool.apply(_exit_on, (1,)) == 10
+
+
+def test_pool_close_right_after_apply_async_still_runs_it():
+    for _ in range(20):
+        pool = shmq.Pool(2)
+        results = [pool.apply_async(_exit_on, (i,)) for i in (1, 2)]
+        pool.close()
+        pool.join()
+        assert [r.get(timeout=30) for r in results] == [10, 20]
