@@ -1,6 +1,6 @@
 """shmq.Pool against multiprocessing.Pool (3 workers), and the cost of
 making queues and pipes, measured in the same run (docs/BENCHMARKS.md,
-*Python pool*).
+*Pool, and making queues and pipes*).
 
     python python/bench/pool.py [--quick] [--runs 3] [--markdown]
 

@@ -64,3 +64,21 @@ class Connection:
     def __exit__(self, *exc: object) -> None: ...
 
 def Pipe(duplex: bool = True, *, capacity_bytes: Optional[int] = None, overflow_bytes: Optional[int] = None) -> tuple[Connection, Connection]: ...
+
+class WorkerDied(RuntimeError):
+    """A task's worker process died before returning its result, or workers
+    keep dying before they take any task."""
+
+from multiprocessing.pool import Pool as _MpPool
+
+class Pool(_MpPool):
+    """``multiprocessing.Pool`` over shmq queues (see docs/PYTHON.md)."""
+
+    def __init__(
+        self,
+        processes: Optional[int] = None,
+        initializer: Any = None,
+        initargs: tuple = (),
+        maxtasksperchild: Optional[int] = None,
+        context: Optional[BaseContext] = None,
+    ) -> None: ...
