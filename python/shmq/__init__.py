@@ -262,10 +262,16 @@ class Queue:
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
 
+    #: Whether this process put on the queue (``close()`` then drops its
+    #: handles; before, as ``multiprocessing``'s, it leaves ``empty()``,
+    #: ``qsize()`` and ``full()`` working).
+    _used = False
+
     def put(self, obj, block: bool = True, timeout: float | None = None) -> None:
         """Puts ``obj``, waiting while the queue is full (see ``queue.Queue.put``)."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
+        self._used = True
         self._ch.put(obj, block, timeout)
 
     def get(self, block: bool = True, timeout: float | None = None):
@@ -321,10 +327,15 @@ class Queue:
             raise OSError("handle is closed")
 
     def close(self) -> None:
-        """This process will put and get no more: its handles are dropped.
-        Other processes keep the queue."""
+        """This process will put and get no more. If it put anything, its
+        handles are dropped now (``empty()`` and the like then raise
+        ``OSError``, as ``multiprocessing``'s do once its feeder thread
+        ran); if not, they stay until the object goes, and ``empty()``,
+        ``qsize()`` and ``full()`` still answer, as there. Other processes
+        keep the queue."""
         self._closed = True
-        _release(self._ch)
+        if self._used:
+            _release(self._ch)
 
     def join_thread(self) -> None:
         """Nothing to join (no feeder thread): everything ``put`` returned
@@ -408,6 +419,7 @@ class JoinableQueue(Queue):
         """Puts ``obj`` and counts one more unfinished task."""
         if self._closed:
             raise ValueError(f"Queue {self!r} is closed")
+        self._used = True
         # Counted first: a consumer's task_done() may come before put returns.
         self._unfinished_tasks.release()
         try:

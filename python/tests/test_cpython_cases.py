@@ -207,10 +207,13 @@ def test_closed_queue_put_get_exceptions():  # _TestQueue
             q.get()
 
 
-def test_closed_queue_empty_exceptions():  # _TestQueue
-    # multiprocessing: empty() works on an unused closed queue, raises
-    # OSError once the queue was used. shmq's close() always drops the
-    # handles, so empty() raises OSError in both cases (listed).
+def test_closed_queue_empty_exceptions():  # _TestQueue (3.12+)
+    # empty() works on an unused closed queue, raises OSError once the
+    # queue was used (it raised OSError on the unused one too before).
+    for q in shmq.Queue(), shmq.JoinableQueue():
+        q.close()
+        q.join_thread()
+        assert q.empty()
     for q in shmq.Queue(), shmq.JoinableQueue():
         q.put("foo")
         q.close()
