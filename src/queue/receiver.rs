@@ -101,7 +101,8 @@ impl Receiver {
             let _in = self.enter()?;
             match self.end.ring().try_recv(self.lane.get()) {
                 Err(RecvError::Empty) => {}
-                r => return r.map(|c| self.guard(c)),
+                Ok(c) => return Ok(self.guard(c.relay())),
+                Err(e) => return Err(e),
             }
         }
         self.recv_blocking(deadline)
@@ -130,10 +131,10 @@ impl Receiver {
     /// [`RecvError::TooManyHandles`].
     pub fn try_recv(&self) -> Result<RecvGuard<'_>, RecvError> {
         let _in = self.enter()?;
-        self.end
-            .ring()
-            .try_recv(self.lane.get())
-            .map(|c| self.guard(c))
+        match self.end.ring().try_recv(self.lane.get()) {
+            Ok(c) => Ok(self.guard(c.relay())),
+            Err(e) => Err(e),
+        }
     }
 
     /// Receives a message, waiting at most `timeout`.
