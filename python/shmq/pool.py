@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from multiprocessing import get_context
 from multiprocessing import pool as _mp_pool
 from multiprocessing.pool import ApplyResult, IMapIterator, MapResult
 
@@ -183,25 +182,9 @@ class Pool(_mp_pool.Pool):
         self._quick_get = self._next_result
         # Set up before the workers start (the base class starts them next).
         self._pool = _Workers(self)
-        if self._ctx is None:
-            self._ctx = get_context()
-        n = self._requested_processes()
-        self._slots = self._ctx.RawArray("q", _SLOT * n)
+        self._slots = None  # made by the first `Process`, for `_processes`
         self._start_failures = 0
-        self._last_exit = None
         self._delivered = set()
-
-    def __init__(
-        self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, context=None
-    ):
-        self._want = processes
-        super().__init__(processes, initializer, initargs, maxtasksperchild, context)
-
-    def _requested_processes(self):
-        n = self._want
-        if n is None:
-            n = os.cpu_count() or 1
-        return max(1, n)
 
     def _get_sentinels(self):
         # Called once, after the base class made its wake-up channel from
@@ -226,8 +209,11 @@ class Pool(_mp_pool.Pool):
         """Starts a worker (called by the base class): ours, with a slot."""
         if self._start_failures:
             time.sleep(min(1.0, 0.01 * 2 ** (self._start_failures - 1)))
+        if self._slots is None:
+            # The base class has counted the workers by now.
+            self._slots = ctx.RawArray("q", _SLOT * self._processes)
         used = {w._shmq_slot for w in self._pool}
-        index = next(i for i in range(len(self._slots) // _SLOT) if i not in used)
+        index = next(i for i in range(self._processes) if i not in used)
         self._slots[index * _SLOT] = _STARTING
         (inqueue, outqueue, initializer, initargs, maxtasks, wrap) = kwds["args"]
         kwds["target"] = _worker
@@ -256,7 +242,6 @@ class Pool(_mp_pool.Pool):
         replacement): fail the task it was running, if any."""
         base = w._shmq_slot * _SLOT
         state = self._slots[base]
-        self._last_exit = w.exitcode
         if state == _RUNNING:
             self._start_failures = 0
             job, i = self._slots[base + 1], self._slots[base + 2]
@@ -289,6 +274,8 @@ class Pool(_mp_pool.Pool):
                 if r is not None and r.__class__ is MapResult:
                     # Map chunks: a death notice may follow the chunk's
                     # result (the worker died just after writing it).
+                    if len(self._delivered) > 4096:
+                        self._delivered = {k for k in self._delivered if k[0] in cache}
                     self._delivered.add((job, i))
                 return task
             err = (False, WorkerDied(obj.message))
@@ -302,7 +289,5 @@ class Pool(_mp_pool.Pool):
                 continue
             if isinstance(r, IMapIterator) and (i < r._index or i in r._unsorted):
                 continue
-            if len(self._delivered) > 4096:
-                self._delivered = {k for k in self._delivered if k[0] in cache}
             return (job, i, err)
 

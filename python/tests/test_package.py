@@ -570,3 +570,12 @@ def test_pool_close_right_after_apply_async_still_runs_it():
         pool.close()
         pool.join()
         assert [r.get(timeout=30) for r in results] == [10, 20]
+
+
+def test_pool_remembers_few_delivered_map_chunks():
+    # The map chunks it remembers (to drop a late death notice) are pruned
+    # as maps finish, whether or not a worker ever dies.
+    with shmq.Pool(1) as pool:
+        for _ in range(5000):
+            assert pool.map(_exit_on, [1]) == [10]
+        assert len(pool._delivered) <= 4097
