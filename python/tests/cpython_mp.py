@@ -114,7 +114,7 @@ def suite_classes():
 
 def selected():
     """(class name, test name, source) of each test whose source constructs
-    a queue or a pipe."""
+    a queue, a pipe or a pool, and of every test of the Pool classes."""
     out = []
     for cname, cls in suite_classes().items():
         for tname in sorted(unittest.TestLoader().getTestCaseNames(cls)):
@@ -152,12 +152,13 @@ def run_one_method(method, timeout, pattern):
         if pattern and pattern not in f"{cname}.{tname}":
             continue
         cls = classes[cname]
-        if f"{cname}.{tname}" in private:
-            attr = private[f"{cname}.{tname}"]
+        key = f"{cname}.{tname}"
+        if key in private:
+            attr = private[key]
             if attr not in src and not any(attr in _source(k) for k in cls.__mro__):
-                print(f"{cname}.{tname}: listed as reading {attr}, which it does not", flush=True)
+                print(f"{key}: listed as reading {attr}, which it does not", flush=True)
                 return 2
-            seen.add(f"{cname}.{tname}")
+            seen.add(key)
             continue
         tests.addTest(cls(tname))
         count += 1
