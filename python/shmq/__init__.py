@@ -719,14 +719,17 @@ class _Readiness:
             return True  # closed or broken: readable, recv tells why
 
     def _signal(self):
+        # Checked again under the lock: the watcher's answer may be stale,
+        # the message taken (and ``consumed`` run) since it looked, and a
+        # byte written then would mark an empty connection for good.
         with self._cond:
-            if not self._signalled and not self._stopped:
+            if not self._signalled and not self._stopped and self._ready_now(0):
                 os.write(self._w, b"!")
                 self._signalled = True
 
     def refresh(self):
         """Marks the fd at once if something is ready now."""
-        if not self._signalled and self._ready_now(0):
+        if not self._signalled:
             self._signal()
 
     def consumed(self):

@@ -579,3 +579,47 @@ def test_pool_remembers_few_delivered_map_chunks():
         for _ in range(5000):
             assert pool.map(_exit_on, [1]) == [10]
         assert len(pool._delivered) <= 4097
+
+
+class _ScriptedChannel:
+    """A stand-in for a Connection's channel: the watcher thread's poll
+    (timeout > 0) answers True only when told, after the receive it raced
+    with has run; ``poll(0)`` tells the truth."""
+
+    readable = True
+
+    def __init__(self):
+        self.has_message = True
+        self.watcher_polling = threading.Event()
+        self.release_watcher = threading.Event()
+
+    def poll(self, timeout):
+        if timeout == 0:
+            return self.has_message
+        if self.release_watcher.is_set():
+            time.sleep(timeout)
+            return self.has_message
+        self.watcher_polling.set()
+        self.release_watcher.wait(10)
+        return True  # what it saw before the receive
+
+
+def test_readiness_not_left_marked_by_a_watcher_that_looked_before_a_receive():
+    # The watcher saw a message; before it marked the fd, wait() marked it,
+    # recv took the message and took the mark back. The watcher's late mark
+    # left an empty connection readable for good (CI, test_wait_timeout).
+    import select
+
+    ch = _ScriptedChannel()
+    ready = shmq._Readiness(ch)
+    try:
+        assert ch.watcher_polling.wait(10)
+        ready.refresh()  # wait() finds the message
+        assert select.select([ready.fileno()], [], [], 0)[0]
+        ch.has_message = False  # recv takes it ...
+        ready.consumed()  # ... and the mark
+        ch.release_watcher.set()  # the watcher now acts on what it saw
+        time.sleep(0.3)
+        assert select.select([ready.fileno()], [], [], 0)[0] == []
+    finally:
+        ready.stop()
