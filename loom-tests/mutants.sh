@@ -58,6 +58,11 @@ slack_head_relaxed        | full_sender_reuses_the_slack_it_waited_for
 overflow_take_relaxed     | large_messages_reuse_the_overflow_area warm_units_are_reused_then_given_back
 overflow_free_relaxed     | large_messages_reuse_the_overflow_area warm_units_are_reused_then_given_back
 sweep_keeps_warm          | warm_units_are_reused_then_given_back
+lease_done_on_death       | dead_leased_holder_message_goes_back_to_the_queue
+lease_unnoted             | dead_leased_holder_message_goes_back_to_the_queue
+return_uncounted          | dead_leased_holder_message_goes_back_to_the_queue a_message_given_back_is_taken_once
+return_taken_by_store     | a_message_given_back_is_taken_once
+ack_unsettled             | dead_leased_receiver_inside_ack_is_not_given_back
 overflow_never_freed      | large_messages_reuse_the_overflow_area
 block_never_freed         | unbounded_blocks_come_and_go
 overflow_link_skipped     | large_messages_reuse_the_overflow_area

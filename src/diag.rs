@@ -82,7 +82,10 @@ impl Diagnostics {
 }
 
 fn desc(f: &mut fmt::Formatter<'_>, w: u64) -> fmt::Result {
-    use crate::layout::{Desc, ST_COMMITTED, ST_DONE, ST_EMPTY, ST_PADDING, ST_SKIP, ST_TAKEN};
+    use crate::layout::{
+        Desc, ST_COMMITTED, ST_DONE, ST_EMPTY, ST_LEASED, ST_PADDING, ST_RETURNED, ST_SKIP,
+        ST_TAKEN,
+    };
     let d = Desc::unpack(w);
     let state = match d.state {
         ST_EMPTY => "empty",
@@ -91,12 +94,14 @@ fn desc(f: &mut fmt::Formatter<'_>, w: u64) -> fmt::Result {
         ST_DONE => "done",
         ST_SKIP => "skip",
         ST_TAKEN => "taken",
+        ST_LEASED => "leased",
+        ST_RETURNED => "returned",
         _ => "invalid",
     };
     write!(f, "{state}(lap {}, {} B", d.tag, d.len)?;
-    if d.state == ST_TAKEN {
+    if matches!(d.state, ST_TAKEN | ST_LEASED) {
         write!(f, ", lane {}", d.owner)?;
-    } else if d.state == ST_COMMITTED && d.owner == crate::layout::KIND_EXT {
+    } else if matches!(d.state, ST_COMMITTED | ST_RETURNED) && d.owner == crate::layout::KIND_EXT {
         f.write_str(", overflow")?;
     }
     f.write_str(")")

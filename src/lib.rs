@@ -108,6 +108,7 @@
 //   src/ring/send.rs       claim, write, commit; blocking send; waiting for slack on a full ring
 //   src/ring/recv.rs       take at read; blocking receive
 //   src/ring/release.rs    release a record; move head on past released records, in order
+//   src/ring/returns.rs    leased takes given back: RETURNED records, the returned hint
 //   src/ring/batch.rs      sends, takes and releases in batches, one wake-up each
 //   src/ring/wait.rs       the blocking loop; wait cells: register, leave, wake
 //   src/ring/lanes.rs      taking and giving back lanes, notes, peer counts, reaping dead lanes
@@ -121,6 +122,7 @@
 //   src/queue/sender.rs    Sender
 //   src/queue/receiver.rs  Receiver
 //   src/queue/guard.rs     RecvGuard, Batch: messages read in place, released on drop
+//   src/queue/leased.rs    Leased: a leased message, acknowledged or back to the queue
 //   src/queue/handoff.rs   handing a queue to a child: fd or name in the environment, lanes before exec
 //   src/queue/tests.rs     unit tests of handles, lanes and wake-ups
 
@@ -156,7 +158,7 @@ pub use iter::{Iter, Source, TryIter, TypedIter, TypedTryIter};
 #[cfg(not(loom))]
 pub use pipe::{pipe, pipe_duplex, Connection, PipeReader, PipeWriter, TypedConnection};
 #[cfg(not(loom))]
-pub use queue::{Batch, Builder, Queue, Receiver, RecvGuard, Sender};
+pub use queue::{Batch, Builder, Leased, Queue, Receiver, RecvGuard, Sender};
 /// rkyv, re-exported so that typed messages derive with the same version.
 #[cfg(not(loom))]
 pub use rkyv;

@@ -194,6 +194,19 @@ impl LoomRing {
     pub fn try_take_as(&self, c: Consumer) -> Result<Taken, RecvError> {
         self.ring.try_recv(c.0).map(Taken)
     }
+    /// Non-blocking leased take by consumer `c` (see `Leased`).
+    pub fn try_take_leased_as(&self, c: Consumer) -> Result<Taken, RecvError> {
+        self.ring.try_recv_leased(c.0).map(Taken)
+    }
+    /// Acknowledges a leased message taken by consumer `c` (`Leased::ack`).
+    pub fn ack_as(&self, t: Taken, c: Consumer) {
+        self.ring.settle(&t.0);
+        self.ring.release(t.0, c.0)
+    }
+    /// Gives a leased message back to the queue (a `Leased` dropped).
+    pub fn give_back(&self, t: Taken) -> bool {
+        self.ring.give_back(&t.0)
+    }
     /// Blocking take.
     pub fn take(&self) -> Result<Taken, RecvError> {
         self.ring

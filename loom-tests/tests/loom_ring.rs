@@ -1154,3 +1154,123 @@ fn a_taker_is_busy_until_its_operation_ends() {
         assert_eq!(seen, want, "each operation counted once");
     });
 }
+
+/// The ids of intact messages, in any order (a message given back is
+/// delivered after later ones).
+fn ids_intact(got: &[Vec<u8>]) -> Vec<(u8, u8)> {
+    let mut ids: Vec<(u8, u8)> = got
+        .iter()
+        .map(|m| {
+            let (p, s) = (m[0], m[1]);
+            assert_eq!(*m, msg(p, s, m.len()), "message {p}/{s} damaged");
+            (p, s)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// A leased consumer dies with message 0: right after its CAS of `read`
+/// (before it marks the record LEASED) or holding it. A survivor must give
+/// it back, not count it delivered (`lease_done_on_death`), and say so in
+/// the hint (`return_uncounted`), so that the live consumer receives it and
+/// message 1 (sent meanwhile), each exactly once; then message 2 needs
+/// their room (two granules each in a four-granule ring): the record given
+/// back was released, `head` moved past it.
+#[test]
+fn dead_leased_holder_message_goes_back_to_the_queue() {
+    for at in ["taken", "holding"] {
+        model(move || {
+            let r = Arc::new(LoomRing::new(256, 0));
+            let p = Producer::joined(&r, 3);
+            r.try_send(&p, &msg(3, 0, 100)).unwrap();
+            let r1 = r.clone();
+            thread::spawn(move || {
+                let c = Consumer::joined(&r1, 1);
+                if at == "holding" {
+                    let t = r1.try_take_leased_as(c).unwrap();
+                    std::mem::forget(t); // dies holding it
+                } else {
+                    die_at(at);
+                    let _ = r1.try_take_leased_as(c);
+                }
+                kill(1);
+            })
+            .join()
+            .unwrap();
+            let r2 = r.clone();
+            let other = thread::spawn(move || {
+                let c = Consumer::joined(&r2, 2);
+                ids_intact(&recv_recovering(&r2, c, 3))
+            });
+            for s in 1..3 {
+                send_recovering(&r, &p, &msg(3, s, 100));
+            }
+            assert_eq!(other.join().unwrap(), vec![(3, 0), (3, 1), (3, 2)]);
+        });
+    }
+}
+
+/// A live consumer leases message 0 and gives it back while another takes
+/// what is queued: two receivers then race for the record given back, and
+/// exactly one may win it (`return_taken_by_store` lets both). Each
+/// message arrives exactly once, and the room of every one comes back.
+#[test]
+fn a_message_given_back_is_taken_once() {
+    model(|| {
+        let r = Arc::new(LoomRing::new(256, 0));
+        let p = Producer::joined(&r, 3);
+        r.try_send(&p, &msg(3, 0, 8)).unwrap();
+        r.try_send(&p, &msg(3, 1, 8)).unwrap();
+        let r1 = r.clone();
+        let a = thread::spawn(move || {
+            let c = Consumer::joined(&r1, 1);
+            let t = r1.try_take_leased_as(c).unwrap();
+            assert!(r1.give_back(t));
+            ids_intact(&recv_recovering(&r1, c, 1))
+        });
+        let c = Consumer::joined(&r, 2);
+        let mut got = ids_intact(&recv_recovering(&r, c, 1));
+        got.extend(a.join().unwrap());
+        got.sort_unstable();
+        assert_eq!(got, vec![(3, 0), (3, 1)]);
+        assert_eq!(r.try_take_as(c).unwrap_err(), RecvError::Empty);
+        assert_eq!(r.len(), 0);
+        for s in 2..6 {
+            r.try_send(&p, &msg(3, s, 8)).unwrap(); // four granules: all the room
+        }
+    });
+}
+
+/// A leased consumer dies inside `ack` of a large message: its run is
+/// freed, its record not yet released. The ack settled the record first
+/// (LEASED -> TAKEN), so survivors count it delivered; giving it back
+/// (`ack_unsettled`) would hand the live consumer a reference to a freed
+/// run. The live consumer receives only the next large message, and the
+/// area ends empty.
+#[test]
+fn dead_leased_receiver_inside_ack_is_not_given_back() {
+    model_bounded(2, || {
+        let r = Arc::new(LoomRing::with_overflow(256, 0, UNITS, UNIT_GRANULES));
+        let p = Producer::joined(&r, 3);
+        r.try_send(&p, &msg(3, 0, LARGE)).unwrap();
+        let r1 = r.clone();
+        thread::spawn(move || {
+            let c = Consumer::joined(&r1, 1);
+            let t = r1.try_take_leased_as(c).unwrap();
+            die_at("ext_freed");
+            r1.ack_as(t, c);
+            kill(1);
+        })
+        .join()
+        .unwrap();
+        let c = Consumer::joined(&r, 2);
+        let r2 = r.clone();
+        let prod = thread::spawn(move || send_large(&r2, &p, &msg(3, 1, LARGE), None));
+        let got = recv_recovering(&r, c, 1);
+        check_exactly_once(check_fifo(&got), &[(3, 1)]);
+        prod.join().unwrap();
+        r.recover(Some(c));
+        assert_eq!(r.overflow_used(), 0, "the dead holder's run is swept");
+    });
+}

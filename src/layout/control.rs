@@ -87,6 +87,12 @@ pub(crate) struct Control {
     /// One blocked waiter at a time holds it and makes the liveness scan
     /// (recover, reap, disconnect) every slice; the others sleep longer.
     pub watch: CachePadded<AtomicU64>,
+    /// How many records in `[head, read)` are RETURNED (leased messages
+    /// given back, see `ring::returns`): a hint that makes a receiver look
+    /// behind `read` before it takes at `read`. It may count too many for a
+    /// while (a taker that died before its decrement), never too few for
+    /// long (a scan counts a RETURNED record the hint missed).
+    pub returned: CachePadded<AtomicU64>,
 }
 
 /// [`Control::seen`]: a potential sender (a sender or a queue handle) has

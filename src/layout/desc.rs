@@ -17,6 +17,13 @@ pub(crate) const ST_TAKEN: u64 = 4;
 /// A claim whose producer died before committing it: consumers skip it and
 /// count it as a message (it took a `seq`); `len` is its footprint in bytes.
 pub(crate) const ST_SKIP: u64 = 5;
+/// Taken by a leased receive of the receiver whose lane is `owner`: as
+/// TAKEN, except that a dead owner gives it back (RETURNED), not DONE.
+pub(crate) const ST_LEASED: u64 = 6;
+/// A leased message given back (by its holder, or for a dead one): behind
+/// `read`, taken again by a receiver's CAS; `owner` is the COMMITTED
+/// descriptor's (0, or `KIND_EXT`).
+pub(crate) const ST_RETURNED: u64 = 7;
 /// In a COMMITTED descriptor's `owner` field: the payload is an `ExtRef`
 /// to a message in the overflow area, not the message (0: it is).
 pub(crate) const KIND_EXT: u64 = 1;

@@ -9,7 +9,10 @@ use super::*;
 pub(crate) struct Lane {
     pub owner: AtomicU64,
     pub handoff: AtomicU64,
-    _unused2: AtomicU64,
+    /// The `intent` of a take that is leased (the same word), while it is
+    /// noted: a survivor of its death gives the record back (RETURNED)
+    /// instead of counting it delivered (DONE).
+    pub leasing: AtomicU64,
     pub intent: AtomicU64,
     pub need: AtomicU64,
     pub moving: AtomicU64,
@@ -25,7 +28,7 @@ impl Lane {
         Lane {
             owner: z(),
             handoff: z(),
-            _unused2: z(),
+            leasing: z(),
             intent: z(),
             need: z(),
             moving: z(),

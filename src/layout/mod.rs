@@ -25,6 +25,8 @@
 //! +--------------------------------------------------------------------+  1024
 //! | watch     u64 {watcher lane + 1:16 | last scan ms:48}              |
 //! +--------------------------------------------------------------------+  1152
+//! | returned  u64 (leased messages given back, a hint for receivers)   |
+//! +--------------------------------------------------------------------+  1280
 //! | zero                                                               |
 //! +--------------------------------------------------------------------+  4096 = lanes_off
 //! | lanes: 256 x 64 bytes, one per live Sender/Receiver handle (below) |
@@ -79,9 +81,12 @@
 //! record that starts there lies in `[head, tail)`; the reclaimer zeroes it
 //! before it moves `head` past the record. Payload bytes never overlap
 //! descriptors, so user data can never be mistaken for a header. `owner` is
-//! the lane of the receiver holding a `TAKEN` record; in a `COMMITTED`
-//! one it is the record's kind: 0, the message itself, or `KIND_EXT`, an
-//! `ExtRef` to a message in the overflow area.
+//! the lane of the receiver holding a `TAKEN` or `LEASED` record; in a
+//! `COMMITTED` or `RETURNED` one it is the record's kind: 0, the message
+//! itself, or `KIND_EXT`, an `ExtRef` to a message in the overflow area.
+//! States: 0 EMPTY, 1 COMMITTED, 2 PADDING, 3 DONE, 4 TAKEN, 5 SKIP,
+//! 6 LEASED (taken by a leased receive), 7 RETURNED (given back, behind
+//! `read`, to be taken again; `ring::returns`).
 //!
 //! ## Lanes
 //!
@@ -91,7 +96,8 @@
 //!                  taken again never reads as the same owner)
 //! +8  handoff u64  1: taken by a spawned child before its `exec`, to be
 //!                  given up when it attaches (`Queue::inherit_into`)
-//! +16 -       u64  unused (zero)
+//! +16 leasing u64  receiver: the `intent` again while the take it notes
+//!                  is leased (a survivor gives the record back), else stale
 //! +24 intent  u64  0, or the `tail` (sender) / `read` (receiver) word it is
 //!                  about to CAS, | 1, until the claim is committed / the take
 //!                  marked TAKEN

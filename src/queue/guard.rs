@@ -32,8 +32,8 @@ pub struct RecvGuard<'a> {
 }
 
 /// Where taken records go back to, and who may give them back.
-struct Held<'a> {
-    ring: &'a Ring,
+pub(super) struct Held<'a> {
+    pub(super) ring: &'a Ring,
     /// The receiving handle's place: the lanes a release leases from.
     end: &'a Endpoint,
     /// The fork generation that took the records: only it releases.
@@ -42,7 +42,7 @@ struct Held<'a> {
 }
 
 impl<'a> Held<'a> {
-    fn new(end: &'a Endpoint) -> Self {
+    pub(super) fn new(end: &'a Endpoint) -> Self {
         Held {
             ring: end.ring(),
             end,
@@ -54,7 +54,7 @@ impl<'a> Held<'a> {
     /// Whether the records are this process's to release (a forked child's
     /// inherited copy is not).
     #[inline]
-    fn here(&self) -> bool {
+    pub(super) fn here(&self) -> bool {
         self.gen == proc::fork_gen()
     }
 
@@ -62,7 +62,7 @@ impl<'a> Held<'a> {
     /// by one of its lanes, which it keeps while the receiving handle
     /// lives, so there is one to wait for.
     #[inline]
-    fn with_lane(&self, f: impl FnOnce(u16)) {
+    pub(super) fn with_lane(&self, f: impl FnOnce(u16)) {
         let lane = Cell::new(NO_LANE);
         match self.end.enter(&lane) {
             Ok(_in) => f(lane.get()),
@@ -86,7 +86,7 @@ impl<'a> RecvGuard<'a> {
 /// Makes a guard `!Send` (its release uses the receiving handle, which only
 /// that handle's thread may) and leaves it `Sync` (reading the bytes from
 /// several threads is fine).
-type NotSend = PhantomData<std::sync::MutexGuard<'static, ()>>;
+pub(super) type NotSend = PhantomData<std::sync::MutexGuard<'static, ()>>;
 
 impl std::ops::Deref for RecvGuard<'_> {
     type Target = [u8];

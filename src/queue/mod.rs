@@ -6,11 +6,13 @@
 pub(crate) mod endpoint;
 mod guard;
 mod handoff;
+mod leased;
 mod receiver;
 mod sender;
 
 pub use guard::{Batch, RecvGuard};
 pub(crate) use handoff::{adopt_handoff, inherit_handles, segment_from_env};
+pub use leased::Leased;
 pub use receiver::Receiver;
 pub(crate) use sender::batch_loop;
 pub use sender::Sender;

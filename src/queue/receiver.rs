@@ -145,6 +145,46 @@ impl Receiver {
         self.recv_until(Instant::now().checked_add(timeout))
     }
 
+    /// Receives the next message on lease, waiting while the queue is
+    /// empty: it goes back to the queue unless [`Leased::ack`] is called,
+    /// also if this process dies holding it (see [`Leased`]).
+    ///
+    /// # Errors
+    /// As [`Receiver::recv`].
+    pub fn recv_leased(&self) -> Result<Leased<'_>, RecvError> {
+        self.recv_leased_until(None)
+    }
+
+    /// [`Receiver::recv_leased`], waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvError::Timeout`], then as [`Receiver::recv`].
+    pub fn recv_leased_timeout(&self, timeout: Duration) -> Result<Leased<'_>, RecvError> {
+        self.recv_leased_until(Instant::now().checked_add(timeout))
+    }
+
+    /// [`Receiver::recv_leased`] if a message is ready now.
+    ///
+    /// # Errors
+    /// As [`Receiver::try_recv`].
+    pub fn try_recv_leased(&self) -> Result<Leased<'_>, RecvError> {
+        let _in = self.enter()?;
+        let c = self.end.ring().try_recv_leased(self.lane.get())?;
+        Ok(Leased::new(&self.end, c))
+    }
+
+    fn recv_leased_until(&self, deadline: Option<Instant>) -> Result<Leased<'_>, RecvError> {
+        match self.try_recv_leased() {
+            Err(RecvError::Empty) => {}
+            r => return r,
+        }
+        let lease = self.lease()?;
+        self.end
+            .ring()
+            .recv_empty_leased(deadline, &self.wait, &lease)
+            .map(|c| Leased::new(&self.end, c))
+    }
+
     /// Waits at most `timeout` until a message is ready, without taking it
     /// (Python's `Connection.poll`): `Ok(true)` when one is, `Ok(false)`
     /// when the time ran out. A `true` is a hint when several receivers

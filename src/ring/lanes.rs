@@ -265,6 +265,7 @@ impl Ring {
         }
         // Relaxed: published by our first claim or take (Release).
         l.intent.store(0, Ordering::Relaxed);
+        l.leasing.store(0, Ordering::Relaxed);
         l.moving.store(0, Ordering::Relaxed);
         l.handoff
             .store(matches!(holder, Holder::Fd(_)) as u64, Ordering::Relaxed);
@@ -313,6 +314,7 @@ impl Ring {
     pub(super) fn free_lane(&self, l: &Lane, owner: u64) {
         // Relaxed: published by the Release store of `owner` below.
         l.intent.store(0, Ordering::Relaxed);
+        l.leasing.store(0, Ordering::Relaxed);
         l.moving.store(0, Ordering::Relaxed);
         l.handoff.store(0, Ordering::Relaxed);
         // SYNC: pairs with the Acquire CAS in `join`.
@@ -450,7 +452,10 @@ impl Ring {
                 let p = pos_add(head, k);
                 // Acquire: as above.
                 let d = Desc::unpack(self.desc(p).load(Ordering::Acquire));
-                if d.state == ST_TAKEN && d.owner == i as u64 && d.tag == tag_of(p, self.shift) {
+                if matches!(d.state, ST_TAKEN | ST_LEASED)
+                    && d.owner == i as u64
+                    && d.tag == tag_of(p, self.shift)
+                {
                     return false;
                 }
             }

@@ -146,6 +146,35 @@ impl Ring {
         }
     }
 
+    /// The kind (0, or `KIND_EXT`) of the record of `len` bytes at `p`
+    /// whose descriptor no longer says it (LEASED: its owner is the
+    /// holder's lane): `KIND_EXT` exactly when it is an `ExtRef` to a run
+    /// linked to this very record, which a message of the same bytes never
+    /// is (a run is linked to one position of one lap). A leased record's
+    /// run is freed only after its holder settled it (`settle`), so a
+    /// record given back still has its run.
+    pub(super) fn kind_of(&self, p: u64, len: u32) -> u64 {
+        let Some(area) = &self.overflow else {
+            return 0;
+        };
+        if len as usize != EXT_REF_LEN {
+            return 0;
+        }
+        let record = Claim {
+            pos: p,
+            len: EXT_REF_LEN,
+            desc: 0,
+        };
+        let linked = UnitOwner::Linked {
+            ring: self.index,
+            pos: p,
+        };
+        match self.ext_ref(&record) {
+            Some(r) if area.linked_to(r.first, linked.pack()) => KIND_EXT,
+            _ => 0,
+        }
+    }
+
     /// The reference in a held `KIND_EXT` record, if it names a run of
     /// this segment's overflow area (it is read from shared memory each
     /// time, and checked each time: a peer may have changed it).

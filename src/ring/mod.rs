@@ -55,6 +55,7 @@ mod overflow;
 mod recover;
 mod recv;
 mod release;
+mod returns;
 mod send;
 mod wait;
 
@@ -461,6 +462,7 @@ impl Control {
             epoch: CachePadded::new(AtomicU64::new(0)),
             seen: CachePadded::new(AtomicU64::new(0)),
             watch: CachePadded::new(AtomicU64::new(0)),
+            returned: CachePadded::new(AtomicU64::new(0)),
         }
     }
 }

@@ -349,6 +349,14 @@ impl Overflow {
         }
     }
 
+    /// Whether the unit at `first` (a checked `ExtRef`'s) is owned as
+    /// `linked`, the record that refers to it.
+    pub(crate) fn linked_to(&self, first: u64, linked: u64) -> bool {
+        // Acquire: as new as the record's descriptor we acquired (the link
+        // was made before its commit).
+        first < self.units && self.state(first).load(Ordering::Acquire) == linked
+    }
+
     /// Hands the run at `first` from its sender (`held`) to the record it
     /// is about to commit (`linked`).
     pub(crate) fn link(&self, first: u64, len: usize, held: u64, linked: u64) {

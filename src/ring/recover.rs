@@ -36,6 +36,15 @@ const SCAN_MS: u64 = SLEEP_SLICE.as_millis() as u64;
 const TAKEOVER_MS: u64 = 2 * SCAN_MS;
 const MS_MASK: u64 = (1 << 48) - 1;
 
+/// Who noted the take of a record `read` passed and nobody marked.
+#[derive(Clone, Copy)]
+enum Noted {
+    /// No lane: not a take we can judge.
+    Nobody,
+    /// Dead lanes only; `leased` if one of them took it leased.
+    Dead { leased: bool },
+}
+
 /// What a lane says about the claim stuck at `read` (see
 /// [`Ring::claim_note`]).
 enum ClaimNote {
@@ -120,6 +129,7 @@ impl Ring {
     /// Returns whether anything moved.
     pub(crate) fn recover(&self, lane: u16) -> bool {
         let mut any = self.recover_read();
+        any |= self.return_dead_leases();
         for _ in 0..LANES {
             if !self.recover_head(lane) {
                 break;
@@ -274,12 +284,18 @@ impl Ring {
             // Released; its releaser died before moving `head` (or is about
             // to): moving it is idempotent under `advance`'s CAS.
             ST_DONE => false,
-            ST_TAKEN if self.holder_alive(d.owner as usize) => return false,
+            ST_TAKEN | ST_LEASED if self.holder_alive(d.owner as usize) => return false,
             ST_TAKEN => true,
+            // A leased message whose holder died goes back to the queue.
+            ST_LEASED => return self.return_record(h, w),
             // Taken (`read` is past it) but not marked TAKEN: the taker is
             // between its CAS and its mark (or its release of a padding).
             ST_COMMITTED | ST_PADDING | ST_SKIP => match self.take_note(h) {
-                Some(noted) => noted,
+                Some(Noted::Dead { leased: true }) if d.state == ST_COMMITTED => {
+                    return self.return_record(h, w)
+                }
+                Some(Noted::Dead { .. }) => true,
+                Some(Noted::Nobody) => false,
                 None => return false,
             },
             _ => return false,
@@ -360,9 +376,9 @@ impl Ring {
 
     /// For a record at `head` that `read` has passed but nobody marked
     /// TAKEN: `None` if a live receiver notes the take (wait), else whether
-    /// a dead one does.
-    fn take_note(&self, h: u64) -> Option<bool> {
-        let mut noted = false;
+    /// a dead one does, and whether its take was leased.
+    fn take_note(&self, h: u64) -> Option<Noted> {
+        let mut noted = Noted::Nobody;
         for (i, l) in self.lanes() {
             // Acquire: a taker notes its take before its Release CAS of
             // `read`, which our caller acquired.
@@ -377,7 +393,17 @@ impl Ring {
             if self.note_live(i, owner, &l.intent, intent) {
                 return None;
             }
-            noted = true;
+            // Relaxed: written before the intent, which we acquired.
+            let leased = l.leasing.load(Ordering::Relaxed) == intent;
+            noted = match noted {
+                // Several dead lanes may note it (losers of the CAS); a
+                // leased one among them may be the winner: give it back,
+                // the safe side (delivered again, never lost).
+                Noted::Dead { leased: was } => Noted::Dead {
+                    leased: was || leased,
+                },
+                Noted::Nobody => Noted::Dead { leased },
+            };
         }
         Some(noted)
     }
@@ -418,6 +444,10 @@ impl Ring {
             if d.state == ST_TAKEN && !self.holder_alive(d.owner as usize) {
                 // Fails if anything changed.
                 self.mark_done(p, w);
+            }
+            if d.state == ST_LEASED && !self.holder_alive(d.owner as usize) {
+                // Fails if anything changed.
+                self.return_record(p, w);
             }
             let fp = footprint(d.len as usize).min(left);
             p = pos_add(p, fp);

@@ -7,17 +7,46 @@ impl Ring {
     /// Takes the next committed record, or fails at once.
     #[inline]
     pub(crate) fn try_recv(&self, lane: u16) -> Result<Claim, RecvError> {
-        self.try_recv_inner(true, lane)
+        self.try_recv_inner(true, lane, ST_TAKEN)
+    }
+
+    /// `try_recv`, leased: the record is marked LEASED by `lane`, and goes
+    /// back to the queue (RETURNED) if its holder dies or gives it back
+    /// (see `returns`). Needs a lane (else `TooManyHandles`).
+    ///
+    /// The lane's `leasing` note is left as it is after the take: it only
+    /// counts while it equals a set `intent`, and a stale one that a later
+    /// plain take's intent matches (same lane, same `read`, nothing taken
+    /// in between) only makes a survivor give back, rather than count
+    /// delivered, a message whose taker died before it was handed out.
+    pub(crate) fn try_recv_leased(&self, lane_idx: u16) -> Result<Claim, RecvError> {
+        if self.lane_opt(lane_idx).is_none() {
+            return Err(RecvError::TooManyHandles);
+        }
+        self.try_recv_inner(true, lane_idx, ST_LEASED)
     }
 
     /// `try_recv` without waking a sender waiting for `maxsize`: the caller
     /// owes a [`Ring::wake_senders`] (see [`Ring::take_ready`]).
     #[inline]
     pub(crate) fn try_recv_quiet(&self, lane: u16) -> Result<Claim, RecvError> {
-        self.try_recv_inner(false, lane)
+        self.try_recv_inner(false, lane, ST_TAKEN)
     }
 
-    pub(super) fn try_recv_inner(&self, wake: bool, lane_idx: u16) -> Result<Claim, RecvError> {
+    /// A take that marks the record `held` (TAKEN, or LEASED).
+    pub(super) fn try_recv_inner(
+        &self,
+        wake: bool,
+        lane_idx: u16,
+        held: u64,
+    ) -> Result<Claim, RecvError> {
+        // Relaxed: a hint (see `Control::returned`); the walk that follows
+        // when it is non-zero loads it again with Acquire.
+        if self.ctrl().returned.load(Ordering::Relaxed) != 0 {
+            if let Some(got) = self.take_returned(lane_idx, held) {
+                return got;
+            }
+        }
         let lane = self.lane_opt(lane_idx);
         // Whether our lane notes a take; an empty poll then writes nothing.
         let mut noted = None;
@@ -47,6 +76,11 @@ impl Ring {
                 }
             };
             if let Some(l) = lane {
+                if held == ST_LEASED && mutant!("lease_unnoted", true, false) {
+                    // Relaxed: published with the intent, by the Release
+                    // CAS of `read` below.
+                    l.leasing.store(r | INTENT_SET, Ordering::Relaxed);
+                }
                 self.note_take(l, r);
                 noted = Some(l);
             }
@@ -69,7 +103,7 @@ impl Ring {
             );
             match took {
                 Ok(_) if Desc::unpack(w).state == ST_COMMITTED => {
-                    return self.hold(c, next, w, lane_idx, wake);
+                    return self.hold(c, next, w, lane_idx, wake, held);
                 }
                 Ok(_) => {
                     self.pass(c, next, w, lane_idx)?;
@@ -146,7 +180,8 @@ impl Ring {
     }
 
     /// We took the message `w` at `c` (moving `read` to `next`): mark it
-    /// TAKEN by our lane, clear our note, and hand it out.
+    /// `held` (TAKEN, or LEASED) by our lane, clear our note, and hand it
+    /// out.
     #[inline]
     fn hold(
         &self,
@@ -155,13 +190,14 @@ impl Ring {
         w: u64,
         lane_idx: u16,
         wake: bool,
+        held: u64,
     ) -> Result<Claim, RecvError> {
         death_point!("taken", Err(RecvError::Empty));
         let d = Desc::unpack(w);
         if let Some(l) = self.lane_opt(lane_idx) {
             let held = Desc {
                 owner: lane_idx as u64,
-                state: ST_TAKEN,
+                state: held,
                 ..d
             };
             // SYNC: Release, though survivors read the owner only after
@@ -239,11 +275,30 @@ impl Ring {
         self.block_receiver(deadline, wait, lanes, attempt)
     }
 
+    /// [`Ring::recv_empty`] for a leased receive.
+    pub(crate) fn recv_empty_leased(
+        &self,
+        deadline: Option<Instant>,
+        wait: &Backoff,
+        lanes: &impl Relet,
+    ) -> Result<Claim, RecvError> {
+        let attempt = || match self.try_recv_leased(lanes.lane()) {
+            Err(RecvError::Empty) => None,
+            r => Some(r),
+        };
+        self.block_receiver(deadline, wait, lanes, attempt)
+    }
+
     /// Whether a record is ready at `read`, without taking it: `Ok(true)`
     /// (a take would find it, unless another consumer takes it first, or it
     /// is padding before a record not yet committed), `Ok(false)` (empty),
     /// or `Closed` once the ring is closed and drained.
     pub(crate) fn peek(&self) -> Result<bool, RecvError> {
+        // Relaxed: a hint, as in `try_recv_inner`: a message given back
+        // waits behind `read`.
+        if self.ctrl().returned.load(Ordering::Relaxed) != 0 {
+            return Ok(true);
+        }
         // Relaxed: as in `try_recv_inner` (a ticket to look at).
         let mut r = self.ctrl().read.load(Ordering::Relaxed);
         loop {
@@ -324,6 +379,7 @@ impl Ring {
         // with the orderings it needs.
         let c = Cursor::unpack(self.ctrl().read.load(Ordering::Relaxed));
         self.desc(c.pos).load(Ordering::Relaxed) != 0
+            || self.ctrl().returned.load(Ordering::Relaxed) != 0
     }
 
     /// The payload of a taken record, in place.

@@ -7,6 +7,7 @@ impl Ring {
     /// Gives a taken record's space back.
     pub(crate) fn release(&self, claim: Claim, lane: u16) {
         self.free_ext(&claim);
+        death_point!("ext_freed", ());
         self.release_at(claim.pos, claim.desc, true, lane);
     }
 
