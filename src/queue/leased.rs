@@ -58,6 +58,28 @@ impl<'a> Leased<'a> {
         }
     }
 
+    /// The message's place in the queue: the same each time the message
+    /// is leased again after being put back, different for every other
+    /// message of this queue within 2^38 granules (16 TiB) of traffic. A
+    /// forwarder makes it the message's idempotency key downstream
+    /// (`shmq-bridge` uses it as JetStream's `Nats-Msg-Id`).
+    ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// q.sender().send(b"a")?;
+    /// q.sender().send(b"b")?;
+    /// let rx = q.receiver();
+    /// let (a, b) = (rx.recv_leased()?, rx.recv_leased()?);
+    /// assert_ne!(a.id(), b.id());
+    /// let id = a.id();
+    /// drop(a);
+    /// assert_eq!(rx.recv_leased()?.id(), id);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.claim.as_ref().map_or(0, |c| c.pos)
+    }
+
     /// The message is done: its room is given back and nobody receives it
     /// again.
     pub fn ack(mut self) {

@@ -185,6 +185,23 @@ impl Receiver {
             .map(|c| Leased::new(&self.end, c))
     }
 
+    /// Recovers now what dead processes left half done on this queue, as
+    /// a blocked receive's liveness scan does within about 100 ms: above
+    /// all, gives back the messages they held on lease. Returns whether
+    /// anything was recovered.
+    ///
+    /// A forwarder that takes over from one that died calls it before its
+    /// first leased receive, so that the messages its predecessor held go
+    /// out before any later one (a message given back is received next;
+    /// `shmq-bridge out` does this to keep each producer's order).
+    ///
+    /// # Errors
+    /// [`RecvError::TooManyHandles`] if the handle has no lane.
+    pub fn recover_now(&self) -> Result<bool, RecvError> {
+        let _in = self.enter()?;
+        Ok(self.end.ring().recover(self.lane.get()))
+    }
+
     /// Waits at most `timeout` until a message is ready, without taking it
     /// (Python's `Connection.poll`): `Ok(true)` when one is, `Ok(false)`
     /// when the time ran out. A `true` is a hint when several receivers
