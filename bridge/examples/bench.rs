@@ -44,8 +44,14 @@ fn bridged(url: &str, size: usize, n: usize, tag: &str, dir: &std::path::Path) {
     let _ = Queue::unlink(&na);
     let _ = Queue::unlink(&nb);
     let cap = (4 << 20).max(4 * size);
-    let a = Queue::builder().capacity_bytes(cap).create_named(&na).unwrap();
-    let b = Queue::builder().capacity_bytes(cap).create_named(&nb).unwrap();
+    let a = Queue::builder()
+        .capacity_bytes(cap)
+        .create_named(&na)
+        .unwrap();
+    let b = Queue::builder()
+        .capacity_bytes(cap)
+        .create_named(&nb)
+        .unwrap();
     let link = Link {
         server: url.into(),
         stream: format!("bench_bridged_{tag}"),
@@ -179,7 +185,10 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let url = format!("nats://127.0.0.1:{port}");
-    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     for (size, n) in [(64, 100_000), (65536, 5_000)] {
         for r in 0..rounds {
             // Interleaved, so that the machine's noise falls on both.

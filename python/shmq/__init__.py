@@ -239,12 +239,30 @@ class Queue:
         capacity_bytes: int | None = None,
         overflow_bytes: int | None = None,
         max_bytes: int | None = None,
+        name: str | None = None,
         ctx=None,
     ):
         if maxsize < 0:
             maxsize = 0
-        self._ch = _Channel.queue(maxsize, capacity_bytes, overflow_bytes, max_bytes)
+        self._ch = _Channel.queue(maxsize, capacity_bytes, overflow_bytes, max_bytes, name)
         self._maxsize, self._closed = maxsize, False
+
+    @staticmethod
+    def open(name: str) -> "Queue":
+        """Opens the named queue ``name``, made by another program (Rust's
+        ``Queue::builder().create_named``, or ``Queue(name=...)``): for
+        unrelated processes, and for ``shmq-bridge``, which carries a
+        named queue between hosts (docs/DISTRIBUTED.md)."""
+        q = Queue.__new__(Queue)
+        q._ch = _Channel.open_queue(name)
+        q._maxsize, q._closed = q._ch.maxsize or 0, False
+        return q
+
+    @staticmethod
+    def unlink(name: str) -> None:
+        """Removes a named queue's name (``/dev/shm/<name>``); processes
+        that have it open keep it until they close it."""
+        _Channel.unlink_queue(name)
 
     def _setstate(self, state):
         self._maxsize, self._closed = state[0], False

@@ -17,7 +17,11 @@ pyo3::create_exception!(
 pub(crate) const EMFILE: i32 = 24;
 
 pub(crate) fn open_err(e: OpenError) -> PyErr {
-    PyOSError::new_err(chain(&e))
+    match e {
+        OpenError::AlreadyExists(_) => pyo3::exceptions::PyFileExistsError::new_err(chain(&e)),
+        OpenError::NotFound(_) => pyo3::exceptions::PyFileNotFoundError::new_err(chain(&e)),
+        e => PyOSError::new_err(chain(&e)),
+    }
 }
 
 /// An error and its causes, `"a: b: c"` (a Rust error says only itself in

@@ -623,3 +623,29 @@ def test_readiness_not_left_marked_by_a_watcher_that_looked_before_a_receive():
         assert select.select([ready.fileno()], [], [], 0)[0] == []
     finally:
         ready.stop()
+
+
+def _put_to_named(name):
+    q = shmq.Queue.open(name)
+    q.put({"from": os.getpid(), "big": b"x" * (3 << 20)})
+
+
+def test_named_queue_opened_by_name_in_another_process():
+    # What shmq-bridge attaches to (docs/DISTRIBUTED.md): a queue that an
+    # unrelated process opens by its name, large items included.
+    name = f"shmq-pytest-named-{os.getpid()}"
+    q = shmq.Queue(name=name)
+    try:
+        assert os.path.exists(f"/dev/shm/{name}")
+        p = multiprocessing.get_context("spawn").Process(target=_put_to_named, args=(name,))
+        p.start()
+        got = q.get(timeout=30)
+        p.join(30)
+        assert got["from"] == p.pid and got["big"] == b"x" * (3 << 20)
+        with pytest.raises(FileExistsError):
+            shmq.Queue(name=name)
+    finally:
+        shmq.Queue.unlink(name)
+    assert not os.path.exists(f"/dev/shm/{name}")
+    with pytest.raises(FileNotFoundError):
+        shmq.Queue.open(name)

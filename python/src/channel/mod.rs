@@ -165,13 +165,16 @@ impl Channel {
     /// 1 MiB) in an overflow area of `overflow_bytes` (None: the machine's
     /// memory, up to 64 GiB). With `overflow_bytes` 0 there is no overflow
     /// area: the queue is its ring, bounded by its bytes.
+    /// With a `name`, a named queue (POSIX shm, `/dev/shm/<name>`) that
+    /// other programs open by it, and that stays until unlinked.
     #[staticmethod]
-    #[pyo3(signature = (maxsize=0, capacity_bytes=None, overflow_bytes=None, max_bytes=None))]
+    #[pyo3(signature = (maxsize=0, capacity_bytes=None, overflow_bytes=None, max_bytes=None, name=None))]
     pub(crate) fn queue(
         maxsize: usize,
         capacity_bytes: Option<usize>,
         overflow_bytes: Option<u64>,
         max_bytes: Option<u64>,
+        name: Option<&str>,
     ) -> PyResult<Self> {
         let mut b = builder(capacity_bytes, overflow_bytes);
         if maxsize > 0 {
@@ -182,7 +185,26 @@ impl Channel {
             (_, Some(n)) => b.max_bytes(n),
             (_, None) => b.unbounded(),
         };
-        Ok(Channel::new(Anchor::Queue(b.create().map_err(open_err)?)))
+        let q = match name {
+            Some(n) => b.create_named(n),
+            None => b.create(),
+        };
+        Ok(Channel::new(Anchor::Queue(q.map_err(open_err)?)))
+    }
+
+    /// Opens the named queue `name` (made by any program, Rust or Python).
+    #[staticmethod]
+    pub(crate) fn open_queue(name: &str) -> PyResult<Self> {
+        Ok(Channel::new(Anchor::Queue(
+            Queue::open(name).map_err(open_err)?,
+        )))
+    }
+
+    /// Removes the name of a named queue (its users keep it until they
+    /// close it).
+    #[staticmethod]
+    pub(crate) fn unlink_queue(name: &str) -> PyResult<()> {
+        Queue::unlink(name).map_err(open_err)
     }
 
     /// A new anonymous pipe: its two ends (`duplex` false: reader, writer).
