@@ -195,6 +195,13 @@ impl Receiver {
     /// out before any later one (a message given back is received next;
     /// `shmq-bridge out` does this to keep each producer's order).
     ///
+    /// ```
+    /// let q = shmq::Queue::builder().create()?;
+    /// // Nothing died here: nothing to recover.
+    /// assert!(!q.receiver().recover_now()?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`RecvError::TooManyHandles`] if the handle has no lane.
     pub fn recover_now(&self) -> Result<bool, RecvError> {
